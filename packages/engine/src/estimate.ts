@@ -1,0 +1,32 @@
+import type { TemplateInfo } from "./catalog.ts";
+import { parseScriptedConfig, SCRIPTED_TEMPLATE_ID } from "./run-config.ts";
+
+/** Base rate for description-only jobs, per entity per timepoint: $0.0025. */
+export const DESCRIPTION_RATE_MICROS = 2_500;
+
+export const usdToMicros = (usd: number): number => Math.round(usd * 1_000_000);
+
+/**
+ * A job's cost estimate before it runs, in micro-dollars.
+ *
+ * Template jobs: the catalog estimate scaled linearly by entities and by
+ * timepoints relative to the template's defaults:
+ *   estimate = catalog_cost × (entities / default_entities) × (timepoints / default_timepoints)
+ * Description-only jobs: DESCRIPTION_RATE_MICROS × entities × timepoints.
+ * `test/scripted`: `estimate_usd` when given, else steps × cost_usd_per_step.
+ */
+export function estimateCostMicros(
+  template: TemplateInfo | null,
+  entityCount: number,
+  timepointCount: number,
+  config: unknown,
+): number {
+  if (template?.template_id === SCRIPTED_TEMPLATE_ID) {
+    const cfg = parseScriptedConfig(config);
+    return usdToMicros(cfg.estimate_usd ?? cfg.steps * cfg.cost_usd_per_step);
+  }
+  if (!template) return DESCRIPTION_RATE_MICROS * entityCount * timepointCount;
+  const scale =
+    (entityCount / template.default_entity_count) * (timepointCount / template.default_timepoint_count);
+  return Math.max(1, Math.round(template.estimatedCostMicros * scale));
+}

@@ -1,0 +1,22 @@
+// Prisma CLI configuration. The CLI runs fully offline: no engine binaries are
+// downloaded. It uses the WASM schema engine through a driver adapter; the
+// adapter instance comes from @prisma/adapter-pg 7.x (installed under the npm
+// alias `prisma-adapter-pg-cli`) because the 6.19 adapter cannot map Postgres'
+// `name` column type during introspection (prisma/orm#27403).
+import path from "node:path";
+import { defineConfig } from "prisma/config";
+import { PrismaPg } from "prisma-adapter-pg-cli";
+
+const DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/simbatch";
+// schema.prisma reads env("DATABASE_URL"); give it the same default as the apps.
+process.env.DATABASE_URL ??= DEFAULT_DATABASE_URL;
+
+export default defineConfig({
+  experimental: { adapter: true },
+  engine: "js",
+  schema: path.join("prisma", "schema.prisma"),
+  migrations: { path: path.join("prisma", "migrations") },
+  async adapter() {
+    return new PrismaPg({ connectionString: process.env.DATABASE_URL });
+  },
+});
