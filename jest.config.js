@@ -1,0 +1,12 @@
+/** One Jest run over every workspace: unit (*.test.ts) and integration/e2e (*.int.test.ts). */
+const swc = ["@swc/jest", { jsc: { parser: { syntax: "typescript" }, target: "es2022" }, module: { type: "commonjs" } }];
+
+module.exports = {
+  testEnvironment: "node",
+  transform: { "^.+\\.ts$": swc },
+  testMatch: ["<rootDir>/{apps,packages}/*/test/**/*.test.ts"],
+  globalSetup: "<rootDir>/packages/testing/src/global-setup.ts",
+  globalTeardown: "<rootDir>/packages/testing/src/global-teardown.ts",
+  maxWorkers: 2,
+  testTimeout: 60_000,
+};
