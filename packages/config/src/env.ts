@@ -1,0 +1,81 @@
+import { z } from "zod";
+
+const bool = z
+  .enum(["1", "0", "true", "false", "yes", "no", "on", "off"])
+  .transform((v) => ["1", "true", "yes", "on"].includes(v));
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.string().regex(/^-?\d+$/, "must be an integer").transform(Number).pipe(z.number().int().min(min).max(max));
+
+export const TIERS = ["free", "basic", "pro", "enterprise"] as const;
+export type Tier = (typeof TIERS)[number];
+
+/** Env keys every role reads. */
+export const CommonEnvSchema = z.object({
+  DATABASE_URL: z.string().url().default("postgresql://postgres@127.0.0.1:5432/simbatch"),
+  REDIS_URL: z.string().url().default("redis://127.0.0.1:6379"),
+  /** Prefix of every Redis key and BullMQ queue; tests give each file its own. */
+  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default("simbatch"),
+  LOG_LEVEL: z.enum(["error", "warn", "info", "http", "verbose", "debug", "silly"]).default("info"),
+  SIMBATCH_TEST_TEMPLATES: bool.default(false),
+  /** Seconds a role may take to drain on SIGTERM before it exits anyway. */
+  SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(10_000),
+});
+
+export const ApiEnvSchema = CommonEnvSchema.extend({
+  PORT: int(0, 65535).default(8080),
+  ADMIN_TOKEN: z.string().min(8).optional(),
+  MAX_BODY_BYTES: int(1024).default(2 * 1024 * 1024),
+  RATE_LIMIT_ENABLED: bool.default(true),
+});
+
+export const WorkerEnvSchema = CommonEnvSchema.extend({
+  WORKER_CONCURRENCY: int(1, 1000).default(4),
+  /** Pause per engine step standing in for model latency. */
+  SIM_STEP_MS: int(0, 600_000).default(300),
+  ENGINE: z.enum(["builtin", "openai"]).default("builtin"),
+  OPENAI_BASE_URL: z.string().url().default("https://api.openai.com/v1"),
+  OPENAI_API_KEY: z.string().optional(),
+  OPENAI_MODEL: z.string().default("gpt-4o-mini"),
+  /** BullMQ lock duration: a crashed worker's job is retried after about this long. */
+  JOB_LOCK_MS: int(1000).default(30_000),
+});
+
+export const ReconcilerEnvSchema = CommonEnvSchema.extend({
+  SWEEP_INTERVAL_MS: int(100).default(15_000),
+});
+
+export type CommonEnv = z.infer<typeof CommonEnvSchema>;
+export type ApiEnv = z.infer<typeof ApiEnvSchema>;
+export type WorkerEnv = z.infer<typeof WorkerEnvSchema>;
+export type ReconcilerEnv = z.infer<typeof ReconcilerEnvSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly keys: string[], message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/**
+ * Parses env once at boot. Empty strings count as unset. Errors name the keys
+ * and the rule, never the values (they may be secrets).
+ */
+export function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.infer<S> {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = schema.safeParse(cleaned);
+  if (parsed.success) return parsed.data;
+  const keys = [...new Set(parsed.error.issues.map((i) => String(i.path[0] ?? "?")))];
+  const detail = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+  throw new ConfigError(keys, `invalid environment: ${detail}`);
+}
+
+/** Boot helper: parse or print the bad keys and exit 1 at once. */
+export function loadEnvOrExit<S extends z.ZodType>(schema: S, role: string): z.infer<S> {
+  try {
+    return parseEnv(schema, process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${JSON.stringify({ level: "error", message: `${role}: ${err.message}`, keys: err.keys })}\n`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,25 @@
+import { z } from "zod";
+
+/**
+ * Job lifecycle events, appended by workers to a Redis Stream and applied by
+ * reconcilers. Every event names its attempt, so a stale attempt's event (a
+ * crashed worker's) never overwrites the current one.
+ */
+const base = {
+  jobId: z.string(),
+  attempt: z.number().int().min(1),
+  at: z.string(),
+  requestId: z.string().nullable(),
+  costMicros: z.number().int().min(0),
+  tokens: z.number().int().min(0),
+};
+
+export const JobEventSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("started"), ...base }),
+  z.object({ type: z.literal("progress"), ...base, progress: z.number().min(0).max(100), step: z.string().nullable() }),
+  z.object({ type: z.literal("completed"), ...base }),
+  z.object({ type: z.literal("failed"), ...base, errorMessage: z.string() }),
+  z.object({ type: z.literal("cancelled"), ...base }),
+]);
+export type JobEvent = z.infer<typeof JobEventSchema>;
+export type JobEventType = JobEvent["type"];

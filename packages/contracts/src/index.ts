@@ -1,0 +1,5 @@
+export * from "./ids.ts";
+export * from "./period.ts";
+export * from "./queue.ts";
+export * from "./events.ts";
+export * from "./requests.ts";

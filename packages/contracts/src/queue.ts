@@ -1,0 +1,25 @@
+import { z } from "zod";
+
+/** Persisted names: never rename (queued jobs and streams carry them). */
+export const SIMULATIONS_QUEUE = "simulations";
+export const RUN_SIMULATION_JOB = "run-simulation";
+
+export const RunSimulationPayloadSchema = z.object({
+  jobId: z.string().regex(/^sim_[0-9a-f]{12}$/),
+  requestId: z.string().max(200).nullable(),
+});
+export type RunSimulationPayload = z.infer<typeof RunSimulationPayloadSchema>;
+
+/** Batch priority 0..100 (higher first) → BullMQ priority (1 is served first). */
+export const toBullPriority = (priority: number): number => 101 - Math.min(100, Math.max(0, Math.round(priority)));
+
+/** Redis key names, all under the deployment's prefix. */
+export const redisKeys = (prefix: string) => ({
+  events: `${prefix}:events`,
+  eventsGroup: "reconcilers",
+  cancel: (jobId: string) => `${prefix}:cancel:${jobId}`,
+  workers: `${prefix}:workers`,
+  apiCalls: (userId: string, period: string) => `${prefix}:usage:api:${period}:${userId}`,
+  apiCallsDirty: `${prefix}:usage:api:dirty`,
+  dispatchWake: `${prefix}:dispatch:wake`,
+});

@@ -1,0 +1,88 @@
+import { z } from "zod";
+
+const TEMPORAL_MODES = ["FORWARD", "PORTAL", "BRANCHING", "DIRECTORIAL", "CYCLICAL"] as const;
+const EXPORT_FORMATS = ["json", "markdown", "pdf"] as const;
+
+/** `null` means "use the default": optional fields accept it. */
+const opt = <T extends z.ZodType>(schema: T) => schema.nullish();
+
+/** Enum words are case-insensitive. */
+const upperEnum = <T extends readonly [string, ...string[]]>(values: T) =>
+  z.string().transform((s) => s.toUpperCase()).pipe(z.enum(values));
+const lowerEnum = <T extends readonly [string, ...string[]]>(values: T) =>
+  z.string().transform((s) => s.toLowerCase()).pipe(z.enum(values));
+
+export const MAX_METADATA_BYTES = 16 * 1024;
+const metadata = z
+  .record(z.string(), z.unknown())
+  .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= MAX_METADATA_BYTES, "must be at most 16 KiB serialized");
+
+export const SimulationRequestSchema = z
+  .object({
+    template_id: opt(z.string().max(200)),
+    description: opt(z.string().max(2000)),
+    entity_count: opt(z.number().int().min(1).max(20)),
+    timepoint_count: opt(z.number().int().min(1).max(20)),
+    temporal_mode: opt(upperEnum(TEMPORAL_MODES)),
+    config: opt(z.record(z.string(), z.unknown())),
+    generate_summaries: opt(z.boolean()),
+    export_formats: opt(z.array(lowerEnum(EXPORT_FORMATS)).max(3)),
+    metadata: opt(metadata),
+  })
+  .superRefine((req, ctx) => {
+    if (!req.template_id?.trim() && !req.description?.trim()) {
+      ctx.addIssue({ code: "custom", path: ["template_id"], message: "template_id or description is required" });
+    }
+  });
+export type SimulationRequest = z.infer<typeof SimulationRequestSchema>;
+
+const PRIORITY_WORDS: Record<string, number> = { low: 25, normal: 50, high: 75 };
+const priority = z.union([
+  z.number().int().min(0).max(100),
+  z
+    .string()
+    .transform((s) => s.toLowerCase())
+    .refine((s) => s in PRIORITY_WORDS, "must be an integer 0..100 or one of low, normal, high")
+    .transform((s) => PRIORITY_WORDS[s]!),
+]);
+
+export const CreateBatchRequestSchema = z.object({
+  simulations: z.array(z.unknown()).min(1, "must hold at least 1 simulation").max(100, "must hold at most 100 simulations"),
+  parallel_jobs: opt(z.number().int().min(1).max(100)),
+  fail_fast: opt(z.boolean()),
+  budget_cap_usd: opt(z.number().gt(0).max(1_000_000)),
+  priority: opt(priority),
+  metadata: opt(metadata),
+});
+export type CreateBatchRequest = z.infer<typeof CreateBatchRequestSchema>;
+
+export const CancelRequestSchema = z.object({
+  reason: opt(z.string().max(500)),
+});
+
+export const CancelBatchRequestSchema = z.object({
+  reason: opt(z.string().max(500)),
+  cancel_running: opt(z.boolean()),
+});
+
+const emptyAsUndefined = (v: unknown) => (v === "" ? undefined : v);
+const queryInt = (min: number, max: number) =>
+  z.preprocess(emptyAsUndefined, z.string().regex(/^\d+$/, "must be an integer").transform(Number).pipe(z.number().int().min(min).max(max)).optional());
+
+export const JOB_STATUSES = ["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"] as const;
+export const BATCH_STATUSES = ["PENDING", "RUNNING", "COMPLETED", "PARTIAL", "FAILED", "CANCELLED"] as const;
+
+export const pageQuery = {
+  page: queryInt(1, 1_000_000),
+  page_size: queryInt(1, 100),
+};
+export const statusQuery = <T extends readonly [string, ...string[]]>(values: T) =>
+  z.preprocess(emptyAsUndefined, upperEnum(values).optional());
+
+export const ListJobsQuerySchema = z.object({
+  status: statusQuery(JOB_STATUSES),
+  status_filter: statusQuery(JOB_STATUSES),
+  ...pageQuery,
+});
+export const ListBatchesQuerySchema = z.object({ status: statusQuery(BATCH_STATUSES), ...pageQuery });
+export const UsageHistoryQuerySchema = z.object({ periods: queryInt(1, 24) });

@@ -1,0 +1,5 @@
+export * from "./client.ts";
+export * from "./migrate.ts";
+export { Prisma } from "./generated/client.ts";
+export type { User, ApiKey, Batch, SimulationJob, LedgerEntry, UsagePeriod } from "./generated/client.ts";
+export type { JobStatus, BatchStatus, StopReason, Tier, TemporalMode } from "./generated/enums.ts";

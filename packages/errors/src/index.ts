@@ -1,0 +1,67 @@
+export const ERROR_STATUS = {
+  ValidationError: 422,
+  Unauthorized: 401,
+  Forbidden: 403,
+  NotFound: 404,
+  MethodNotAllowed: 405,
+  PayloadTooLarge: 413,
+  InvalidState: 400,
+  BatchTooLarge: 400,
+  BudgetTooLow: 400,
+  QuotaExceeded: 429,
+  SimulationQuotaExceeded: 429,
+  CostQuotaExceeded: 429,
+  ConcurrencyLimitExceeded: 429,
+  RateLimitExceeded: 429,
+  ServiceUnavailable: 503,
+  InternalError: 500,
+} as const satisfies Record<string, number>;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export interface AppErrorOptions {
+  /** Sentence shown to the client. */
+  message: string;
+  /** `detail` of the error body. */
+  detail?: unknown;
+  /** Extra top-level fields of the body (limit errors). */
+  fields?: Record<string, unknown>;
+  /** Seconds for the Retry-After header. */
+  retryAfter?: number;
+  /** Extra response headers. */
+  headers?: Record<string, string>;
+}
+
+/** The one error type the domain throws; mapped to HTTP in one middleware. */
+export class AppError extends Error {
+  readonly status: number;
+  readonly detail: unknown;
+  readonly fields: Record<string, unknown>;
+  readonly retryAfter: number | undefined;
+  readonly headers: Record<string, string>;
+
+  constructor(readonly code: ErrorCode, opts: AppErrorOptions) {
+    super(opts.message);
+    this.name = "AppError";
+    this.status = ERROR_STATUS[code];
+    this.detail = opts.detail ?? null;
+    this.fields = opts.fields ?? {};
+    this.retryAfter = opts.retryAfter;
+    this.headers = opts.headers ?? {};
+  }
+}
+
+export interface FieldIssue {
+  path: string;
+  message: string;
+}
+
+export const validationError = (issues: FieldIssue[]): AppError =>
+  new AppError("ValidationError", {
+    message: issues.length === 1 ? `Invalid request: ${issues[0]!.path || "body"} ${issues[0]!.message}` : `Invalid request: ${issues.length} problems`,
+    detail: issues,
+  });
+
+export const notFound = (what: string): AppError => new AppError("NotFound", { message: `${what} not found` });
+export const forbidden = (what: string): AppError => new AppError("Forbidden", { message: `${what} belongs to another user` });
+export const invalidState = (message: string): AppError => new AppError("InvalidState", { message });

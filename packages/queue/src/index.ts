@@ -1,0 +1,5 @@
+export * from "./redis.ts";
+export * from "./simulation-queue.ts";
+export * from "./event-stream.ts";
+export * from "./signals.ts";
+export * from "./worker-registry.ts";

@@ -1,0 +1,65 @@
+import type { Redis } from "./redis.ts";
+
+const SIGNAL_TTL_S = 7 * 24 * 3600;
+
+/**
+ * Stop signals for running jobs and live batch spending.
+ *
+ * A worker calls `stepBoundary` after each step: one round trip that adds the
+ * step's spending to its batch's live total and answers whether to stop (the job
+ * was cancelled or interrupted, or the batch's spending reached its cap). Doing
+ * the budget check atomically in Redis is what bounds the overshoot to one step
+ * per running job, however fast steps are.
+ */
+const STEP_BOUNDARY_LUA = `
+local stop = redis.call('EXISTS', KEYS[1])
+if KEYS[2] ~= '' then
+  local spent = redis.call('HINCRBY', KEYS[2], 'spent', ARGV[1])
+  redis.call('EXPIRE', KEYS[2], ${SIGNAL_TTL_S})
+  local cap = tonumber(ARGV[2])
+  if cap and cap > 0 and spent >= cap then
+    redis.call('HSET', KEYS[2], 'exhausted', '1')
+    return 2
+  end
+  if redis.call('HGET', KEYS[2], 'exhausted') == '1' then return 2 end
+end
+return stop
+`;
+
+export type StopVerdict = "continue" | "cancelled" | "budget";
+
+export class StopSignals {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {
+    this.redis.defineCommand("simbatchStepBoundary", { numberOfKeys: 2, lua: STEP_BOUNDARY_LUA });
+  }
+
+  private cancelKey = (jobId: string) => `${this.prefix}:cancel:${jobId}`;
+  private spendKey = (batchId: string) => `${this.prefix}:batch-spend:${batchId}`;
+
+  async requestStop(jobIds: string[]): Promise<void> {
+    if (jobIds.length === 0) return;
+    const multi = this.redis.multi();
+    for (const id of jobIds) multi.set(this.cancelKey(id), "1", "EX", SIGNAL_TTL_S);
+    await multi.exec();
+  }
+
+  async stopRequested(jobId: string): Promise<boolean> {
+    return (await this.redis.exists(this.cancelKey(jobId))) === 1;
+  }
+
+  /** Marks a batch's budget exhausted so all its running jobs stop at their next step. */
+  async markBudgetExhausted(batchId: string): Promise<void> {
+    await this.redis.hset(this.spendKey(batchId), "exhausted", "1");
+  }
+
+  async stepBoundary(jobId: string, batch: { id: string; capMicros: number | null } | null, deltaMicros: number): Promise<StopVerdict> {
+    const keys = [this.cancelKey(jobId), batch ? this.spendKey(batch.id) : ""];
+    const verdict = await (this.redis as unknown as { simbatchStepBoundary(...a: (string | number)[]): Promise<number> }).simbatchStepBoundary(
+      ...keys, deltaMicros, batch?.capMicros ?? 0,
+    );
+    return verdict === 2 ? "budget" : verdict === 1 ? "cancelled" : "continue";
+  }
+}

@@ -1,0 +1,66 @@
+import { Queue, type JobsOptions } from "bullmq";
+import { RUN_SIMULATION_JOB, SIMULATIONS_QUEUE, toBullPriority, type RunSimulationPayload } from "@simbatch/contracts";
+import type { Redis } from "./redis.ts";
+
+/** Job options for every simulation: bounded retention, retries for infrastructure errors. */
+export const SIMULATION_JOB_OPTIONS: JobsOptions = {
+  attempts: 5,
+  backoff: { type: "exponential", delay: 1_000 },
+  removeOnComplete: { age: 24 * 3600, count: 10_000 },
+  removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+};
+
+export interface ReleasedJob {
+  jobId: string;
+  priority: number;
+  requestId: string | null;
+}
+
+const LIVE_STATES = new Set(["active", "waiting", "waiting-children", "delayed", "prioritized"]);
+
+export class SimulationQueue {
+  readonly queue: Queue<RunSimulationPayload>;
+
+  constructor(connection: Redis, prefix: string) {
+    this.queue = new Queue<RunSimulationPayload>(SIMULATIONS_QUEUE, { connection, prefix });
+  }
+
+  /** Adds with the row id as BullMQ job id, so adding twice is a no-op. */
+  async add(job: ReleasedJob): Promise<void> {
+    await this.queue.add(
+      RUN_SIMULATION_JOB,
+      { jobId: job.jobId, requestId: job.requestId },
+      { ...SIMULATION_JOB_OPTIONS, jobId: job.jobId, priority: toBullPriority(job.priority) },
+    );
+  }
+
+  /**
+   * Replaces a lost or finished BullMQ job (sweep repair). A job that is still
+   * live is left alone.
+   */
+  async readd(job: ReleasedJob): Promise<boolean> {
+    const existing = await this.queue.getJob(job.jobId);
+    if (existing) {
+      const state = await existing.getState();
+      if (LIVE_STATES.has(state)) return false;
+      await existing.remove().catch(() => undefined);
+    }
+    await this.add(job);
+    return true;
+  }
+
+  /** BullMQ's view of a job: `missing` when Redis holds nothing for it. */
+  async state(jobId: string): Promise<string> {
+    const job = await this.queue.getJob(jobId);
+    return job ? await job.getState() : "missing";
+  }
+
+  /** Removes a waiting job; a job a worker holds cannot be removed (its claim guard stops it). */
+  async removeWaiting(jobId: string): Promise<void> {
+    await this.queue.remove(jobId).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+  }
+}

@@ -1,0 +1,36 @@
+import type { Redis } from "./redis.ts";
+
+/**
+ * Live worker capacity. Each worker process heartbeats its concurrency with an
+ * expiry; the dispatcher releases no more jobs than live capacity allows, so
+ * waiting jobs stay in Postgres where priority and fairness are decided.
+ */
+export class WorkerRegistry {
+  constructor(
+    private readonly redis: Redis,
+    private readonly key: string,
+  ) {}
+
+  async heartbeat(workerId: string, concurrency: number, ttlMs: number): Promise<void> {
+    await this.redis.hset(this.key, workerId, `${concurrency}:${Date.now() + ttlMs}`);
+  }
+
+  async remove(workerId: string): Promise<void> {
+    await this.redis.hdel(this.key, workerId);
+  }
+
+  /** Sum of live workers' concurrency; drops expired entries. */
+  async capacity(): Promise<number> {
+    const all = await this.redis.hgetall(this.key);
+    const now = Date.now();
+    let total = 0;
+    const expired: string[] = [];
+    for (const [id, value] of Object.entries(all)) {
+      const [conc, until] = value.split(":").map(Number) as [number, number];
+      if (until < now) expired.push(id);
+      else total += conc;
+    }
+    if (expired.length > 0) await this.redis.hdel(this.key, ...expired);
+    return total;
+  }
+}
