@@ -1,29 +1,34 @@
-import { setTimeout as sleep } from "node:timers/promises";
+import { renderExports } from "./exports/render.ts";
+import { builtinNarrator } from "./narrate.ts";
+import { DEFAULT_BUILTIN_MODEL, pricePerMillion } from "./pricing.ts";
+import { runSimulation } from "./simulation.ts";
 import type { RunContext, RunOutcome, SimulationEngine, SimulationSpec } from "./types.ts";
 
-/** Price used until the tokenizer and price table land: $2.50 per million tokens. */
-const MICROS_PER_TOKEN = 2.5;
+export interface BuiltinEngineOptions {
+  /** Model whose price the generated text is charged at. Default DEFAULT_BUILTIN_MODEL. */
+  model?: string;
+  /** USD per million tokens, overriding PRICE_TABLE entries. Default none. */
+  prices?: Record<string, number>;
+}
 
-/** First built-in engine: one step per timepoint, a line per entity. */
+/**
+ * The default engine: no network, deterministic for a seed. Each step plays
+ * one timepoint from the previous state and writes its text from templates;
+ * the text is tokenized with the o200k encoding and charged at the model's price.
+ */
 export class BuiltinEngine implements SimulationEngine {
   readonly name = "builtin";
+  private readonly model: string;
+  private readonly usdPerMillion: number;
+
+  constructor(opts: BuiltinEngineOptions = {}) {
+    this.model = opts.model ?? DEFAULT_BUILTIN_MODEL;
+    this.usdPerMillion = pricePerMillion(this.model, opts.prices);
+  }
 
   async run(spec: SimulationSpec, ctx: RunContext): Promise<RunOutcome> {
-    const entities = Array.from({ length: spec.entityCount }, (_, i) => ({ entity_id: `e${i + 1}`, name: `Entity ${i + 1}` }));
-    const timepoints: unknown[] = [];
-    let tokens = 0;
-    let costMicros = 0;
-    for (let step = 1; step <= spec.timepointCount; step++) {
-      if (ctx.stepDelayMs > 0) await sleep(ctx.stepDelayMs);
-      const lines = entities.map((e) => `${e.name} acts at timepoint ${step} of ${spec.templateId ?? spec.description}.`);
-      timepoints.push({ index: step, events: lines });
-      tokens += Math.ceil(lines.join(" ").length / 4);
-      costMicros = Math.round(tokens * MICROS_PER_TOKEN);
-      await ctx.onStep({ step, totalSteps: spec.timepointCount, label: `timepoint ${step}/${spec.timepointCount}`, costMicros, tokens });
-      if (step < spec.timepointCount && (await ctx.shouldStop())) return { kind: "interrupted", steps: step, costMicros, tokens };
-    }
-    const result = { entities, timepoints, relationships: [], summary: spec.generateSummaries ? "Run complete." : null, convergence_score: null, robustness_grade: null };
-    const exports = spec.exportFormats.map((format) => ({ format, contentType: "application/json", content: Buffer.from(JSON.stringify(result)) }));
-    return { kind: "completed", steps: spec.timepointCount, costMicros, tokens, result, exports };
+    const out = await runSimulation(spec, ctx, { narrator: builtinNarrator, usdPerMillion: this.usdPerMillion, model: this.model });
+    if (out.kind !== "completed") return out;
+    return { ...out, exports: await renderExports(out.result, spec.exportFormats) };
   }
 }

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseScriptedConfig } from "./run-config.ts";
 import { usdToMicros } from "./estimate.ts";
+import { renderExports } from "./exports/render.ts";
 import type { RunContext, RunOutcome, SimulationEngine, SimulationSpec } from "./types.ts";
 
 /**
@@ -38,9 +39,7 @@ export class ScriptedEngine implements SimulationEngine {
       convergence_score: null,
       robustness_grade: null,
     };
-    const exports = spec.exportFormats
-      .filter((f) => f === "json")
-      .map((format) => ({ format, contentType: "application/json", content: Buffer.from(JSON.stringify(result)) }));
+    const exports = await renderExports(result, spec.exportFormats);
     return { kind: "completed", steps: cfg.steps, costMicros, tokens, result, exports };
   }
 }
