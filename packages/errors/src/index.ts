@@ -58,7 +58,10 @@ export interface FieldIssue {
 
 export const validationError = (issues: FieldIssue[]): AppError =>
   new AppError("ValidationError", {
-    message: issues.length === 1 ? `Invalid request: ${issues[0]!.path || "body"} ${issues[0]!.message}` : `Invalid request: ${issues.length} problems`,
+    message:
+      issues.length === 1
+        ? `Invalid request: ${issues[0]!.path ? `${issues[0]!.path}: ` : ""}${issues[0]!.message}`
+        : `Invalid request: ${issues.length} problems (see detail)`,
     detail: issues,
   });
 

@@ -1,0 +1,68 @@
+import express, { type Express } from "express";
+import type { ApiDeps } from "./deps.ts";
+import { jsonBody, requireAdmin, requireApiKey } from "./http/auth.ts";
+import { errorHandler } from "./http/errors.ts";
+import { requestContext } from "./http/request-context.ts";
+import { RouteTable } from "./http/route-table.ts";
+import { adminHandlers } from "./routes/admin.routes.ts";
+import { batchHandlers } from "./routes/batches.routes.ts";
+import { healthHandlers } from "./routes/health.routes.ts";
+import { simulationHandlers } from "./routes/simulations.routes.ts";
+import { templateHandlers } from "./routes/templates.routes.ts";
+
+/**
+ * The HTTP app. Check order on every authenticated request: body size (413) →
+ * route (404/405) → auth (401) → gates (API-call quota, rate limit) → JSON and
+ * validation (422) → the route's own checks.
+ */
+export function createApp(deps: ApiDeps): Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("trust proxy", true);
+  app.use(requestContext(deps.logger));
+  app.use(express.raw({ type: () => true, limit: deps.config.maxBodyBytes }));
+
+  const router = express.Router({ caseSensitive: true });
+  const routes = new RouteTable(router);
+  const authed = [requireApiKey(deps.db), ...deps.gates, jsonBody];
+  const admin = [requireAdmin(deps.config.adminToken), jsonBody];
+
+  const h = healthHandlers(deps);
+  routes.add("get", "/", h.root);
+  routes.add("get", "/health", h.health);
+  routes.add("get", "/ready", h.ready);
+
+  const t = templateHandlers(deps);
+  routes.add("get", "/simulations/templates", ...authed, t.list);
+  routes.add("get", "/simulations/templates/*template_id", ...authed, t.get);
+
+  const b = batchHandlers(deps);
+  routes.add("post", "/simulations/batch", ...authed, b.create);
+  routes.add("get", "/simulations/batch", ...authed, b.list);
+  routes.add("get", "/simulations/batch/stats", ...authed, b.stats);
+  for (const [method, path, handler] of deps.extraRoutes ?? []) routes.add(method, path, ...authed, handler);
+  routes.add("get", "/simulations/batch/:batch_id", ...authed, b.get);
+  routes.add("get", "/simulations/batch/:batch_id/jobs", ...authed, b.jobs);
+  routes.add("post", "/simulations/batch/:batch_id/cancel", ...authed, b.cancel);
+
+  const s = simulationHandlers(deps);
+  routes.add("post", "/simulations", ...authed, s.create);
+  routes.add("get", "/simulations", ...authed, s.list);
+  routes.add("get", "/simulations/stats", ...authed, s.stats);
+  routes.add("get", "/simulations/:job_id", ...authed, s.get);
+  routes.add("post", "/simulations/:job_id/cancel", ...authed, s.cancel);
+  routes.add("get", "/simulations/:job_id/result", ...authed, s.result);
+  routes.add("get", "/simulations/:job_id/exports/:format", ...authed, s.exportFile);
+
+  const a = adminHandlers(deps);
+  routes.add("post", "/admin/users", ...admin, a.createUser);
+  routes.add("patch", "/admin/users/:user_id", ...admin, a.updateUser);
+  routes.add("post", "/admin/users/:user_id/api-keys", ...admin, a.createKey);
+  routes.add("delete", "/admin/api-keys/:key_id", ...admin, a.revokeKey);
+  for (const [method, path, handler] of deps.extraAdminRoutes ?? []) routes.add(method, path, ...admin, handler);
+
+  app.use(router);
+  app.use(routes.fallback());
+  app.use(errorHandler);
+  return app;
+}

@@ -1,0 +1,26 @@
+import type { CoreDeps } from "@simbatch/core";
+import type { Redis } from "@simbatch/queue";
+import type { RequestHandler } from "express";
+
+export interface ApiConfig {
+  /** Admin API is absent (404) when unset. */
+  adminToken: string | undefined;
+  /** Largest accepted body; larger ones get 413 before auth. Default 2 MiB. */
+  maxBodyBytes: number;
+}
+
+export interface ApiDeps extends CoreDeps {
+  redis: Redis;
+  config: ApiConfig;
+  /**
+   * Middlewares run on every authenticated route after auth, in order (API-call
+   * quota, rate limit). Each sees `res.locals.user`.
+   */
+  gates: RequestHandler[];
+  /** Further authenticated routes (usage), registered before `/simulations/batch/:batch_id`. */
+  extraRoutes?: RouteSpec[];
+  /** Further admin routes. */
+  extraAdminRoutes?: RouteSpec[];
+}
+
+export type RouteSpec = ["get" | "post" | "patch" | "delete", string, RequestHandler];

@@ -1,0 +1,56 @@
+import { authenticate } from "@simbatch/core";
+import type { Db } from "@simbatch/db";
+import { AppError, validationError } from "@simbatch/errors";
+import { timingSafeEqual } from "node:crypto";
+import type { RequestHandler } from "express";
+import { locals } from "./request-context.ts";
+
+export function requireApiKey(db: Db): RequestHandler {
+  return (req, res, next) => {
+    authenticate(db, req.header("x-api-key"))
+      .then((user) => {
+        locals(res).user = user;
+        locals(res).log = locals(res).log.child({ user_id: user.id });
+        next();
+      })
+      .catch(next);
+  };
+}
+
+/** Admin routes: absent (404) without ADMIN_TOKEN; a wrong or missing bearer token is 401. */
+export function requireAdmin(token: string | undefined): RequestHandler {
+  return (req, _res, next) => {
+    if (!token) return next(new AppError("NotFound", { message: `No route for ${req.method} ${req.path}` }));
+    const given = /^Bearer (.+)$/.exec(req.header("authorization") ?? "")?.[1] ?? "";
+    const a = Buffer.from(given);
+    const b = Buffer.from(token);
+    if (a.length !== b.length || !timingSafeEqual(a, b)) return next(new AppError("Unauthorized", { message: "Invalid admin token" }));
+    next();
+  };
+}
+
+/** Bodies arrive raw (size checked before routing); JSON is parsed after auth, as the check order wants. */
+export const jsonBody: RequestHandler = (req, _res, next) => {
+  const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+  if (raw.length === 0 || raw.toString("utf8").trim() === "") {
+    req.body = {};
+    return next();
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw.toString("utf8"));
+  } catch {
+    return next(validationError([{ path: "", message: "Malformed JSON body" }]));
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    return next(validationError([{ path: "", message: "Body must be a JSON object" }]));
+  }
+  req.body = parsed;
+  next();
+};
+
+export const user = (res: Parameters<RequestHandler>[1]) => {
+  const u = locals(res).user;
+  if (!u) throw new AppError("Unauthorized", { message: "Missing API key" });
+  return u;
+};

@@ -1,0 +1,1 @@
+export { ReconcilerRuntime, type ReconcilerOptions } from "./reconciler-runtime.ts";

@@ -1,0 +1,105 @@
+import { randomBytes } from "node:crypto";
+import { redisKeys } from "@simbatch/contracts";
+import { applyEvents, dispatch, sweep, type CoreDeps } from "@simbatch/core";
+import { EventStream, type Redis, type StreamEntry } from "@simbatch/queue";
+
+export interface ReconcilerOptions {
+  deps: CoreDeps;
+  /** A dedicated connection: stream reads block on it. */
+  streamRedis: Redis;
+  redisPrefix: string;
+  /** Default 15 s. */
+  sweepIntervalMs?: number;
+  /** Dispatch tick, catching capacity that appears without events (a worker starting). Default 1 s. */
+  dispatchIntervalMs?: number;
+  /** Events applied per transaction. Default 200. */
+  batchSize?: number;
+}
+
+/** Unacknowledged events older than this belong to a dead reconciler: take them over. */
+const STALE_EVENT_MS = 30_000;
+
+/**
+ * Applies worker events to Postgres in batches (one transaction per read),
+ * acknowledges them after commit, dispatches, and sweeps for drift.
+ */
+export class ReconcilerRuntime {
+  readonly id = `reconciler-${process.pid}-${randomBytes(3).toString("hex")}`;
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly stream: EventStream;
+
+  constructor(private readonly opts: ReconcilerOptions) {
+    const keys = redisKeys(opts.redisPrefix);
+    this.stream = new EventStream(opts.streamRedis, keys.events, keys.eventsGroup);
+  }
+
+  private get log() {
+    return this.opts.deps.logger;
+  }
+
+  async start(): Promise<void> {
+    await this.stream.ensureGroup();
+    this.running = true;
+    this.loop = this.readLoop();
+    this.every(this.opts.sweepIntervalMs ?? 15_000, () => this.sweepOnce());
+    this.every(this.opts.dispatchIntervalMs ?? 1_000, async () => void (await dispatch(this.opts.deps)));
+    this.every(10_000, () => this.claimStale());
+    this.log.info("reconciler started", { reconciler_id: this.id });
+  }
+
+  private every(ms: number, fn: () => Promise<unknown>): void {
+    let busy = false;
+    const t = setInterval(() => {
+      if (busy || !this.running) return;
+      busy = true;
+      fn()
+        .catch((err) => this.log.warn("periodic task failed", { error: String(err) }))
+        .finally(() => (busy = false));
+    }, ms);
+    this.timers.push(t);
+  }
+
+  async sweepOnce() {
+    const report = await sweep(this.opts.deps);
+    if (report.requeued > 0 || report.released > 0) this.log.info("sweep", { ...report });
+    return report;
+  }
+
+  private async claimStale(): Promise<void> {
+    const entries = await this.stream.claimStale(this.id, STALE_EVENT_MS, this.opts.batchSize ?? 200);
+    if (entries.length > 0) await this.apply(entries);
+  }
+
+  private async readLoop(): Promise<void> {
+    while (this.running) {
+      try {
+        const entries = await this.stream.read(this.id, this.opts.batchSize ?? 200, 500);
+        if (entries.length > 0) await this.apply(entries);
+      } catch (err) {
+        if (!this.running) break;
+        this.log.warn("event loop error; retrying", { error: String(err) });
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  private async apply(entries: StreamEntry[]): Promise<void> {
+    const events = entries.flatMap((e) => (e.event ? [e.event] : []));
+    const result = await applyEvents(this.opts.deps, events);
+    await this.stream.ack(entries.map((e) => e.id));
+    for (const e of events) {
+      if (e.type !== "progress") this.log.info(`job ${e.type}`, { job_id: e.jobId, attempt: e.attempt, request_id: e.requestId, cost_micros: e.costMicros });
+    }
+    if (result.capacityChanged) await dispatch(this.opts.deps);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const t of this.timers) clearInterval(t);
+    this.opts.streamRedis.disconnect();
+    await this.loop?.catch(() => undefined);
+    this.log.info("reconciler stopped", { reconciler_id: this.id });
+  }
+}

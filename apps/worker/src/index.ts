@@ -1,0 +1,2 @@
+export { WorkerRuntime, type WorkerRuntimeOptions } from "./worker-runtime.ts";
+export { createRunSimulationHandler, ShutdownInterrupt } from "./run-simulation.handler.ts";

@@ -1,0 +1,97 @@
+import { randomBytes } from "node:crypto";
+import { redisKeys, RUN_SIMULATION_JOB, SIMULATIONS_QUEUE } from "@simbatch/contracts";
+import type { Db } from "@simbatch/db";
+import type { SimulationEngine } from "@simbatch/engine";
+import type { Logger } from "@simbatch/logger";
+import { EventStream, StopSignals, WorkerRegistry, type Redis } from "@simbatch/queue";
+import { Worker, type Job } from "bullmq";
+import { createRunSimulationHandler } from "./run-simulation.handler.ts";
+
+export interface WorkerRuntimeOptions {
+  db: Db;
+  redis: Redis;
+  redisPrefix: string;
+  engine: SimulationEngine;
+  logger: Logger;
+  concurrency: number;
+  stepDelayMs: number;
+  /** BullMQ lock: a crashed worker's job is redelivered after about this long. Default 30 s. */
+  lockDurationMs?: number;
+  /** Default 200 ms. */
+  progressIntervalMs?: number;
+}
+
+/** One handler per job name; the worker refuses to boot when one is missing. */
+type Handlers = Record<typeof RUN_SIMULATION_JOB, (job: Job) => Promise<unknown>>;
+
+const HEARTBEAT_MS = 2_000;
+
+/** A worker process's moving parts, startable in-process (tests) or from main.ts. */
+export class WorkerRuntime {
+  readonly id = `worker-${process.pid}-${randomBytes(3).toString("hex")}`;
+  private worker: Worker | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private stopping = false;
+  private readonly registry: WorkerRegistry;
+
+  constructor(private readonly opts: WorkerRuntimeOptions) {
+    this.registry = new WorkerRegistry(opts.redis, redisKeys(opts.redisPrefix).workers);
+  }
+
+  async start(): Promise<void> {
+    const keys = redisKeys(this.opts.redisPrefix);
+    const handlers: Handlers = {
+      [RUN_SIMULATION_JOB]: createRunSimulationHandler({
+        db: this.opts.db,
+        events: new EventStream(this.opts.redis, keys.events, keys.eventsGroup),
+        signals: new StopSignals(this.opts.redis, this.opts.redisPrefix),
+        engine: this.opts.engine,
+        logger: this.opts.logger,
+        stepDelayMs: this.opts.stepDelayMs,
+        progressIntervalMs: this.opts.progressIntervalMs ?? 200,
+        shuttingDown: () => this.stopping,
+      }),
+    };
+    this.worker = new Worker(
+      SIMULATIONS_QUEUE,
+      async (job) => {
+        const handler = handlers[job.name as keyof Handlers];
+        if (!handler) throw new Error(`no handler for job name ${job.name}`);
+        return handler(job);
+      },
+      {
+        connection: this.opts.redis,
+        prefix: this.opts.redisPrefix,
+        concurrency: this.opts.concurrency,
+        lockDuration: this.opts.lockDurationMs ?? 30_000,
+        stalledInterval: Math.max(1_000, Math.floor((this.opts.lockDurationMs ?? 30_000) / 2)),
+        maxStalledCount: 5,
+      },
+    );
+    this.worker.on("failed", (job, err) => {
+      if (job) this.opts.logger.debug("bullmq job failed", { job_id: job.id, error: err.message, attempts_made: job.attemptsMade });
+    });
+    this.worker.on("error", (err) => this.opts.logger.warn("worker error", { error: err.message }));
+    await this.worker.waitUntilReady();
+    await this.beat();
+    this.heartbeat = setInterval(() => void this.beat(), HEARTBEAT_MS);
+    this.opts.logger.info("worker started", { worker_id: this.id, concurrency: this.opts.concurrency });
+  }
+
+  private async beat(): Promise<void> {
+    await this.registry.heartbeat(this.id, this.opts.concurrency, HEARTBEAT_MS * 3).catch(() => undefined);
+  }
+
+  /**
+   * Graceful stop: take no new jobs, let running ones stop at their next step
+   * boundary (they are retried elsewhere, uncharged), close connections.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    await this.registry.remove(this.id).catch(() => undefined);
+    await this.worker?.close();
+    this.opts.logger.info("worker stopped", { worker_id: this.id });
+  }
+}

@@ -1,0 +1,54 @@
+import { createHash } from "node:crypto";
+import type { Tier } from "@simbatch/config";
+import { API_KEY_RE, newApiKey, newKeyId } from "@simbatch/contracts";
+import type { Db } from "@simbatch/db";
+import { AppError, notFound } from "@simbatch/errors";
+
+export const hashKey = (key: string): string => createHash("sha256").update(key).digest("hex");
+
+export interface AuthedUser {
+  id: string;
+  tier: Tier;
+  keyId: string;
+}
+
+const iso = (d: Date) => d.toISOString();
+
+/** Resolves an API key to its user; unknown, malformed and revoked keys are all 401. */
+export async function authenticate(db: Db, key: string | undefined): Promise<AuthedUser> {
+  if (!key) throw new AppError("Unauthorized", { message: "Missing API key: send it in the X-API-Key header" });
+  if (!API_KEY_RE.test(key)) throw new AppError("Unauthorized", { message: "Invalid API key" });
+  const row = await db.apiKey.findUnique({ where: { keyHash: hashKey(key) }, include: { user: true } });
+  if (!row || row.revokedAt) throw new AppError("Unauthorized", { message: row ? "API key has been revoked" : "Invalid API key" });
+  // last_used_at is informational: at most one write a minute per key keeps it off the hot path.
+  if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > 60_000) {
+    void db.apiKey.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } }).catch(() => undefined);
+  }
+  return { id: row.userId, tier: row.user.tier as Tier, keyId: row.id };
+}
+
+export async function upsertUser(db: Db, userId: string, tier: Tier): Promise<{ created: boolean; user: { user_id: string; tier: Tier; created_at: string } }> {
+  const existing = await db.user.findUnique({ where: { id: userId } });
+  const user = await db.user.upsert({ where: { id: userId }, create: { id: userId, tier }, update: { tier } });
+  return { created: !existing, user: { user_id: user.id, tier: user.tier as Tier, created_at: iso(user.createdAt) } };
+}
+
+export async function updateUserTier(db: Db, userId: string, tier: Tier) {
+  const user = await db.user.update({ where: { id: userId }, data: { tier } }).catch(() => null);
+  if (!user) throw notFound(`User ${userId}`);
+  return { user_id: user.id, tier: user.tier as Tier, created_at: iso(user.createdAt) };
+}
+
+/** Creates a key; the clear key is returned once and only its hash is stored. */
+export async function createApiKey(db: Db, userId: string, name: string | null) {
+  const user = await db.user.findUnique({ where: { id: userId } });
+  if (!user) throw notFound(`User ${userId}`);
+  const key = newApiKey();
+  const row = await db.apiKey.create({ data: { id: newKeyId(), userId, name, prefix: key.slice(0, 11), keyHash: hashKey(key) } });
+  return { key_id: row.id, api_key: key, user_id: userId, tier: user.tier as Tier, name: row.name, prefix: row.prefix, created_at: iso(row.createdAt) };
+}
+
+export async function revokeApiKey(db: Db, keyId: string): Promise<void> {
+  const res = await db.apiKey.updateMany({ where: { id: keyId, revokedAt: null }, data: { revokedAt: new Date() } });
+  if (res.count === 0 && !(await db.apiKey.findUnique({ where: { id: keyId } }))) throw notFound(`API key ${keyId}`);
+}

@@ -1,0 +1,137 @@
+import { Prisma, type StopReason, type Tx } from "@simbatch/db";
+import type { CoreDeps } from "./deps.ts";
+import type { SideEffects } from "./side-effects.ts";
+import { costUsedMicros } from "./usage-queries.ts";
+
+const STOP_CANCEL_REASON: Record<StopReason, string> = {
+  FAIL_FAST: "fail_fast: another job of the batch failed",
+  BUDGET_EXHAUSTED: "budget_exhausted: the batch reached its budget cap",
+  CANCELLED_BY_USER: "cancelled with the batch",
+  QUOTA_EXHAUSTED: "quota_exhausted: the monthly cost limit was reached",
+};
+
+/**
+ * Cancels a batch's jobs that have not started (guarded on PENDING, so a job a
+ * worker claimed meanwhile is left to the running path) and, when asked,
+ * requests a stop of its running jobs at their next step boundary.
+ */
+export async function stopBatchJobs(
+  tx: Tx,
+  batchId: string,
+  reason: string,
+  interruptRunning: boolean,
+  effects: SideEffects,
+): Promise<void> {
+  const cancelled = await tx.$queryRaw<{ id: string; released_at: Date | null }[]>`
+    UPDATE simulation_jobs SET status = 'CANCELLED', completed_at = now(), cancel_reason = COALESCE(cancel_reason, ${reason})
+    WHERE batch_id = ${batchId} AND status = 'PENDING'
+    RETURNING id, released_at`;
+  for (const row of cancelled) if (row.released_at) effects.unqueueJobs.add(row.id);
+  if (cancelled.length > 0) effects.wantDispatch = true;
+  if (!interruptRunning) return;
+  const running = await tx.$queryRaw<{ id: string }[]>`
+    UPDATE simulation_jobs SET cancel_requested = true, cancel_reason = COALESCE(cancel_reason, ${reason})
+    WHERE batch_id = ${batchId} AND status = 'RUNNING'
+    RETURNING id`;
+  for (const row of running) effects.stopJobs.add(row.id);
+}
+
+async function stopBatch(tx: Tx, batchId: string, reason: StopReason, message: string | null, effects: SideEffects) {
+  const updated = await tx.$executeRaw`
+    UPDATE batches SET stop_reason = ${reason}::"StopReason", error_message = COALESCE(error_message, ${message})
+    WHERE id = ${batchId} AND stop_reason IS NULL AND status IN ('PENDING', 'RUNNING')`;
+  if (updated === 0) return;
+  if (reason === "BUDGET_EXHAUSTED") effects.budgetExhaustedBatches.add(batchId);
+  // The monthly cost limit stops new work only; jobs already running finish.
+  await stopBatchJobs(tx, batchId, STOP_CANCEL_REASON[reason], reason !== "QUOTA_EXHAUSTED", effects);
+}
+
+interface EvalRow {
+  id: string;
+  owner_id: string;
+  status: string;
+  stop_reason: string | null;
+  fail_fast: boolean;
+  budget_cap_micros: bigint | null;
+  total_jobs: number;
+  completed_at: Date | null;
+}
+
+interface JobStats {
+  completed: number;
+  failed: number;
+  cancelled: number;
+  started: number;
+  first_started: Date | null;
+  charged: bigint;
+  running_spend: bigint;
+  failed_job: string | null;
+  failed_message: string | null;
+}
+
+async function jobStats(tx: Tx, batchId: string): Promise<JobStats> {
+  const [row] = await tx.$queryRaw<JobStats[]>`
+    SELECT
+      count(*) FILTER (WHERE status = 'COMPLETED')::int AS completed,
+      count(*) FILTER (WHERE status = 'FAILED')::int AS failed,
+      count(*) FILTER (WHERE status = 'CANCELLED')::int AS cancelled,
+      count(*) FILTER (WHERE started_at IS NOT NULL)::int AS started,
+      min(started_at) AS first_started,
+      COALESCE(sum(cost_micros) FILTER (WHERE status IN ('COMPLETED','FAILED','CANCELLED')), 0)::bigint AS charged,
+      COALESCE(sum(cost_micros) FILTER (WHERE status = 'RUNNING'), 0)::bigint AS running_spend,
+      (array_agg(id ORDER BY completed_at) FILTER (WHERE status = 'FAILED'))[1] AS failed_job,
+      (array_agg(error_message ORDER BY completed_at) FILTER (WHERE status = 'FAILED'))[1] AS failed_message
+    FROM simulation_jobs WHERE batch_id = ${batchId}`;
+  return row!;
+}
+
+/** Stop rules, in order: fail-fast, budget cap, monthly cost quota. */
+async function applyStopRules(deps: CoreDeps, tx: Tx, b: EvalRow, s: JobStats, effects: SideEffects): Promise<void> {
+  if (b.stop_reason !== null || (b.status !== "PENDING" && b.status !== "RUNNING")) return;
+  if (b.fail_fast && s.failed > 0) {
+    await stopBatch(tx, b.id, "FAIL_FAST", `Job ${s.failed_job} failed: ${s.failed_message ?? "unknown error"}`, effects);
+    return;
+  }
+  const cap = b.budget_cap_micros === null ? null : BigInt(b.budget_cap_micros);
+  if (cap !== null && BigInt(s.charged) + BigInt(s.running_spend) >= cap) {
+    await stopBatch(tx, b.id, "BUDGET_EXHAUSTED", `Budget cap reached: spent ${Number(BigInt(s.charged) + BigInt(s.running_spend)) / 1e6} of ${Number(cap) / 1e6} USD`, effects);
+    return;
+  }
+  const tier = await tx.$queryRaw<{ tier: keyof CoreDeps["limits"] }[]>`SELECT tier FROM users WHERE id = ${b.owner_id}`;
+  const limit = deps.limits[tier[0]?.tier ?? "free"].costMicros;
+  if (limit >= 0 && (await costUsedMicros(tx, b.owner_id, deps.clock.now())) >= BigInt(limit)) {
+    await stopBatch(tx, b.id, "QUOTA_EXHAUSTED", "Monthly cost quota reached", effects);
+  }
+}
+
+function derivedStatus(b: EvalRow, s: JobStats): string {
+  const finished = s.completed + s.failed + s.cancelled;
+  if (b.status === "CANCELLED") return "CANCELLED";
+  if (finished === b.total_jobs) return s.completed === b.total_jobs ? "COMPLETED" : s.completed === 0 ? "FAILED" : "PARTIAL";
+  return s.started > 0 ? "RUNNING" : "PENDING";
+}
+
+/**
+ * Re-derives each batch's state from its job rows: applies the stop rules, then
+ * moves status forward and sets started_at / completed_at once. Idempotent, so
+ * reconcilers and the sweep may run it any number of times.
+ */
+export async function evaluateBatches(deps: CoreDeps, tx: Tx, batchIds: Iterable<string>, effects: SideEffects): Promise<void> {
+  const ids = [...new Set(batchIds)].sort(); // fixed lock order avoids deadlocks between reconcilers
+  if (ids.length === 0) return;
+  const rows = await tx.$queryRaw<EvalRow[]>`
+    SELECT id, owner_id, status::text, stop_reason::text, fail_fast, budget_cap_micros, total_jobs, completed_at
+    FROM batches WHERE id IN (${Prisma.join(ids)}) ORDER BY id FOR UPDATE`;
+  for (const b of rows) {
+    if (b.status !== "CANCELLED" && b.completed_at !== null) continue; // final
+    await applyStopRules(deps, tx, b, await jobStats(tx, b.id), effects);
+    const s = await jobStats(tx, b.id);
+    const status = derivedStatus(b, s);
+    const finished = s.completed + s.failed + s.cancelled === b.total_jobs;
+    await tx.$executeRaw`
+      UPDATE batches SET status = ${status}::"BatchStatus",
+        started_at = COALESCE(started_at, ${s.first_started}),
+        completed_at = CASE WHEN ${finished} THEN COALESCE(completed_at, now()) ELSE completed_at END
+      WHERE id = ${b.id}`;
+  }
+}

@@ -1,0 +1,23 @@
+import type { Tier, TierLimits } from "@simbatch/config";
+import type { Clock } from "@simbatch/contracts";
+import type { Db } from "@simbatch/db";
+import type { Catalog } from "@simbatch/engine";
+import type { Logger } from "@simbatch/logger";
+import type { SimulationQueue, StopSignals, WorkerRegistry } from "@simbatch/queue";
+
+/** Everything the domain needs, passed in by each app's composition root. */
+export interface CoreDeps {
+  db: Db;
+  queue: SimulationQueue;
+  signals: StopSignals;
+  registry: WorkerRegistry;
+  catalog: Catalog;
+  limits: Record<Tier, TierLimits>;
+  clock: Clock;
+  logger: Logger;
+}
+
+export const microsToUsd = (micros: bigint | number | null | undefined): number | null =>
+  micros === null || micros === undefined ? null : Number(micros) / 1_000_000;
+
+export const usd = (micros: bigint | number): number => Number(micros) / 1_000_000;

@@ -1,0 +1,85 @@
+/**
+ * Pure dispatch planning: which waiting jobs to release into BullMQ now.
+ * Kept free of I/O so the ordering rules are unit-tested directly.
+ */
+export interface Candidate {
+  id: string;
+  ownerId: string;
+  /** Batch id, or null for a single job. */
+  batchId: string | null;
+  priority: number;
+  estimateMicros: number;
+  createdAt: number;
+  requestId: string | null;
+}
+
+export interface GroupState {
+  /** Free slots under parallel_jobs (1 for a single job). */
+  slots: number;
+  capMicros: number | null;
+  /** Charged so far + estimates of the group's running or released jobs. */
+  committedMicros: number;
+  /** Jobs of the group running or released. */
+  active: number;
+}
+
+export interface PlanInput {
+  free: number;
+  /** Candidates per group, in request order. */
+  groups: Map<string, { state: GroupState; queue: Candidate[] }>;
+  /** Running or released jobs per user, and the user's concurrency (-1 = unlimited). */
+  users: Map<string, { active: number; limit: number }>;
+}
+
+export interface Plan {
+  release: Candidate[];
+  /** Batches whose next job can never fit their budget: stop them. */
+  budgetExhausted: string[];
+}
+
+/**
+ * Releases up to `free` jobs. Order: higher priority first; at equal priority the
+ * user with fewest active jobs (fair share across users); then the oldest job.
+ * A batch's jobs go in request order; one that does not fit the budget blocks the
+ * batch, and when nothing of the batch is running it never will fit.
+ */
+export function planDispatch(input: PlanInput): Plan {
+  const release: Candidate[] = [];
+  const exhausted = new Set<string>();
+  for (const [key, g] of input.groups) {
+    const head = g.queue[0];
+    if (head?.batchId && g.state.capMicros !== null && g.state.active === 0 && g.state.committedMicros + head.estimateMicros > g.state.capMicros) {
+      exhausted.add(key);
+    }
+  }
+  let free = input.free;
+  while (free > 0) {
+    let best: { key: string; job: Candidate } | null = null;
+    for (const [key, g] of input.groups) {
+      const job = g.queue[0];
+      if (!job || g.state.slots <= 0 || exhausted.has(key)) continue;
+      const user = input.users.get(job.ownerId)!;
+      if (user.limit >= 0 && user.active >= user.limit) continue;
+      if (g.state.capMicros !== null && g.state.committedMicros + job.estimateMicros > g.state.capMicros) continue;
+      if (!best || better(job, best.job, input.users)) best = { key, job };
+    }
+    if (!best) break;
+    const g = input.groups.get(best.key)!;
+    g.queue.shift();
+    g.state.slots--;
+    g.state.active++;
+    g.state.committedMicros += best.job.estimateMicros;
+    input.users.get(best.job.ownerId)!.active++;
+    release.push(best.job);
+    free--;
+  }
+  return { release, budgetExhausted: [...exhausted] };
+}
+
+function better(a: Candidate, b: Candidate, users: PlanInput["users"]): boolean {
+  if (a.priority !== b.priority) return a.priority > b.priority;
+  const ua = users.get(a.ownerId)!.active;
+  const ub = users.get(b.ownerId)!.active;
+  if (ua !== ub) return ua < ub;
+  return a.createdAt < b.createdAt;
+}

@@ -1,0 +1,128 @@
+import { inTransaction, Prisma, type Tx } from "@simbatch/db";
+import type { Tier } from "@simbatch/config";
+import type { CoreDeps } from "./deps.ts";
+import { planDispatch, type Candidate, type PlanInput } from "./dispatch-plan.ts";
+import { SideEffects } from "./side-effects.ts";
+import { stopBatchJobs } from "./batch-state.ts";
+import { evaluateBatches } from "./batch-state.ts";
+
+/** One lock for every dispatcher in the deployment: two can never over-release. */
+const DISPATCH_LOCK = 0x51b_a7c4;
+
+interface CandidateRow {
+  id: string;
+  owner_id: string;
+  batch_id: string | null;
+  priority: number;
+  estimated_cost_micros: bigint;
+  created_at: Date;
+  request_id: string | null;
+}
+
+interface GroupRow {
+  group_key: string;
+  parallel_jobs: number;
+  budget_cap_micros: bigint | null;
+  active: number;
+  active_estimate: bigint;
+  charged: bigint;
+}
+
+async function loadInput(tx: Tx, deps: CoreDeps, free: number): Promise<PlanInput> {
+  // The first `free` waiting jobs of each batch (request order) and every waiting single job, up to `free`.
+  const candidates = await tx.$queryRaw<CandidateRow[]>`
+    SELECT id, owner_id, batch_id, priority, estimated_cost_micros, created_at, request_id FROM (
+      SELECT j.*, row_number() OVER (PARTITION BY COALESCE(j.batch_id, j.owner_id) ORDER BY j.batch_index NULLS LAST, j.created_at, j.id) AS rn
+      FROM simulation_jobs j LEFT JOIN batches b ON b.id = j.batch_id
+      WHERE j.status = 'PENDING' AND j.released_at IS NULL
+        AND (j.batch_id IS NULL OR (b.status IN ('PENDING', 'RUNNING') AND b.stop_reason IS NULL))
+    ) ranked WHERE rn <= ${free}
+    ORDER BY batch_id NULLS FIRST, rn`;
+  const batchIds = [...new Set(candidates.flatMap((c) => (c.batch_id ? [c.batch_id] : [])))];
+  const ownerIds = [...new Set(candidates.map((c) => c.owner_id))];
+  const groupRows = batchIds.length === 0 ? [] : await tx.$queryRaw<GroupRow[]>`
+    SELECT b.id AS group_key, b.parallel_jobs, b.budget_cap_micros,
+      count(j.id) FILTER (WHERE j.status = 'RUNNING' OR (j.status = 'PENDING' AND j.released_at IS NOT NULL))::int AS active,
+      COALESCE(sum(j.estimated_cost_micros) FILTER (WHERE j.status = 'RUNNING' OR (j.status = 'PENDING' AND j.released_at IS NOT NULL)), 0)::bigint AS active_estimate,
+      COALESCE(sum(j.cost_micros) FILTER (WHERE j.status IN ('COMPLETED', 'FAILED', 'CANCELLED')), 0)::bigint AS charged
+    FROM batches b JOIN simulation_jobs j ON j.batch_id = b.id
+    WHERE b.id IN (${Prisma.join(batchIds)}) GROUP BY b.id`;
+  const userRows = ownerIds.length === 0 ? [] : await tx.$queryRaw<{ id: string; tier: Tier; active: number }[]>`
+    SELECT u.id, u.tier::text AS tier,
+      (SELECT count(*) FROM simulation_jobs j WHERE j.owner_id = u.id
+        AND (j.status = 'RUNNING' OR (j.status = 'PENDING' AND j.released_at IS NOT NULL)))::int AS active
+    FROM users u WHERE u.id IN (${Prisma.join(ownerIds)})`;
+
+  const groups: PlanInput["groups"] = new Map();
+  for (const g of groupRows) {
+    groups.set(g.group_key, {
+      state: {
+        slots: g.parallel_jobs - g.active,
+        capMicros: g.budget_cap_micros === null ? null : Number(g.budget_cap_micros),
+        committedMicros: Number(g.charged) + Number(g.active_estimate),
+        active: g.active,
+      },
+      queue: [],
+    });
+  }
+  for (const row of candidates) {
+    const c: Candidate = {
+      id: row.id,
+      ownerId: row.owner_id,
+      batchId: row.batch_id,
+      priority: row.priority,
+      estimateMicros: Number(row.estimated_cost_micros),
+      createdAt: row.created_at.getTime(),
+      requestId: row.request_id,
+    };
+    const key = row.batch_id ?? row.id;
+    if (!groups.has(key)) groups.set(key, { state: { slots: 1, capMicros: null, committedMicros: 0, active: 0 }, queue: [] });
+    groups.get(key)!.queue.push(c);
+  }
+  const users: PlanInput["users"] = new Map(
+    userRows.map((u) => [u.id, { active: u.active, limit: deps.limits[u.tier]?.concurrency ?? 1 }]),
+  );
+  return { free, groups, users };
+}
+
+/**
+ * Releases waiting jobs into BullMQ as worker capacity, batch slots, tier
+ * concurrency and budgets allow. The decision is made under one advisory lock;
+ * the rows are marked released in that transaction and enqueued after commit
+ * (an enqueue lost to a crash is repaired by the sweep).
+ */
+export async function dispatch(deps: CoreDeps): Promise<number> {
+  const capacity = await deps.registry.capacity();
+  const effects = new SideEffects();
+  const released = await inTransaction(deps.db, async (tx) => {
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(${DISPATCH_LOCK})`;
+    const [busy] = await tx.$queryRaw<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM simulation_jobs WHERE status = 'RUNNING' OR (status = 'PENDING' AND released_at IS NOT NULL)`;
+    const free = Math.max(0, capacity - (busy?.n ?? 0));
+    const input = await loadInput(tx, deps, Math.max(free, 1));
+    input.free = free;
+    const plan = planDispatch(input);
+    for (const batchId of plan.budgetExhausted) {
+      const stopped = await tx.$executeRaw`
+        UPDATE batches SET stop_reason = 'BUDGET_EXHAUSTED', error_message = COALESCE(error_message, 'The next job does not fit in the remaining budget')
+        WHERE id = ${batchId} AND stop_reason IS NULL AND status IN ('PENDING', 'RUNNING')`;
+      if (stopped > 0) await stopBatchJobs(tx, batchId, "budget_exhausted: the job does not fit in the remaining budget", true, effects);
+    }
+    if (plan.budgetExhausted.length > 0) await evaluateBatches(deps, tx, plan.budgetExhausted, effects);
+    if (plan.release.length === 0) return [];
+    await tx.$executeRaw`
+      UPDATE simulation_jobs SET released_at = now()
+      WHERE id IN (${Prisma.join(plan.release.map((c) => c.id))}) AND status = 'PENDING' AND released_at IS NULL`;
+    return plan.release;
+  });
+  await effects.run(deps);
+  for (const job of released) {
+    try {
+      await deps.queue.add({ jobId: job.id, priority: job.priority, requestId: job.requestId });
+      deps.logger.debug("job released", { job_id: job.id, batch_id: job.batchId, request_id: job.requestId });
+    } catch (err) {
+      deps.logger.warn("enqueue failed; the sweep will repair it", { job_id: job.id, error: String(err) });
+    }
+  }
+  return released.length;
+}

@@ -1,0 +1,17 @@
+export * from "./deps.ts";
+export * from "./views.ts";
+export * from "./resolve.ts";
+export * from "./admission.ts";
+export * from "./dispatch-plan.ts";
+export * from "./dispatcher.ts";
+export * from "./apply-events.ts";
+export * from "./batch-state.ts";
+export * from "./claim.ts";
+export * from "./cancel.ts";
+export * from "./queries.ts";
+export * from "./sweep.ts";
+export * from "./accounts.ts";
+export * from "./results.ts";
+export * from "./usage-queries.ts";
+export { SideEffects } from "./side-effects.ts";
+export * from "./wiring.ts";

@@ -1,0 +1,103 @@
+import { type Batch, type DbOrTx, type SimulationJob } from "@simbatch/db";
+import { forbidden, notFound } from "@simbatch/errors";
+import { JOB_ID_RE, BATCH_ID_RE } from "@simbatch/contracts";
+import { aggregateBatches, EMPTY_AGGREGATE } from "./batch-queries.ts";
+import { batchView, jobView, type BatchView, type JobView } from "./views.ts";
+
+/** 404 when absent (or malformed), 403 when another user's. */
+export async function loadOwnedJob(db: DbOrTx, userId: string, jobId: string): Promise<SimulationJob> {
+  const job = JOB_ID_RE.test(jobId) ? await db.simulationJob.findUnique({ where: { id: jobId } }) : null;
+  if (!job) throw notFound(`Simulation ${jobId}`);
+  if (job.ownerId !== userId) throw forbidden(`Simulation ${jobId}`);
+  return job;
+}
+
+export async function loadOwnedBatch(db: DbOrTx, userId: string, batchId: string): Promise<Batch> {
+  const batch = BATCH_ID_RE.test(batchId) ? await db.batch.findUnique({ where: { id: batchId } }) : null;
+  if (!batch) throw notFound(`Batch ${batchId}`);
+  if (batch.ownerId !== userId) throw forbidden(`Batch ${batchId}`);
+  return batch;
+}
+
+export interface Page {
+  page: number;
+  pageSize: number;
+}
+
+export async function listJobs(db: DbOrTx, userId: string, status: string | undefined, p: Page) {
+  const where = { ownerId: userId, ...(status ? { status: status as SimulationJob["status"] } : {}) };
+  const [rows, total] = await Promise.all([
+    db.simulationJob.findMany({ where, orderBy: [{ createdAt: "desc" }, { id: "desc" }], skip: (p.page - 1) * p.pageSize, take: p.pageSize }),
+    db.simulationJob.count({ where }),
+  ]);
+  return { jobs: rows.map(jobView), total, page: p.page, page_size: p.pageSize };
+}
+
+export async function batchViews(db: DbOrTx, batches: Batch[]): Promise<BatchView[]> {
+  const aggs = await aggregateBatches(db, batches.map((b) => b.id));
+  return batches.map((b) => batchView(b, aggs.get(b.id) ?? EMPTY_AGGREGATE));
+}
+
+export async function getBatchView(db: DbOrTx, batch: Batch): Promise<BatchView> {
+  return (await batchViews(db, [batch]))[0]!;
+}
+
+export async function batchJobs(db: DbOrTx, batchId: string): Promise<JobView[]> {
+  const jobs = await db.simulationJob.findMany({ where: { batchId }, orderBy: { batchIndex: "asc" } });
+  return jobs.map(jobView);
+}
+
+export async function listBatches(db: DbOrTx, userId: string, status: string | undefined, p: Page) {
+  const where = { ownerId: userId, ...(status ? { status: status as Batch["status"] } : {}) };
+  const [rows, total] = await Promise.all([
+    db.batch.findMany({ where, orderBy: [{ createdAt: "desc" }, { id: "desc" }], skip: (p.page - 1) * p.pageSize, take: p.pageSize }),
+    db.batch.count({ where }),
+  ]);
+  return { batches: await batchViews(db, rows), total, page: p.page, page_size: p.pageSize };
+}
+
+const num = (v: unknown): number => Number(v ?? 0);
+const usdOf = (v: unknown): number => Number(v ?? 0) / 1_000_000;
+const avgSeconds = (v: unknown): number | null => (v === null || v === undefined ? null : Math.round(Number(v) * 1000) / 1000);
+
+/** GET /simulations/stats, in one SQL aggregate. */
+export async function jobStats(db: DbOrTx, userId: string) {
+  const [r] = await db.$queryRaw<Record<string, unknown>[]>`
+    SELECT count(*) AS total,
+      count(*) FILTER (WHERE status = 'PENDING') AS pending, count(*) FILTER (WHERE status = 'RUNNING') AS running,
+      count(*) FILTER (WHERE status = 'COMPLETED') AS completed, count(*) FILTER (WHERE status = 'FAILED') AS failed,
+      count(*) FILTER (WHERE status = 'CANCELLED') AS cancelled,
+      sum(cost_micros) FILTER (WHERE status IN ('COMPLETED','FAILED','CANCELLED')) AS cost,
+      sum(tokens_used) FILTER (WHERE status IN ('COMPLETED','FAILED','CANCELLED')) AS tokens,
+      avg(extract(epoch FROM completed_at - started_at)) FILTER (WHERE completed_at IS NOT NULL AND started_at IS NOT NULL) AS avg_s
+    FROM simulation_jobs WHERE owner_id = ${userId}`;
+  return {
+    total_jobs: num(r?.total), pending_jobs: num(r?.pending), running_jobs: num(r?.running),
+    completed_jobs: num(r?.completed), failed_jobs: num(r?.failed), cancelled_jobs: num(r?.cancelled),
+    total_cost_usd: usdOf(r?.cost), total_tokens: num(r?.tokens), avg_duration_seconds: avgSeconds(r?.avg_s),
+  };
+}
+
+/** GET /simulations/batch/stats, in SQL: batch counts from the batches table, costs from the jobs. */
+export async function batchStats(db: DbOrTx, userId: string) {
+  const [b] = await db.$queryRaw<Record<string, unknown>[]>`
+    SELECT count(*) AS total,
+      count(*) FILTER (WHERE status = 'PENDING') AS pending, count(*) FILTER (WHERE status = 'RUNNING') AS running,
+      count(*) FILTER (WHERE status = 'COMPLETED') AS completed, count(*) FILTER (WHERE status = 'PARTIAL') AS partial,
+      count(*) FILTER (WHERE status = 'FAILED') AS failed, count(*) FILTER (WHERE status = 'CANCELLED') AS cancelled,
+      COALESCE(sum(total_jobs), 0) AS jobs,
+      avg(extract(epoch FROM completed_at - started_at)) FILTER (WHERE completed_at IS NOT NULL AND started_at IS NOT NULL) AS avg_s
+    FROM batches WHERE owner_id = ${userId}`;
+  const [c] = await db.$queryRaw<Record<string, unknown>[]>`
+    SELECT sum(cost_micros) AS cost, sum(tokens_used) AS tokens FROM simulation_jobs
+    WHERE owner_id = ${userId} AND batch_id IS NOT NULL AND status IN ('COMPLETED','FAILED','CANCELLED')`;
+  const total = num(b?.total);
+  return {
+    total_batches: total, pending_batches: num(b?.pending), running_batches: num(b?.running),
+    completed_batches: num(b?.completed), partial_batches: num(b?.partial), failed_batches: num(b?.failed),
+    cancelled_batches: num(b?.cancelled), total_jobs: num(b?.jobs), total_cost_usd: usdOf(c?.cost), total_tokens: num(c?.tokens),
+    avg_jobs_per_batch: total === 0 ? 0 : Math.round((num(b?.jobs) / total) * 100) / 100,
+    avg_duration_seconds: avgSeconds(b?.avg_s),
+  };
+}
+

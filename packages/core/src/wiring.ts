@@ -1,0 +1,49 @@
+import type { Tier, TierLimits } from "@simbatch/config";
+import { redisKeys, systemClock, type Clock } from "@simbatch/contracts";
+import { createDb } from "@simbatch/db";
+import { createCatalog } from "@simbatch/engine";
+import type { Logger } from "@simbatch/logger";
+import { createRedis, SimulationQueue, StopSignals, WorkerRegistry, type Redis } from "@simbatch/queue";
+import type { CoreDeps } from "./deps.ts";
+
+export interface WiringOptions {
+  databaseUrl: string;
+  redisUrl: string;
+  redisPrefix: string;
+  testTemplates: boolean;
+  limits: Record<Tier, TierLimits>;
+  logger: Logger;
+  /** `producer` fails fast when Redis is down (API); `consumer` waits through reconnects. */
+  redisRole: "producer" | "consumer";
+  clock?: Clock;
+  dbPoolSize?: number;
+}
+
+export interface Wired extends CoreDeps {
+  redis: Redis;
+  close(): Promise<void>;
+}
+
+/** Builds the clients every role shares; each app's composition root calls it once. */
+export function wireCore(opts: WiringOptions): Wired {
+  const db = createDb({ url: opts.databaseUrl, poolSize: opts.dbPoolSize });
+  const redis = createRedis(opts.redisUrl, opts.redisRole);
+  const keys = redisKeys(opts.redisPrefix);
+  const queue = new SimulationQueue(redis, opts.redisPrefix);
+  return {
+    db,
+    redis,
+    queue,
+    signals: new StopSignals(redis, opts.redisPrefix),
+    registry: new WorkerRegistry(redis, keys.workers),
+    catalog: createCatalog({ testTemplates: opts.testTemplates }),
+    limits: opts.limits,
+    clock: opts.clock ?? systemClock,
+    logger: opts.logger,
+    async close() {
+      await queue.close().catch(() => undefined);
+      await db.$disconnect().catch(() => undefined);
+      redis.disconnect();
+    },
+  };
+}
