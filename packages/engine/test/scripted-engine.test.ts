@@ -43,3 +43,14 @@ describe("ScriptedEngine", () => {
     expect(out).toMatchObject({ kind: "interrupted", steps: 2, costMicros: 20_000 });
   });
 });
+
+describe("ScriptedEngine exports", () => {
+  it("renders every requested format through the shared renderer", async () => {
+    const { c } = ctx();
+    const out = await new ScriptedEngine().run({ ...spec({ steps: 1 }), exportFormats: ["json", "markdown", "pdf"] }, c);
+    if (out.kind !== "completed") throw new Error(out.kind);
+    expect(out.exports.map((e) => [e.format, e.contentType])).toEqual([
+      ["json", "application/json"], ["markdown", "text/markdown"], ["pdf", "application/pdf"],
+    ]);
+  });
+});
