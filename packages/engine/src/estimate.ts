@@ -13,6 +13,11 @@ export const usdToMicros = (usd: number): number => Math.round(usd * 1_000_000);
  * timepoints relative to the template's defaults:
  *   estimate = catalog_cost × (entities / default_entities) × (timepoints / default_timepoints)
  * Description-only jobs: DESCRIPTION_RATE_MICROS × entities × timepoints.
+ * Linear in both counts because the built-in engine's text is: each timepoint
+ * writes `talk` dialog lines per entity plus a standing line per entity, and
+ * BRANCHING alternatives run a bounded number of steps. Scenarios' `talk` is
+ * calibrated so that at default counts the built-in engine's actual cost is
+ * within 2x of this (test: builtin-engine.test.ts; README "Cost").
  * `test/scripted`: `estimate_usd` when given, else steps × cost_usd_per_step.
  */
 export function estimateCostMicros(
