@@ -1,4 +1,4 @@
-import { loadEnvOrExit, parseTierLimits, WorkerEnvSchema } from "@simbatch/config";
+import { loadEnvOrExit, WorkerEnvSchemaChecked } from "@simbatch/config";
 import { createDb } from "@simbatch/db";
 import { createEngine } from "@simbatch/engine";
 import { createLogger } from "@simbatch/logger";
@@ -6,12 +6,16 @@ import { createRedis } from "@simbatch/queue";
 import { WorkerRuntime } from "./worker-runtime.ts";
 
 async function main(): Promise<void> {
-  const env = loadEnvOrExit(WorkerEnvSchema, "worker");
-  parseTierLimits(process.env);
+  const env = loadEnvOrExit(WorkerEnvSchemaChecked, "worker");
   const logger = createLogger({ service: "worker", level: env.LOG_LEVEL });
   const db = createDb({ url: env.DATABASE_URL, poolSize: Math.min(20, env.WORKER_CONCURRENCY + 2) });
   const redis = createRedis(env.REDIS_URL, "consumer");
-  const engine = createEngine({ kind: env.ENGINE });
+  const engine = createEngine({
+    kind: env.ENGINE,
+    model: env.ENGINE_MODEL,
+    prices: env.MODEL_PRICES_JSON,
+    openai: env.ENGINE === "openai" ? { baseUrl: env.OPENAI_BASE_URL, apiKey: env.OPENAI_API_KEY ?? "", model: env.OPENAI_MODEL } : undefined,
+  });
   const runtime = new WorkerRuntime({
     db, redis, redisPrefix: env.REDIS_PREFIX, engine, logger,
     concurrency: env.WORKER_CONCURRENCY, stepDelayMs: env.SIM_STEP_MS, lockDurationMs: env.JOB_LOCK_MS,

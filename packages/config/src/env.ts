@@ -36,8 +36,28 @@ export const WorkerEnvSchema = CommonEnvSchema.extend({
   OPENAI_BASE_URL: z.string().url().default("https://api.openai.com/v1"),
   OPENAI_API_KEY: z.string().optional(),
   OPENAI_MODEL: z.string().default("gpt-4o-mini"),
+  /** Model the built-in engine's text is priced at (see packages/engine README). */
+  ENGINE_MODEL: z.string().optional(),
+  /** Price overrides, JSON `{"model": usd_per_million_tokens}`. */
+  MODEL_PRICES_JSON: z
+    .string()
+    .transform((s, ctx) => {
+      try {
+        return z.record(z.string(), z.number().positive()).parse(JSON.parse(s));
+      } catch {
+        ctx.addIssue({ code: "custom", message: "must be a JSON object of model name to USD per million tokens" });
+        return z.NEVER;
+      }
+    })
+    .optional(),
   /** BullMQ lock duration: a crashed worker's job is retried after about this long. */
   JOB_LOCK_MS: int(1000).default(30_000),
+});
+
+export const WorkerEnvSchemaChecked = WorkerEnvSchema.superRefine((env, ctx) => {
+  if (env.ENGINE === "openai" && !env.OPENAI_API_KEY) {
+    ctx.addIssue({ code: "custom", path: ["OPENAI_API_KEY"], message: "is required when ENGINE=openai" });
+  }
 });
 
 export const ReconcilerEnvSchema = CommonEnvSchema.extend({

@@ -1,0 +1,3 @@
+export * from "./constants.ts";
+export * from "./test-env.ts";
+export * from "./wait-for.ts";

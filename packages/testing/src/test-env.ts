@@ -1,0 +1,75 @@
+import { randomBytes } from "node:crypto";
+import { Client } from "pg";
+import { DEFAULT_TIER_LIMITS, type Tier, type TierLimits } from "@simbatch/config";
+import type { Clock } from "@simbatch/contracts";
+import { createApiKey, upsertUser, wireCore, type Wired } from "@simbatch/core";
+import { createLogger } from "@simbatch/logger";
+import { createRedis, type Redis } from "@simbatch/queue";
+import { dbUrl, PG_ADMIN_URL, REDIS_URL, TEMPLATE_DB } from "./constants.ts";
+
+export interface TestEnvOptions {
+  limits?: Partial<Record<Tier, Partial<TierLimits>>>;
+  clock?: Clock;
+}
+
+/** A fresh database (cloned from the migrated template) and Redis prefix for one test file. */
+export class TestEnv {
+  readonly dbName = `simbatch_t_${randomBytes(5).toString("hex")}`;
+  readonly prefix = `t${randomBytes(4).toString("hex")}`;
+  readonly databaseUrl = dbUrl(this.dbName);
+  readonly redisUrl = REDIS_URL;
+  core!: Wired;
+  private extra: Redis[] = [];
+
+  constructor(private readonly opts: TestEnvOptions = {}) {}
+
+  async setup(): Promise<this> {
+    const admin = new Client({ connectionString: PG_ADMIN_URL });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE DATABASE "${this.dbName}" TEMPLATE "${TEMPLATE_DB}"`);
+    } finally {
+      await admin.end();
+    }
+    const limits = structuredClone(DEFAULT_TIER_LIMITS);
+    for (const [tier, l] of Object.entries(this.opts.limits ?? {})) Object.assign(limits[tier as Tier], l);
+    this.core = wireCore({
+      databaseUrl: this.databaseUrl,
+      redisUrl: REDIS_URL,
+      redisPrefix: this.prefix,
+      testTemplates: true,
+      limits,
+      logger: createLogger({ service: "test", level: process.env.TEST_LOG_LEVEL ?? "error" }),
+      redisRole: "consumer",
+      clock: this.opts.clock,
+    });
+    return this;
+  }
+
+  /** Another Redis connection (blocking readers need their own); closed at teardown. */
+  redis(): Redis {
+    const r = createRedis(REDIS_URL, "consumer");
+    this.extra.push(r);
+    return r;
+  }
+
+  async user(id: string, tier: Tier = "pro"): Promise<{ id: string; key: string }> {
+    await upsertUser(this.core.db, id, tier);
+    const key = await createApiKey(this.core.db, id, "test");
+    return { id, key: key.api_key };
+  }
+
+  async teardown(): Promise<void> {
+    const keys = await this.core.redis.keys(`${this.prefix}:*`).catch(() => [] as string[]);
+    if (keys.length > 0) await this.core.redis.del(...keys).catch(() => undefined);
+    await this.core.close();
+    for (const r of this.extra) r.disconnect();
+    const admin = new Client({ connectionString: PG_ADMIN_URL });
+    await admin.connect();
+    try {
+      await admin.query(`DROP DATABASE IF EXISTS "${this.dbName}" WITH (FORCE)`);
+    } finally {
+      await admin.end();
+    }
+  }
+}

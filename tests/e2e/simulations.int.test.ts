@@ -1,0 +1,153 @@
+import { Stack, scripted, FINAL_JOB } from "../support/stack.ts";
+import { waitFor } from "@simbatch/testing";
+
+describe("single simulations end to end", () => {
+  const stack = new Stack({ workers: [1], adminToken: "test-admin-token" });
+  let alice: { id: string; key: string };
+  let bob: { id: string; key: string };
+
+  beforeAll(async () => {
+    await stack.start();
+    alice = await stack.env.user("alice", "pro");
+    bob = await stack.env.user("bob", "free");
+  });
+  afterAll(() => stack.stop());
+
+  const submit = (key: string, body: unknown) => stack.http().post("/simulations").set("X-API-Key", key).send(body as object);
+
+  it("runs a board_meeting to COMPLETED with a result and a cost", async () => {
+    const res = await submit(alice.key, { template_id: "board_meeting" });
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({ status: "PENDING", template_id: "showcase/board_meeting", entity_count: 5, timepoint_count: 3, batch_id: null });
+    expect(res.body.job_id).toMatch(/^sim_[0-9a-f]{12}$/);
+    expect(res.headers["x-request-id"]).toBeTruthy();
+    const job = await stack.waitJob(alice.key, res.body.job_id, (j) => FINAL_JOB.has(j.status));
+    expect(job.status).toBe("COMPLETED");
+    expect(job.cost_usd).toBeGreaterThan(0);
+    expect(job.tokens_used).toBeGreaterThan(0);
+    expect(job.progress_percent).toBe(100);
+    const result = await stack.http().get(`/simulations/${job.job_id}/result`).set("X-API-Key", alice.key);
+    expect(result.status).toBe(200);
+    expect(result.body.entities.length).toBe(5);
+    expect(result.body.timepoints.length).toBeGreaterThan(0);
+    expect(result.body.narrative_exports).toEqual({
+      json: `/simulations/${job.job_id}/exports/json`,
+      markdown: `/simulations/${job.job_id}/exports/markdown`,
+    });
+    const md = await stack.http().get(`/simulations/${job.job_id}/exports/markdown`).set("X-API-Key", alice.key);
+    expect(md.status).toBe(200);
+    expect(md.headers["content-type"]).toMatch(/^text\/markdown/);
+    const pdf = await stack.http().get(`/simulations/${job.job_id}/exports/pdf`).set("X-API-Key", alice.key);
+    expect(pdf.status).toBe(404);
+    const ledger = await stack.env.core.db.ledgerEntry.findMany({ where: { jobId: job.job_id } });
+    expect(ledger).toHaveLength(1);
+    expect(Number(ledger[0]!.costMicros)).toBe(Math.round(job.cost_usd * 1e6));
+  });
+
+  it("shows progress moving while the run advances", async () => {
+    const res = await submit(alice.key, scripted({ steps: 8, step_ms: 60 }));
+    const seen = await waitFor(async () => {
+      const r = await stack.http().get(`/simulations/${res.body.job_id}`).set("X-API-Key", alice.key);
+      return r.body.status === "RUNNING" && r.body.progress_percent > 0 && r.body.progress_percent < 100 ? r.body : false;
+    }, { what: "partial progress" });
+    expect(seen.current_step).toMatch(/^step \d\/8$/);
+    const done = await stack.waitJob(alice.key, res.body.job_id, (j) => j.status === "COMPLETED");
+    expect(done.cost_usd).toBeCloseTo(0.08, 10);
+    expect(done.tokens_used).toBe(800);
+  });
+
+  it("reports FAILED with the error message and charges the steps before the failure", async () => {
+    const res = await submit(alice.key, scripted({ steps: 4, fail_at_step: 3, cost_usd_per_step: 0.02 }));
+    const job = await stack.waitJob(alice.key, res.body.job_id, (j) => FINAL_JOB.has(j.status));
+    expect(job).toMatchObject({ status: "FAILED", error_message: "scripted failure at step 3", cost_usd: 0.04, tokens_used: 200 });
+    const result = await stack.http().get(`/simulations/${job.job_id}/result`).set("X-API-Key", alice.key);
+    expect(result.status).toBe(400);
+    expect(result.body.error).toBe("InvalidState");
+  });
+
+  it("cancels a pending job at once and a running one at its next step, charging the steps run", async () => {
+    const running = await submit(alice.key, scripted({ steps: 200, step_ms: 40 }));
+    await stack.waitJob(alice.key, running.body.job_id, (j) => j.status === "RUNNING" && j.progress_percent > 0);
+    // The only worker slot is busy: this one waits in Postgres.
+    const pending = await submit(alice.key, scripted({ steps: 1 }));
+    const c1 = await stack.http().post(`/simulations/${pending.body.job_id}/cancel`).set("X-API-Key", alice.key).send({ reason: "changed my mind" });
+    expect(c1.status).toBe(200);
+    expect(c1.body).toMatchObject({ status: "CANCELLED", cancel_reason: "changed my mind", cost_usd: 0 });
+
+    const c2 = await stack.http().post(`/simulations/${running.body.job_id}/cancel`).set("X-API-Key", alice.key).send({});
+    expect(c2.status).toBe(200);
+    const job = await stack.waitJob(alice.key, running.body.job_id, (j) => FINAL_JOB.has(j.status));
+    expect(job.status).toBe("CANCELLED");
+    expect(job.tokens_used).toBeGreaterThan(0);
+    expect(job.tokens_used).toBeLessThan(200 * 100);
+    const stepsRun = job.tokens_used / 100;
+    expect(job.cost_usd).toBeCloseTo(stepsRun * 0.01, 10);
+    const again = await stack.http().post(`/simulations/${running.body.job_id}/cancel`).set("X-API-Key", alice.key).send({});
+    expect(again.status).toBe(400);
+    expect(again.body.error).toBe("InvalidState");
+    expect(again.body.message).toContain("CANCELLED");
+  });
+
+  it("answers 401, 403, 404 and 422 as the contract says", async () => {
+    const own = await submit(alice.key, scripted({ steps: 1 }));
+    expect((await stack.http().get(`/simulations/${own.body.job_id}`)).status).toBe(401);
+    const bad = await stack.http().get(`/simulations/${own.body.job_id}`).set("X-API-Key", "tp_" + "0".repeat(32));
+    expect(bad.status).toBe(401);
+    expect(bad.body).toMatchObject({ error: "Unauthorized", detail: null });
+    expect(bad.body.request_id).toBe(bad.headers["x-request-id"]);
+    const other = await stack.http().get(`/simulations/${own.body.job_id}`).set("X-API-Key", bob.key);
+    expect(other.status).toBe(403);
+    expect(other.body.error).toBe("Forbidden");
+    const missing = await stack.http().get("/simulations/sim_000000000000").set("X-API-Key", alice.key);
+    expect(missing.status).toBe(404);
+    const unknown = await submit(alice.key, { template_id: "no_such_template" });
+    expect(unknown.status).toBe(422);
+    expect(unknown.body.detail).toEqual([{ path: "template_id", message: "unknown template 'no_such_template'" }]);
+    const wrongType = await submit(alice.key, { template_id: "board_meeting", entity_count: "5" });
+    expect(wrongType.status).toBe(422);
+    expect(wrongType.body.detail[0].path).toBe("entity_count");
+    const malformed = await stack.http().post("/simulations").set("X-API-Key", alice.key).set("Content-Type", "application/json").send("{nope");
+    expect(malformed.status).toBe(422);
+    const route = await stack.http().get("/nowhere");
+    expect(route.status).toBe(404);
+    expect(route.body.error).toBe("NotFound");
+    const method = await stack.http().delete("/simulations").set("X-API-Key", alice.key);
+    expect(method.status).toBe(405);
+    const big = await stack.http().post("/simulations").set("Content-Type", "application/json").send({ description: "x".repeat(70_000) });
+    expect(big.status).toBe(413);
+    expect(big.body.error).toBe("PayloadTooLarge");
+    const echoed = await stack.http().get("/health").set("X-Request-Id", "my-trace-1");
+    expect(echoed.headers["x-request-id"]).toBe("my-trace-1");
+  });
+
+  it("refuses a free user's second concurrent job with 429, then frees the slot when the first ends", async () => {
+    const first = await submit(bob.key, scripted({ steps: 30, step_ms: 30, cost_usd_per_step: 0.001 }));
+    expect(first.status).toBe(202);
+    const second = await submit(bob.key, scripted({ steps: 1 }));
+    expect(second.status).toBe(429);
+    expect(second.body).toMatchObject({ error: "ConcurrencyLimitExceeded", active_jobs: 1, concurrency_limit: 1 });
+    expect(Number(second.headers["retry-after"])).toBeGreaterThan(0);
+    await stack.waitJob(bob.key, first.body.job_id, (j) => FINAL_JOB.has(j.status));
+    const third = await submit(bob.key, scripted({ steps: 1 }));
+    expect(third.status).toBe(202);
+  });
+
+  it("manages users and keys through the admin API", async () => {
+    const admin = (r: request.Test) => r.set("Authorization", "Bearer test-admin-token");
+    expect((await stack.http().post("/admin/users").send({ user_id: "carol" })).status).toBe(401);
+    const created = await admin(stack.http().post("/admin/users")).send({ user_id: "carol", tier: "basic" });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ user_id: "carol", tier: "basic" });
+    expect((await admin(stack.http().post("/admin/users")).send({ user_id: "carol", tier: "pro" })).status).toBe(200);
+    const key = await admin(stack.http().post("/admin/users/carol/api-keys")).send({ name: "ci" });
+    expect(key.status).toBe(201);
+    expect(key.body.api_key).toMatch(/^tp_[0-9a-f]{32}$/);
+    const stored = await stack.env.core.db.apiKey.findUnique({ where: { id: key.body.key_id } });
+    expect(stored?.keyHash).not.toContain(key.body.api_key.slice(3));
+    expect((await stack.http().get("/simulations").set("X-API-Key", key.body.api_key)).status).toBe(200);
+    expect((await admin(stack.http().delete(`/admin/api-keys/${key.body.key_id}`))).status).toBe(204);
+    expect((await stack.http().get("/simulations").set("X-API-Key", key.body.api_key)).status).toBe(401);
+  });
+});
+
+import type request from "supertest";
