@@ -23,6 +23,12 @@ const redactFormat = winston.format((info) => {
   return info;
 });
 
+/** One JSON object per line: time, level, service and message first, then the fields. */
+const lineFormat = winston.format.printf((info) => {
+  const { timestamp, level, service, message, ...fields } = info;
+  return JSON.stringify({ timestamp, level, service, message, ...fields }, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
+});
+
 export interface LoggerOptions {
   /** Role name bound to every line (`api`, `worker`, `reconciler`). */
   service: string;
@@ -38,7 +44,7 @@ export function createLogger(opts: LoggerOptions): Logger {
     level: opts.level ?? "info",
     silent: opts.silent ?? false,
     defaultMeta: { service: opts.service },
-    format: winston.format.combine(winston.format.timestamp(), redactFormat(), winston.format.errors({ stack: true }), winston.format.json()),
+    format: winston.format.combine(winston.format.errors({ stack: true }), winston.format.timestamp(), redactFormat(), lineFormat),
     transports: [new winston.transports.Console()],
   });
 }

@@ -1,0 +1,41 @@
+import { ApiEnvSchema, ConfigError, parseEnv, parseTierLimits, WorkerEnvSchemaChecked } from "../src/index.ts";
+
+describe("parseEnv", () => {
+  it("applies the documented defaults", () => {
+    const env = parseEnv(ApiEnvSchema, {});
+    expect(env).toMatchObject({ PORT: 8080, DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/simbatch", REDIS_URL: "redis://127.0.0.1:6379", RATE_LIMIT_ENABLED: true });
+    expect(env.ADMIN_TOKEN).toBeUndefined();
+  });
+
+  it("names the bad keys and never echoes their values", () => {
+    let err: unknown;
+    try {
+      parseEnv(ApiEnvSchema, { PORT: "eighty", REDIS_URL: "not a url with secret-value" });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).keys.sort()).toEqual(["PORT", "REDIS_URL"]);
+    expect((err as Error).message).not.toContain("secret-value");
+  });
+
+  it("needs an API key for the openai engine", () => {
+    expect(() => parseEnv(WorkerEnvSchemaChecked, { ENGINE: "openai" })).toThrow(/OPENAI_API_KEY/);
+  });
+});
+
+describe("parseTierLimits", () => {
+  it("overrides limits per tier from env, costs in micro-dollars", () => {
+    const limits = parseTierLimits({ QUOTA_FREE_SIMULATIONS: "25", QUOTA_PRO_COST_USD: "12.5", RATE_LIMIT_BASIC_PER_MINUTE: "42", QUOTA_ENTERPRISE_API_CALLS: "-1" });
+    expect(limits.free.simulations).toBe(25);
+    expect(limits.pro.costMicros).toBe(12_500_000);
+    expect(limits.basic.ratePerMinute).toBe(42);
+    expect(limits.enterprise.apiCalls).toBe(-1);
+    expect(limits.free.apiCalls).toBe(1_000);
+  });
+
+  it("rejects malformed overrides naming the key", () => {
+    expect(() => parseTierLimits({ QUOTA_FREE_SIMULATIONS: "lots" })).toThrow(/QUOTA_FREE_SIMULATIONS/);
+    expect(() => parseTierLimits({ QUOTA_PRO_MAX_BATCH_SIZE: "500" })).toThrow(/QUOTA_PRO_MAX_BATCH_SIZE/);
+  });
+});
