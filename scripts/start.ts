@@ -10,7 +10,6 @@ import { ApiEnvSchema, loadEnvOrExit, parseTierLimits, ReconcilerEnvSchema, Work
 import { migrate } from "./migrate.ts";
 
 const ROOT = path.resolve(__dirname, "..");
-const TSX = path.join(ROOT, "node_modules", ".bin", "tsx");
 const ROLES = ["api", "worker", "reconciler"] as const;
 
 async function main(): Promise<void> {
@@ -33,7 +32,7 @@ async function main(): Promise<void> {
     for (const child of children.values()) child.kill(signal);
   };
   for (const role of ROLES) {
-    const child = spawn(TSX, [path.join(ROOT, "apps", role, "src", "main.ts")], { stdio: "inherit", env: process.env });
+    const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "apps", role, "src", "main.ts")], { stdio: "inherit", env: process.env });
     children.set(role, child);
     child.on("exit", (code, signal) => {
       children.delete(role);

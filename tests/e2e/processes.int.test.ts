@@ -1,0 +1,98 @@
+import { TestEnv, waitFor } from "@simbatch/testing";
+import { freePort, run, stopAll, waitHttp, type Proc } from "../support/processes.ts";
+
+/**
+ * The roles as real processes: what operators run. Covers boot-time env
+ * validation, `npm start` creating and migrating a database, graceful SIGTERM,
+ * and a worker killed mid-run with the job still completing, charged once.
+ */
+describe("service processes", () => {
+  const env = new TestEnv();
+  const procs: Proc[] = [];
+  let base: Record<string, string>;
+
+  beforeAll(async () => {
+    await env.setup();
+    base = {
+      DATABASE_URL: env.databaseUrl, REDIS_URL: env.redisUrl, REDIS_PREFIX: env.prefix,
+      SIMBATCH_TEST_TEMPLATES: "1", LOG_LEVEL: "info", SIM_STEP_MS: "0", JOB_LOCK_MS: "2000",
+    };
+  });
+  afterAll(async () => {
+    await stopAll(procs);
+    await env.teardown();
+  });
+
+  const spawnRole = (role: string, extra: Record<string, string> = {}) => {
+    const p = run(`apps/${role}/src/main.ts`, { ...base, ...extra });
+    procs.push(p);
+    return p;
+  };
+
+  it("exits at once naming the bad env key", async () => {
+    const p = run("apps/api/src/main.ts", { ...base, PORT: "eighty", WORKER_CONCURRENCY: "1" });
+    const { code } = await p.exited;
+    expect(code).toBe(1);
+    expect(p.output()).toContain("PORT");
+    const w = run("apps/worker/src/main.ts", { ...base, WORKER_CONCURRENCY: "0" });
+    expect((await w.exited).code).toBe(1);
+    expect(w.output()).toContain("WORKER_CONCURRENCY");
+  });
+
+  it("npm start creates and migrates a missing database, serves, and stops on SIGTERM", async () => {
+    const dbName = `${env.dbName}_fresh`;
+    const port = await freePort();
+    const start = run("scripts/start.ts", { ...base, DATABASE_URL: env.databaseUrl.replace(env.dbName, dbName), PORT: String(port) });
+    procs.push(start);
+    try {
+      await waitHttp(`http://127.0.0.1:${port}/ready`, 60_000);
+      const ready = await (await fetch(`http://127.0.0.1:${port}/ready`)).json();
+      expect(ready).toMatchObject({ status: "ready", checks: { postgres: "ok", redis: "ok" } });
+      start.child.kill("SIGTERM");
+      const { code } = await start.exited;
+      expect(code).toBe(0);
+      expect(start.output()).toContain("worker stopped");
+    } finally {
+      const { Client } = await import("pg");
+      const admin = new Client({ connectionString: env.databaseUrl.replace(env.dbName, "postgres") });
+      await admin.connect();
+      await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+      await admin.end();
+    }
+  }, 90_000);
+
+  it("finishes a job charged exactly once after its worker is killed mid-run", async () => {
+    const port = await freePort();
+    const api = spawnRole("api", { PORT: String(port) });
+    spawnRole("reconciler", { SWEEP_INTERVAL_MS: "1000" });
+    const worker1 = spawnRole("worker", { WORKER_CONCURRENCY: "1" });
+    await waitHttp(`http://127.0.0.1:${port}/health`);
+    const alice = await env.user("alice", "pro");
+    const url = `http://127.0.0.1:${port}`;
+    const headers = { "X-API-Key": alice.key, "Content-Type": "application/json", "X-Request-Id": "trace-kill-1" };
+    const res = await fetch(`${url}/simulations`, {
+      method: "POST", headers, body: JSON.stringify({ template_id: "test/scripted", config: { steps: 20, step_ms: 100 } }),
+    });
+    expect(res.status).toBe(202);
+    const { job_id } = (await res.json()) as { job_id: string };
+    const get = async () => (await (await fetch(`${url}/simulations/${job_id}`, { headers })).json()) as Record<string, any>;
+    await waitFor(async () => { const j = await get(); return j.status === "RUNNING" && j.progress_percent >= 10; }, { what: "progress" });
+
+    worker1.child.kill("SIGKILL");
+    await worker1.exited;
+    const worker2 = spawnRole("worker", { WORKER_CONCURRENCY: "1" });
+    const done = await waitFor(async () => { const j = await get(); return j.status === "COMPLETED" ? j : false; }, { timeoutMs: 45_000, what: "completion" });
+    expect(done.attempts).toBeGreaterThanOrEqual(2);
+    expect(done.cost_usd).toBeCloseTo(0.2, 10);
+    const ledger = await env.core.db.ledgerEntry.findMany({ where: { jobId: job_id } });
+    expect(ledger).toHaveLength(1);
+    expect(Number(ledger[0]!.costMicros)).toBe(200_000);
+    // The client's request id follows the work into the worker's and reconciler's logs.
+    await waitFor(() => worker2.output().includes("trace-kill-1") || false, { what: "request id in worker log" });
+    expect(api.output()).toContain("trace-kill-1");
+
+    worker2.child.kill("SIGTERM");
+    const exit = await worker2.exited;
+    expect(exit.code).toBe(0);
+  }, 90_000);
+});
