@@ -1,6 +1,7 @@
 import type { Express } from "express";
 import request from "supertest";
-import { createApp, type ApiDeps } from "@simbatch/api";
+import { buildGates, createApp, startUsageCounting, type ApiDeps } from "@simbatch/api";
+import type { ApiCallFlusher } from "@simbatch/queue";
 import { ReconcilerRuntime } from "@simbatch/reconciler";
 import { WorkerRuntime } from "@simbatch/worker";
 import { createEngine, type SimulationEngine } from "@simbatch/engine";
@@ -9,7 +10,10 @@ import { TestEnv, waitFor, type TestEnvOptions } from "@simbatch/testing";
 export interface StackOptions extends TestEnvOptions {
   workers?: number[];
   adminToken?: string;
-  gates?: ApiDeps["gates"];
+  /** As RATE_LIMIT_ENABLED; default true. */
+  rateLimitEnabled?: boolean;
+  /** As USAGE_FLUSH_INTERVAL_MS; default 60 s so tests flush explicitly (restart, history). */
+  flushIntervalMs?: number;
   engine?: SimulationEngine;
   lockDurationMs?: number;
 }
@@ -24,6 +28,7 @@ export class Stack {
   deps!: ApiDeps;
   workers: WorkerRuntime[] = [];
   reconciler!: ReconcilerRuntime;
+  flusher!: ApiCallFlusher;
 
   constructor(private readonly opts: StackOptions = {}) {
     this.env = new TestEnv(opts);
@@ -31,14 +36,33 @@ export class Stack {
 
   async start(): Promise<this> {
     await this.env.setup();
-    this.deps = { ...this.env.core, config: { adminToken: this.opts.adminToken, maxBodyBytes: 64 * 1024 }, gates: this.opts.gates ?? [] };
-    this.app = createApp(this.deps);
+    this.buildApp();
     for (const concurrency of this.opts.workers ?? [4]) await this.addWorker(concurrency);
     this.reconciler = new ReconcilerRuntime({
       deps: this.env.core, streamRedis: this.env.redis(), redisPrefix: this.env.prefix, sweepIntervalMs: 60_000, dispatchIntervalMs: 200,
     });
     await this.reconciler.start();
     return this;
+  }
+
+  /** Wires the API as main.ts does: counter, flusher, gates, app. */
+  private buildApp(): void {
+    const core = this.env.core;
+    const { counter, flusher } = startUsageCounting({
+      db: core.db, redis: core.redis, redisPrefix: this.env.prefix, logger: core.logger, flushIntervalMs: this.opts.flushIntervalMs ?? 60_000,
+    });
+    const gates = buildGates({
+      counter, clock: core.clock, limits: core.limits, redis: core.redis, redisPrefix: this.env.prefix, rateLimitEnabled: this.opts.rateLimitEnabled ?? true,
+    });
+    this.flusher = flusher;
+    this.deps = { ...core, config: { adminToken: this.opts.adminToken, maxBodyBytes: 64 * 1024 }, apiCalls: counter, gates };
+    this.app = createApp(this.deps);
+  }
+
+  /** A new API instance on the same database and Redis, as after a restart; the old one flushes on its way out. */
+  async restartApi(): Promise<void> {
+    await this.flusher.stop();
+    this.buildApp();
   }
 
   async addWorker(concurrency: number): Promise<WorkerRuntime> {
@@ -57,6 +81,7 @@ export class Stack {
   }
 
   async stop(): Promise<void> {
+    await this.flusher?.stop();
     await this.reconciler?.stop();
     await Promise.all(this.workers.map((w) => w.stop()));
     await this.env.teardown();
@@ -70,6 +95,34 @@ export class Stack {
     }, { timeoutMs, what: `job ${jobId}` });
   }
 
+  submitBatch(key: string, body: unknown) {
+    return this.http().post("/simulations/batch").set("X-API-Key", key).send(body as object);
+  }
+
+  /** Job rows of a batch in request order, with their timing and attempts (straight from Postgres). */
+  async batchRows(batchId: string) {
+    return this.env.core.db.simulationJob.findMany({ where: { batchId }, orderBy: { batchIndex: "asc" } });
+  }
+
+  /**
+   * Polls a batch until `done`, checking on every observed change that the
+   * counters add up to total_jobs, that status only moves forward and that
+   * started_at / completed_at never change once set. Returns the distinct states seen.
+   */
+  async watchBatch(key: string, batchId: string, done: (batch: Record<string, any>) => boolean, timeoutMs = 30_000) {
+    const seen: Record<string, any>[] = [];
+    await waitFor(async () => {
+      const { body: b } = await this.http().get(`/simulations/batch/${batchId}`).set("X-API-Key", key);
+      const prev = seen[seen.length - 1];
+      if (!prev || JSON.stringify(prev) !== JSON.stringify(b)) {
+        checkBatchStep(prev, b);
+        seen.push(b);
+      }
+      return done(b);
+    }, { timeoutMs, intervalMs: 10, what: `batch ${batchId}` });
+    return seen;
+  }
+
   async waitBatch(key: string, batchId: string, done: (batch: Record<string, any>) => boolean, timeoutMs = 30_000) {
     return waitFor(async () => {
       const res = await this.http().get(`/simulations/batch/${batchId}`).set("X-API-Key", key);
@@ -80,3 +133,36 @@ export class Stack {
 
 export const FINAL_JOB = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 export const scripted = (config: Record<string, unknown>) => ({ template_id: "test/scripted", config });
+
+/** Most intervals open at one instant; an interval ending when another starts does not overlap it. */
+export function maxOverlap(rows: { startedAt: Date | null; completedAt: Date | null }[]): number {
+  const edges: [number, number][] = [];
+  for (const r of rows) {
+    if (!r.startedAt) continue;
+    edges.push([r.startedAt.getTime(), 1], [r.completedAt ? r.completedAt.getTime() : Number.MAX_SAFE_INTEGER, -1]);
+  }
+  edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let open = 0;
+  let max = 0;
+  for (const [, d] of edges) max = Math.max(max, (open += d));
+  return max;
+}
+
+const STATUS_RANK: Record<string, number> = { PENDING: 0, RUNNING: 1, COMPLETED: 2, PARTIAL: 2, FAILED: 2, CANCELLED: 2 };
+
+/** Invariants between two consecutive observations of one batch. */
+export function checkBatchStep(prev: Record<string, any> | undefined, b: Record<string, any>): void {
+  const p = b.progress;
+  const sum = p.pending_jobs + p.running_jobs + p.completed_jobs + p.failed_jobs + p.cancelled_jobs;
+  if (sum !== p.total_jobs) throw new Error(`counters add up to ${sum}, not ${p.total_jobs}: ${JSON.stringify(p)}`);
+  const finished = p.completed_jobs + p.failed_jobs + p.cancelled_jobs;
+  if (Math.abs(p.progress_percent - (finished / p.total_jobs) * 100) > 0.01) throw new Error(`progress_percent ${p.progress_percent} for ${finished}/${p.total_jobs}`);
+  if (!prev) return;
+  if (STATUS_RANK[b.status]! < STATUS_RANK[prev.status]!) throw new Error(`status went back from ${prev.status} to ${b.status}`);
+  if (STATUS_RANK[prev.status] === 2 && prev.status !== b.status) throw new Error(`final status ${prev.status} changed to ${b.status}`);
+  for (const f of ["started_at", "completed_at"]) {
+    if (prev[f] !== null && prev[f] !== b[f]) throw new Error(`${f} changed from ${prev[f]} to ${b[f]}`);
+  }
+  if (b.progress.progress_percent < prev.progress.progress_percent) throw new Error("progress_percent went back");
+  if (b.cost.actual_cost_usd < prev.cost.actual_cost_usd) throw new Error("actual_cost_usd went back");
+}

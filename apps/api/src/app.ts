@@ -9,11 +9,14 @@ import { batchHandlers } from "./routes/batches.routes.ts";
 import { healthHandlers } from "./routes/health.routes.ts";
 import { simulationHandlers } from "./routes/simulations.routes.ts";
 import { templateHandlers } from "./routes/templates.routes.ts";
+import { usageHandlers } from "./routes/usage.routes.ts";
 
 /**
  * The HTTP app. Check order on every authenticated request: body size (413) →
- * route (404/405) → auth (401) → gates (API-call quota, rate limit) → JSON and
- * validation (422) → the route's own checks.
+ * route (404/405) → auth (401) → API-call quota (429, counts the call) → rate
+ * limit (429) → JSON and validation (422) → the route's own checks. The usage
+ * routes skip the quota gate entirely: they are neither refused nor counted, so
+ * a client at its limit can still see why (docs/usage-and-quotas.md).
  */
 export function createApp(deps: ApiDeps): Express {
   const app = express();
@@ -24,7 +27,9 @@ export function createApp(deps: ApiDeps): Express {
 
   const router = express.Router({ caseSensitive: true });
   const routes = new RouteTable(router);
-  const authed = [requireApiKey(deps.db), ...deps.gates, jsonBody];
+  const rateLimit = deps.gates.rateLimit ? [deps.gates.rateLimit] : [];
+  const authed = [requireApiKey(deps.db), deps.gates.quota, ...rateLimit, jsonBody];
+  const usageChain = [requireApiKey(deps.db), ...rateLimit, jsonBody];
   const admin = [requireAdmin(deps.config.adminToken), jsonBody];
 
   const h = healthHandlers(deps);
@@ -40,6 +45,9 @@ export function createApp(deps: ApiDeps): Express {
   routes.add("post", "/simulations/batch", ...authed, b.create);
   routes.add("get", "/simulations/batch", ...authed, b.list);
   routes.add("get", "/simulations/batch/stats", ...authed, b.stats);
+  const u = usageHandlers(deps);
+  routes.add("get", "/simulations/batch/usage", ...usageChain, u.usage);
+  routes.add("get", "/simulations/batch/usage/history", ...usageChain, u.history);
   for (const [method, path, handler] of deps.extraRoutes ?? []) routes.add(method, path, ...authed, handler);
   routes.add("get", "/simulations/batch/:batch_id", ...authed, b.get);
   routes.add("get", "/simulations/batch/:batch_id/jobs", ...authed, b.jobs);
@@ -59,6 +67,7 @@ export function createApp(deps: ApiDeps): Express {
   routes.add("patch", "/admin/users/:user_id", ...admin, a.updateUser);
   routes.add("post", "/admin/users/:user_id/api-keys", ...admin, a.createKey);
   routes.add("delete", "/admin/api-keys/:key_id", ...admin, a.revokeKey);
+  routes.add("post", "/admin/users/:user_id/usage-adjustments", ...admin, a.adjustUsage);
   for (const [method, path, handler] of deps.extraAdminRoutes ?? []) routes.add(method, path, ...admin, handler);
 
   app.use(router);

@@ -1,6 +1,7 @@
 import type { CoreDeps } from "@simbatch/core";
-import type { Redis } from "@simbatch/queue";
+import type { ApiCallCounter, Redis } from "@simbatch/queue";
 import type { RequestHandler } from "express";
+import type { ApiGates } from "./http/gates.ts";
 
 export interface ApiConfig {
   /** Admin API is absent (404) when unset. */
@@ -12,12 +13,14 @@ export interface ApiConfig {
 export interface ApiDeps extends CoreDeps {
   redis: Redis;
   config: ApiConfig;
+  /** Live API-call counts (Redis), read by the usage routes and moved by adjustments. */
+  apiCalls: ApiCallCounter;
   /**
-   * Middlewares run on every authenticated route after auth, in order (API-call
-   * quota, rate limit). Each sees `res.locals.user`.
+   * Run on authenticated routes after auth, in order: API-call quota (not on the
+   * usage routes), then rate limit. Each sees `res.locals.user`.
    */
-  gates: RequestHandler[];
-  /** Further authenticated routes (usage), registered before `/simulations/batch/:batch_id`. */
+  gates: ApiGates;
+  /** Further authenticated routes, registered before `/simulations/batch/:batch_id`. */
   extraRoutes?: RouteSpec[];
   /** Further admin routes. */
   extraAdminRoutes?: RouteSpec[];

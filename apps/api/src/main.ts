@@ -1,8 +1,10 @@
 import { ApiEnvSchema, loadEnvOrExit, parseTierLimits } from "@simbatch/config";
 import { wireCore } from "@simbatch/core";
 import { createLogger } from "@simbatch/logger";
+import { waitReady } from "@simbatch/queue";
 import { createServer } from "node:http";
 import { createApp } from "./app.ts";
+import { buildGates, startUsageCounting } from "./http/gates.ts";
 
 async function main(): Promise<void> {
   const env = loadEnvOrExit(ApiEnvSchema, "api");
@@ -12,9 +14,19 @@ async function main(): Promise<void> {
     databaseUrl: env.DATABASE_URL, redisUrl: env.REDIS_URL, redisPrefix: env.REDIS_PREFIX,
     testTemplates: env.SIMBATCH_TEST_TEMPLATES, limits, logger, redisRole: "producer",
   });
-  const app = createApp({ ...core, config: { adminToken: env.ADMIN_TOKEN, maxBodyBytes: env.MAX_BODY_BYTES }, gates: [] });
+  // The rate-limit store loads its Lua scripts at construction; the producer connection refuses commands until ready.
+  await waitReady(core.redis, 10_000);
+  const { counter, flusher } = startUsageCounting({
+    db: core.db, redis: core.redis, redisPrefix: env.REDIS_PREFIX, logger, flushIntervalMs: env.USAGE_FLUSH_INTERVAL_MS,
+  });
+  const gates = buildGates({
+    counter, clock: core.clock, limits, redis: core.redis, redisPrefix: env.REDIS_PREFIX, rateLimitEnabled: env.RATE_LIMIT_ENABLED,
+  });
+  const app = createApp({ ...core, config: { adminToken: env.ADMIN_TOKEN, maxBodyBytes: env.MAX_BODY_BYTES }, apiCalls: counter, gates });
   const server = createServer(app);
-  server.listen(env.PORT, () => logger.info("api listening", { port: env.PORT, admin_api: env.ADMIN_TOKEN ? "on" : "off" }));
+  server.listen(env.PORT, () =>
+    logger.info("api listening", { port: env.PORT, admin_api: env.ADMIN_TOKEN ? "on" : "off", rate_limit: env.RATE_LIMIT_ENABLED ? "on" : "off" }),
+  );
 
   let exiting = false;
   const shutdown = (signal: string) => {
@@ -22,7 +34,8 @@ async function main(): Promise<void> {
     exiting = true;
     logger.info("shutting down", { signal });
     setTimeout(() => process.exit(1), env.SHUTDOWN_TIMEOUT_MS).unref();
-    server.close(() => void core.close().then(() => process.exit(0)));
+    // Pending API-call counts go to Postgres before the clients close.
+    server.close(() => void flusher.stop().then(() => core.close()).then(() => process.exit(0)));
     server.closeIdleConnections();
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));

@@ -25,7 +25,10 @@ export const ApiEnvSchema = CommonEnvSchema.extend({
   PORT: int(0, 65535).default(8080),
   ADMIN_TOKEN: z.string().min(8).optional(),
   MAX_BODY_BYTES: int(1024).default(2 * 1024 * 1024),
+  /** false switches the per-tier rate limit off; API-call quotas stay on. */
   RATE_LIMIT_ENABLED: bool.default(true),
+  /** How often each API process writes its pending API-call counts to Postgres. */
+  USAGE_FLUSH_INTERVAL_MS: int(100, 600_000).default(5_000),
 });
 
 export const WorkerEnvSchema = CommonEnvSchema.extend({

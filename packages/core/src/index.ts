@@ -15,3 +15,5 @@ export * from "./results.ts";
 export * from "./usage-queries.ts";
 export { SideEffects } from "./side-effects.ts";
 export * from "./wiring.ts";
+export * from "./usage-service.ts";
+export * from "./usage-adjustments.ts";

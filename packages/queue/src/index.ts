@@ -3,3 +3,4 @@ export * from "./simulation-queue.ts";
 export * from "./event-stream.ts";
 export * from "./signals.ts";
 export * from "./worker-registry.ts";
+export * from "./api-call-counter.ts";

@@ -1,5 +1,6 @@
 import { TIERS } from "@simbatch/config";
-import { createApiKey, revokeApiKey, updateUserTier, upsertUser } from "@simbatch/core";
+import { PERIOD_RE, periodOf } from "@simbatch/contracts";
+import { createApiKey, createUsageAdjustment, revokeApiKey, updateUserTier, upsertUser } from "@simbatch/core";
 import type { RequestHandler } from "express";
 import { z } from "zod";
 import type { ApiDeps } from "../deps.ts";
@@ -13,6 +14,22 @@ export const CreateUserSchema = z.object({
 });
 const UpdateUserSchema = z.object({ tier });
 const CreateKeySchema = z.object({ name: z.string().max(100).nullish() });
+const count = z.number().int().min(-1_000_000_000).max(1_000_000_000);
+export const UsageAdjustmentSchema = z
+  .object({
+    period: z.string().regex(PERIOD_RE, "must be YYYY-MM").nullish(),
+    api_calls: count.nullish(),
+    simulations: count.nullish(),
+    // Whole micro-dollars only, so the ledger stays exact.
+    cost_usd: z.number().min(-1_000_000).max(1_000_000)
+      .refine((n) => Math.abs(n * 1e6 - Math.round(n * 1e6)) < 1e-6, "at most 6 decimals")
+      .nullish(),
+    tokens: count.nullish(),
+    reason: z.string().trim().min(1, "is required").max(500),
+  })
+  .refine((b) => [b.api_calls, b.simulations, b.cost_usd, b.tokens].some((n) => n != null && n !== 0), {
+    message: "at least one of api_calls, simulations, cost_usd, tokens must be non-zero",
+  });
 
 export function adminHandlers(deps: ApiDeps) {
   const createUser: RequestHandler = async (req, res) => {
@@ -40,5 +57,23 @@ export function adminHandlers(deps: ApiDeps) {
     res.status(204).end();
   };
 
-  return { createUser, updateUser, createKey, revokeKey };
+  const adjustUsage: RequestHandler = async (req, res) => {
+    const body = parse(UsageAdjustmentSchema, req.body);
+    const userId = String(req.params.user_id);
+    const period = body.period ?? periodOf(deps.clock.now());
+    const adj = await createUsageAdjustment(deps.db, userId, {
+      period,
+      apiCalls: body.api_calls ?? 0,
+      simulations: body.simulations ?? 0,
+      costMicros: Math.round((body.cost_usd ?? 0) * 1_000_000),
+      tokens: body.tokens ?? 0,
+      reason: body.reason,
+    });
+    // The quota gate reads the live Redis count; Postgres alone would only show it after a re-seed.
+    if (adj.api_calls !== 0) await deps.apiCalls.adjust(userId, period, adj.api_calls);
+    locals(res).log.info("usage adjusted", { user_id: userId, adjustment_id: adj.adjustment_id, period });
+    res.status(201).json(adj);
+  };
+
+  return { createUser, updateUser, createKey, revokeKey, adjustUsage };
 }

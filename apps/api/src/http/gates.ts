@@ -1,0 +1,115 @@
+import type { Tier, TierLimits } from "@simbatch/config";
+import { periodOf, secondsToNextPeriod, type Clock } from "@simbatch/contracts";
+import { apiCallsBase, persistApiCalls } from "@simbatch/core";
+import type { Db } from "@simbatch/db";
+import { AppError } from "@simbatch/errors";
+import type { Logger } from "@simbatch/logger";
+import { ApiCallCounter, ApiCallFlusher, type Redis } from "@simbatch/queue";
+import type { Request, RequestHandler } from "express";
+import { rateLimit, type AugmentedRequest } from "express-rate-limit";
+import { RedisStore, type RedisReply } from "rate-limit-redis";
+import { user } from "./auth.ts";
+
+/** The middlewares that run between auth and validation. */
+export interface ApiGates {
+  /** API-call quota: checks and counts atomically. Usage routes skip it. */
+  quota: RequestHandler;
+  /** Per-user, per-tier requests per minute; null when RATE_LIMIT_ENABLED=false. */
+  rateLimit: RequestHandler | null;
+}
+
+export interface UsageCountingOptions {
+  db: Db;
+  redis: Redis;
+  redisPrefix: string;
+  logger: Logger;
+  /** How often pending API-call counts are written to Postgres. Default 5000 ms. */
+  flushIntervalMs?: number;
+}
+
+/** The API-call counter and its periodic flusher (started here; stop it on shutdown). */
+export function startUsageCounting(opts: UsageCountingOptions): { counter: ApiCallCounter; flusher: ApiCallFlusher } {
+  const counter = new ApiCallCounter({
+    redis: opts.redis,
+    prefix: opts.redisPrefix,
+    loadBase: (userId, period) => apiCallsBase(opts.db, userId, period),
+    persist: (rows) => persistApiCalls(opts.db, rows),
+  });
+  const flusher = new ApiCallFlusher(counter, opts.flushIntervalMs ?? 5_000, (err) =>
+    opts.logger.warn("api-call flush failed; counts kept in Redis for the next one", { error: String(err) }),
+  );
+  flusher.start();
+  return { counter, flusher };
+}
+
+export function apiCallQuota(counter: ApiCallCounter, limits: Record<Tier, TierLimits>, clock: Clock): RequestHandler {
+  return (_req, res, next) => {
+    const u = user(res);
+    const now = clock.now();
+    const limit = limits[u.tier].apiCalls;
+    counter
+      .consume(u.id, periodOf(now), limit)
+      .then((r) => {
+        if (r.allowed) return next();
+        next(new AppError("QuotaExceeded", {
+          message: `API call quota exceeded: ${r.used} of ${limit} calls used this period`,
+          fields: { api_calls_used: r.used, api_calls_limit: limit },
+          retryAfter: secondsToNextPeriod(now),
+        }));
+      })
+      .catch(next);
+  };
+}
+
+export interface RateLimitOptions {
+  redis: Redis;
+  redisPrefix: string;
+  limits: Record<Tier, TierLimits>;
+}
+
+/**
+ * Fixed one-minute windows per user in Redis (rate-limit-redis), so the limit
+ * holds across API replicas. Keyed by user id, never by IP: every route here is
+ * authenticated.
+ */
+export function perUserRateLimit(opts: RateLimitOptions): RequestHandler {
+  const store = new RedisStore({
+    prefix: `${opts.redisPrefix}:rl:`,
+    sendCommand: (command: string, ...args: string[]) => opts.redis.call(command, ...args) as Promise<RedisReply>,
+  });
+  return rateLimit({
+    windowMs: 60_000,
+    limit: (_req, res) => opts.limits[user(res).tier].ratePerMinute,
+    keyGenerator: (_req, res) => user(res).id,
+    standardHeaders: "draft-7",
+    legacyHeaders: false,
+    store,
+    // The key is the user id, so the IP-related checks do not apply.
+    validate: { trustProxy: false, xForwardedForHeader: false, ip: false },
+    handler: (req, res, next) => {
+      const u = user(res);
+      const info = (req as Request as AugmentedRequest).rateLimit;
+      const reset = info?.resetTime?.getTime() ?? Date.now() + 60_000;
+      const limit = opts.limits[u.tier].ratePerMinute;
+      next(new AppError("RateLimitExceeded", {
+        message: `Rate limit exceeded: the ${u.tier} tier allows ${limit} requests per minute`,
+        fields: { tier: u.tier, limit },
+        retryAfter: Math.max(1, Math.ceil((reset - Date.now()) / 1000)),
+      }));
+    },
+  });
+}
+
+export interface GateOptions extends RateLimitOptions {
+  counter: ApiCallCounter;
+  clock: Clock;
+  rateLimitEnabled: boolean;
+}
+
+/** Built the same way by main.ts and the test stack. */
+export function buildGates(opts: GateOptions): ApiGates {
+  return {
+    quota: apiCallQuota(opts.counter, opts.limits, opts.clock),
+    rateLimit: opts.rateLimitEnabled ? perUserRateLimit(opts) : null,
+  };
+}
