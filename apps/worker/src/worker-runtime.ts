@@ -32,6 +32,7 @@ export class WorkerRuntime {
   private worker: Worker | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private stopping = false;
+  private killed = false;
   private readonly registry: WorkerRegistry;
 
   constructor(private readonly opts: WorkerRuntimeOptions) {
@@ -49,7 +50,8 @@ export class WorkerRuntime {
         logger: this.opts.logger,
         stepDelayMs: this.opts.stepDelayMs,
         progressIntervalMs: this.opts.progressIntervalMs ?? 200,
-        shuttingDown: () => this.stopping,
+        // A killed worker does nothing more: its runs must not look like graceful shutdowns.
+        shuttingDown: () => this.stopping && !this.killed,
       }),
     };
     this.worker = new Worker(
@@ -80,6 +82,22 @@ export class WorkerRuntime {
 
   private async beat(): Promise<void> {
     await this.registry.heartbeat(this.id, this.opts.concurrency, HEARTBEAT_MS * 3).catch(() => undefined);
+  }
+
+  /**
+   * Simulates a crash (SIGKILL, lost host): the Redis connection drops at once, so
+   * no lock renewal, event, heartbeat removal or BullMQ completion happens; the
+   * in-flight runs fail on their next Redis call and their jobs are redelivered
+   * by another worker's stalled-job check once the lock expires. Tests only.
+   */
+  async kill(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.killed = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.opts.redis.disconnect();
+    await this.worker?.close(true).catch(() => undefined);
+    this.opts.logger.info("worker killed", { worker_id: this.id });
   }
 
   /**
