@@ -10,7 +10,7 @@ import { TestEnv, waitFor, type TestEnvOptions } from "@simbatch/testing";
 export interface StackOptions extends TestEnvOptions {
   workers?: number[];
   adminToken?: string;
-  /** As RATE_LIMIT_ENABLED; default true. */
+  /** As RATE_LIMIT_ENABLED. Default false here: the wait helpers poll far faster than any tier allows. */
   rateLimitEnabled?: boolean;
   /** As USAGE_FLUSH_INTERVAL_MS; default 60 s so tests flush explicitly (restart, history). */
   flushIntervalMs?: number;
@@ -52,7 +52,7 @@ export class Stack {
       db: core.db, redis: core.redis, redisPrefix: this.env.prefix, logger: core.logger, flushIntervalMs: this.opts.flushIntervalMs ?? 60_000,
     });
     const gates = buildGates({
-      counter, clock: core.clock, limits: core.limits, redis: core.redis, redisPrefix: this.env.prefix, rateLimitEnabled: this.opts.rateLimitEnabled ?? true,
+      counter, clock: core.clock, limits: core.limits, redis: core.redis, redisPrefix: this.env.prefix, rateLimitEnabled: this.opts.rateLimitEnabled ?? false,
     });
     this.flusher = flusher;
     this.deps = { ...core, config: { adminToken: this.opts.adminToken, maxBodyBytes: 64 * 1024 }, apiCalls: counter, gates };
