@@ -23,12 +23,19 @@ export interface GroupState {
   active: number;
 }
 
+export interface UserState {
+  active: number;
+  limit: number;
+  /** Epoch ms of the user's latest release; 0 when never. Breaks ties round-robin. */
+  lastReleasedAt: number;
+}
+
 export interface PlanInput {
   free: number;
   /** Candidates per group, in request order. */
   groups: Map<string, { state: GroupState; queue: Candidate[] }>;
-  /** Running or released jobs per user, and the user's concurrency (-1 = unlimited). */
-  users: Map<string, { active: number; limit: number }>;
+  /** Per user: running or released jobs, concurrency (-1 = unlimited), and when a job of theirs was last released. */
+  users: Map<string, UserState>;
 }
 
 export interface Plan {
@@ -39,7 +46,9 @@ export interface Plan {
 
 /**
  * Releases up to `free` jobs. Order: higher priority first; at equal priority the
- * user with fewest active jobs (fair share across users); then the oldest job.
+ * user with fewest active jobs (fair share across users), then the user served
+ * least recently (so one free slot alternates between users instead of going to
+ * the oldest batch every time); then the oldest job.
  * A batch's jobs go in request order; one that does not fit the budget blocks the
  * batch, and when nothing of the batch is running it never will fit.
  */
@@ -53,6 +62,7 @@ export function planDispatch(input: PlanInput): Plan {
     }
   }
   let free = input.free;
+  let tick = Number.MAX_SAFE_INTEGER - input.free;
   while (free > 0) {
     let best: { key: string; job: Candidate } | null = null;
     for (const [key, g] of input.groups) {
@@ -69,7 +79,9 @@ export function planDispatch(input: PlanInput): Plan {
     g.state.slots--;
     g.state.active++;
     g.state.committedMicros += best.job.estimateMicros;
-    input.users.get(best.job.ownerId)!.active++;
+    const owner = input.users.get(best.job.ownerId)!;
+    owner.active++;
+    owner.lastReleasedAt = tick++; // later than any stored release: served just now
     release.push(best.job);
     free--;
   }
@@ -78,8 +90,9 @@ export function planDispatch(input: PlanInput): Plan {
 
 function better(a: Candidate, b: Candidate, users: PlanInput["users"]): boolean {
   if (a.priority !== b.priority) return a.priority > b.priority;
-  const ua = users.get(a.ownerId)!.active;
-  const ub = users.get(b.ownerId)!.active;
-  if (ua !== ub) return ua < ub;
+  const ua = users.get(a.ownerId)!;
+  const ub = users.get(b.ownerId)!;
+  if (ua.active !== ub.active) return ua.active < ub.active;
+  if (ua.lastReleasedAt !== ub.lastReleasedAt) return ua.lastReleasedAt < ub.lastReleasedAt;
   return a.createdAt < b.createdAt;
 }

@@ -47,10 +47,11 @@ async function loadInput(tx: Tx, deps: CoreDeps, free: number): Promise<PlanInpu
       COALESCE(sum(j.cost_micros) FILTER (WHERE j.status IN ('COMPLETED', 'FAILED', 'CANCELLED')), 0)::bigint AS charged
     FROM batches b JOIN simulation_jobs j ON j.batch_id = b.id
     WHERE b.id IN (${Prisma.join(batchIds)}) GROUP BY b.id`;
-  const userRows = ownerIds.length === 0 ? [] : await tx.$queryRaw<{ id: string; tier: Tier; active: number }[]>`
+  const userRows = ownerIds.length === 0 ? [] : await tx.$queryRaw<{ id: string; tier: Tier; active: number; last_released: Date | null }[]>`
     SELECT u.id, u.tier::text AS tier,
       (SELECT count(*) FROM simulation_jobs j WHERE j.owner_id = u.id
-        AND (j.status = 'RUNNING' OR (j.status = 'PENDING' AND j.released_at IS NOT NULL)))::int AS active
+        AND (j.status = 'RUNNING' OR (j.status = 'PENDING' AND j.released_at IS NOT NULL)))::int AS active,
+      (SELECT max(j.released_at) FROM simulation_jobs j WHERE j.owner_id = u.id) AS last_released
     FROM users u WHERE u.id IN (${Prisma.join(ownerIds)})`;
 
   const groups: PlanInput["groups"] = new Map();
@@ -80,7 +81,7 @@ async function loadInput(tx: Tx, deps: CoreDeps, free: number): Promise<PlanInpu
     groups.get(key)!.queue.push(c);
   }
   const users: PlanInput["users"] = new Map(
-    userRows.map((u) => [u.id, { active: u.active, limit: deps.limits[u.tier]?.concurrency ?? 1 }]),
+    userRows.map((u) => [u.id, { active: u.active, limit: deps.limits[u.tier]?.concurrency ?? 1, lastReleasedAt: u.last_released?.getTime() ?? 0 }]),
   );
   return { free, groups, users };
 }
@@ -110,10 +111,14 @@ export async function dispatch(deps: CoreDeps): Promise<number> {
     }
     if (plan.budgetExhausted.length > 0) await evaluateBatches(deps, tx, plan.budgetExhausted, effects);
     if (plan.release.length === 0) return [];
-    await tx.$executeRaw`
+    // A job cancelled meanwhile (its row lock held by a cancel or a stop rule) is not
+    // updated here: enqueue only what this statement really released.
+    const marked = await tx.$queryRaw<{ id: string }[]>`
       UPDATE simulation_jobs SET released_at = now()
-      WHERE id IN (${Prisma.join(plan.release.map((c) => c.id))}) AND status = 'PENDING' AND released_at IS NULL`;
-    return plan.release;
+      WHERE id IN (${Prisma.join(plan.release.map((c) => c.id))}) AND status = 'PENDING' AND released_at IS NULL
+      RETURNING id`;
+    const ids = new Set(marked.map((r) => r.id));
+    return plan.release.filter((c) => ids.has(c.id));
   });
   await effects.run(deps);
   for (const job of released) {
