@@ -1,19 +1,29 @@
 import { Client } from "pg";
 import { migrateDeploy } from "@simbatch/db";
-import { dbUrl, PG_ADMIN_URL, TEMPLATE_DB } from "./constants.ts";
+import { dbUrl, newTemplateName, PG_ADMIN_URL } from "./constants.ts";
 
-/** Builds the template database once per run with the real migrations; test files clone it. */
+const STALE_AFTER_S = 3 * 3600;
+
+/**
+ * Builds a template database once per run with the real migrations; each test
+ * file clones it. Names carry their creation time: leftovers of runs that died
+ * are dropped once stale, and concurrent runs never touch each other's.
+ */
 export default async function globalSetup(): Promise<void> {
+  const template = newTemplateName();
   const admin = new Client({ connectionString: PG_ADMIN_URL });
   await admin.connect();
   try {
-    // Leftovers of an interrupted earlier run.
-    const stale = await admin.query("SELECT datname FROM pg_database WHERE datname LIKE 'simbatch_t_%'");
-    for (const row of stale.rows) await admin.query(`DROP DATABASE IF EXISTS "${row.datname}" WITH (FORCE)`);
-    await admin.query(`DROP DATABASE IF EXISTS "${TEMPLATE_DB}" WITH (FORCE)`);
-    await admin.query(`CREATE DATABASE "${TEMPLATE_DB}"`);
+    const rows = await admin.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname ~ '^simbatch_(t|tpl)_[0-9]+_'");
+    const now = Date.now() / 1000;
+    for (const { datname } of rows.rows) {
+      const created = Number(/_(\d+)_/.exec(datname)?.[1]);
+      if (now - created > STALE_AFTER_S) await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+    }
+    await admin.query(`CREATE DATABASE "${template}"`);
   } finally {
     await admin.end();
   }
-  await migrateDeploy(dbUrl(TEMPLATE_DB));
+  await migrateDeploy(dbUrl(template));
+  process.env.SIMBATCH_TEST_TEMPLATE_DB = template;
 }

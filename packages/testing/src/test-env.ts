@@ -5,7 +5,20 @@ import type { Clock } from "@simbatch/contracts";
 import { createApiKey, upsertUser, wireCore, type Wired } from "@simbatch/core";
 import { createLogger } from "@simbatch/logger";
 import { createRedis, type Redis } from "@simbatch/queue";
-import { dbUrl, PG_ADMIN_URL, REDIS_URL, TEMPLATE_DB } from "./constants.ts";
+import { dbUrl, newTestDbName, PG_ADMIN_URL, REDIS_URL, templateDb } from "./constants.ts";
+
+/** Cloning fails while another session is connected to the template (55006): retry briefly. */
+async function createFromTemplate(admin: Client, name: string, template: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await admin.query(`CREATE DATABASE "${name}" TEMPLATE "${template}"`);
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== "55006" || attempt >= 20) throw err;
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
+  }
+}
 
 export interface TestEnvOptions {
   limits?: Partial<Record<Tier, Partial<TierLimits>>>;
@@ -14,7 +27,7 @@ export interface TestEnvOptions {
 
 /** A fresh database (cloned from the migrated template) and Redis prefix for one test file. */
 export class TestEnv {
-  readonly dbName = `simbatch_t_${randomBytes(5).toString("hex")}`;
+  readonly dbName = newTestDbName();
   readonly prefix = `t${randomBytes(4).toString("hex")}`;
   readonly databaseUrl = dbUrl(this.dbName);
   readonly redisUrl = REDIS_URL;
@@ -27,7 +40,7 @@ export class TestEnv {
     const admin = new Client({ connectionString: PG_ADMIN_URL });
     await admin.connect();
     try {
-      await admin.query(`CREATE DATABASE "${this.dbName}" TEMPLATE "${TEMPLATE_DB}"`);
+      await createFromTemplate(admin, this.dbName, templateDb());
     } finally {
       await admin.end();
     }
