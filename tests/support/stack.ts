@@ -52,7 +52,7 @@ export class Stack {
       db: core.db, redis: core.redis, redisPrefix: this.env.prefix, logger: core.logger, flushIntervalMs: this.opts.flushIntervalMs ?? 60_000,
     });
     const gates = buildGates({
-      counter, clock: core.clock, limits: core.limits, redis: core.redis, redisPrefix: this.env.prefix, rateLimitEnabled: this.opts.rateLimitEnabled ?? false,
+      limits: core.limits, redis: core.redis, redisPrefix: this.env.prefix, rateLimitEnabled: this.opts.rateLimitEnabled ?? false,
     });
     this.flusher = flusher;
     this.deps = { ...core, config: { adminToken: this.opts.adminToken, maxBodyBytes: 64 * 1024 }, apiCalls: counter, gates };

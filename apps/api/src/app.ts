@@ -2,6 +2,7 @@ import express, { type Express } from "express";
 import type { ApiDeps } from "./deps.ts";
 import { jsonBody, requireAdmin, requireApiKey } from "./http/auth.ts";
 import { errorHandler } from "./http/errors.ts";
+import { apiCallQuota } from "./http/gates.ts";
 import { requestContext } from "./http/request-context.ts";
 import { RouteTable } from "./http/route-table.ts";
 import { adminHandlers } from "./routes/admin.routes.ts";
@@ -27,9 +28,9 @@ export function createApp(deps: ApiDeps): Express {
 
   const router = express.Router({ caseSensitive: true });
   const routes = new RouteTable(router);
-  const rateLimit = deps.gates.rateLimit ? [deps.gates.rateLimit] : [];
-  const authed = [requireApiKey(deps.db), deps.gates.quota, ...rateLimit, jsonBody];
-  const usageChain = [requireApiKey(deps.db), ...rateLimit, jsonBody];
+  const quota = deps.apiCalls ? [apiCallQuota(deps.apiCalls, deps.limits, deps.clock)] : [];
+  const authed = [requireApiKey(deps.db), ...quota, ...deps.gates, jsonBody];
+  const usageChain = [requireApiKey(deps.db), ...deps.gates, jsonBody];
   const admin = [requireAdmin(deps.config.adminToken), jsonBody];
 
   const h = healthHandlers(deps);

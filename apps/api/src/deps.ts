@@ -1,7 +1,6 @@
 import type { CoreDeps } from "@simbatch/core";
 import type { ApiCallCounter, Redis } from "@simbatch/queue";
 import type { RequestHandler } from "express";
-import type { ApiGates } from "./http/gates.ts";
 
 export interface ApiConfig {
   /** Admin API is absent (404) when unset. */
@@ -13,13 +12,17 @@ export interface ApiConfig {
 export interface ApiDeps extends CoreDeps {
   redis: Redis;
   config: ApiConfig;
-  /** Live API-call counts (Redis), read by the usage routes and moved by adjustments. */
-  apiCalls: ApiCallCounter;
   /**
-   * Run on authenticated routes after auth, in order: API-call quota (not on the
-   * usage routes), then rate limit. Each sees `res.locals.user`.
+   * Live API-call counts (Redis): the API-call quota gate runs on every
+   * authenticated route but the usage routes when set. Absent only in tests of
+   * other concerns: calls are then neither counted nor limited.
    */
-  gates: ApiGates;
+  apiCalls?: ApiCallCounter;
+  /**
+   * Run on every authenticated route after auth and the API-call quota (the
+   * per-tier rate limit, see buildGates). Each sees `res.locals.user`.
+   */
+  gates: RequestHandler[];
   /** Further authenticated routes, registered before `/simulations/batch/:batch_id`. */
   extraRoutes?: RouteSpec[];
   /** Further admin routes. */

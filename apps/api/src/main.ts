@@ -20,7 +20,7 @@ async function main(): Promise<void> {
     db: core.db, redis: core.redis, redisPrefix: env.REDIS_PREFIX, logger, flushIntervalMs: env.USAGE_FLUSH_INTERVAL_MS,
   });
   const gates = buildGates({
-    counter, clock: core.clock, limits, redis: core.redis, redisPrefix: env.REDIS_PREFIX, rateLimitEnabled: env.RATE_LIMIT_ENABLED,
+    limits, redis: core.redis, redisPrefix: env.REDIS_PREFIX, rateLimitEnabled: env.RATE_LIMIT_ENABLED,
   });
   const app = createApp({ ...core, config: { adminToken: env.ADMIN_TOKEN, maxBodyBytes: env.MAX_BODY_BYTES }, apiCalls: counter, gates });
   const server = createServer(app);

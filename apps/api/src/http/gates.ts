@@ -10,14 +10,6 @@ import { rateLimit, type AugmentedRequest } from "express-rate-limit";
 import { RedisStore, type RedisReply } from "rate-limit-redis";
 import { user } from "./auth.ts";
 
-/** The middlewares that run between auth and validation. */
-export interface ApiGates {
-  /** API-call quota: checks and counts atomically. Usage routes skip it. */
-  quota: RequestHandler;
-  /** Per-user, per-tier requests per minute; null when RATE_LIMIT_ENABLED=false. */
-  rateLimit: RequestHandler | null;
-}
-
 export interface UsageCountingOptions {
   db: Db;
   redis: Redis;
@@ -42,6 +34,7 @@ export function startUsageCounting(opts: UsageCountingOptions): { counter: ApiCa
   return { counter, flusher };
 }
 
+/** Checks and counts in one atomic step; a refused call is not counted. */
 export function apiCallQuota(counter: ApiCallCounter, limits: Record<Tier, TierLimits>, clock: Clock): RequestHandler {
   return (_req, res, next) => {
     const u = user(res);
@@ -101,15 +94,10 @@ export function perUserRateLimit(opts: RateLimitOptions): RequestHandler {
 }
 
 export interface GateOptions extends RateLimitOptions {
-  counter: ApiCallCounter;
-  clock: Clock;
   rateLimitEnabled: boolean;
 }
 
-/** Built the same way by main.ts and the test stack. */
-export function buildGates(opts: GateOptions): ApiGates {
-  return {
-    quota: apiCallQuota(opts.counter, opts.limits, opts.clock),
-    rateLimit: opts.rateLimitEnabled ? perUserRateLimit(opts) : null,
-  };
+/** `ApiDeps.gates`, built the same way by main.ts and the test stack: the rate limit unless switched off. */
+export function buildGates(opts: GateOptions): RequestHandler[] {
+  return opts.rateLimitEnabled ? [perUserRateLimit(opts)] : [];
 }

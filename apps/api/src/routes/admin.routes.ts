@@ -70,7 +70,7 @@ export function adminHandlers(deps: ApiDeps) {
       reason: body.reason,
     });
     // The quota gate reads the live Redis count; Postgres alone would only show it after a re-seed.
-    if (adj.api_calls !== 0) await deps.apiCalls.adjust(userId, period, adj.api_calls);
+    if (adj.api_calls !== 0) await deps.apiCalls?.adjust(userId, period, adj.api_calls);
     locals(res).log.info("usage adjusted", { user_id: userId, adjustment_id: adj.adjustment_id, period });
     res.status(201).json(adj);
   };

@@ -1,5 +1,5 @@
 import { periodOf } from "@simbatch/contracts";
-import { usageHistory, usageView } from "@simbatch/core";
+import { apiCallsBase, usageHistory, usageView } from "@simbatch/core";
 import type { RequestHandler } from "express";
 import { z } from "zod";
 import type { ApiDeps } from "../deps.ts";
@@ -19,7 +19,8 @@ const HistoryQuerySchema = z.object({
 export function usageHandlers(deps: ApiDeps) {
   const current = async (u: { id: string; tier: keyof ApiDeps["limits"] }) => {
     const now = deps.clock.now();
-    const apiCalls = await deps.apiCalls.used(u.id, periodOf(now));
+    const period = periodOf(now);
+    const apiCalls = deps.apiCalls ? await deps.apiCalls.used(u.id, period) : await apiCallsBase(deps.db, u.id, period);
     return usageView(deps.db, u, deps.limits[u.tier], apiCalls, now);
   };
 
@@ -32,7 +33,7 @@ export function usageHandlers(deps: ApiDeps) {
     const q = parse(HistoryQuerySchema, raw);
     const cur = await current(user(res));
     // Pending calls of a just-ended period reach Postgres with the next flush: flush now so history is whole.
-    await deps.apiCalls.flush();
+    await deps.apiCalls?.flush();
     res.json({ current: cur, history: await usageHistory(deps.db, user(res).id, cur.period, q.periods ?? 6) });
   };
 
