@@ -92,6 +92,9 @@ async function applyStopRules(deps: CoreDeps, tx: Tx, b: EvalRow, s: JobStats, e
     await stopBatch(tx, b.id, "FAIL_FAST", `Job ${s.failed_job} failed: ${s.failed_message ?? "unknown error"}`, effects);
     return;
   }
+  // Budget and quota stops cut off work still to do; a batch whose every job has
+  // ended (its last job meeting the cap exactly) has nothing to stop.
+  if (s.completed + s.failed + s.cancelled === b.total_jobs) return;
   const cap = b.budget_cap_micros === null ? null : BigInt(b.budget_cap_micros);
   if (cap !== null && BigInt(s.charged) + BigInt(s.running_spend) >= cap) {
     await stopBatch(tx, b.id, "BUDGET_EXHAUSTED", `Budget cap reached: spent ${Number(BigInt(s.charged) + BigInt(s.running_spend)) / 1e6} of ${Number(cap) / 1e6} USD`, effects);
@@ -128,8 +131,13 @@ export async function evaluateBatches(deps: CoreDeps, tx: Tx, batchIds: Iterable
     const s = await jobStats(tx, b.id);
     const status = derivedStatus(b, s);
     const finished = s.completed + s.failed + s.cancelled === b.total_jobs;
+    // A budget or quota stop that cut nothing off (the running jobs completed anyway,
+    // their last step meeting the cap) leaves a COMPLETED batch: no stop to report.
+    const noStop = status === "COMPLETED";
     await tx.$executeRaw`
       UPDATE batches SET status = ${status}::"BatchStatus",
+        error_message = CASE WHEN ${noStop} AND stop_reason IN ('BUDGET_EXHAUSTED', 'QUOTA_EXHAUSTED') THEN NULL ELSE error_message END,
+        stop_reason = CASE WHEN ${noStop} AND stop_reason IN ('BUDGET_EXHAUSTED', 'QUOTA_EXHAUSTED') THEN NULL ELSE stop_reason END,
         started_at = COALESCE(started_at, ${s.first_started}),
         completed_at = CASE WHEN ${finished} THEN COALESCE(completed_at, now()) ELSE completed_at END
       WHERE id = ${b.id}`;
