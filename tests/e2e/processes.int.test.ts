@@ -39,6 +39,27 @@ describe("service processes", () => {
     expect(w.output()).toContain("WORKER_CONCURRENCY");
   });
 
+  it("manages users and keys with the admin CLI", async () => {
+    const cli = async (...args: string[]) => {
+      const p = run("apps/api/src/cli/admin.ts", base, args);
+      const { code } = await p.exited;
+      return { code, out: p.output() };
+    };
+    const user = await cli("users", "create", "--id", "cli-user", "--tier", "basic");
+    expect(user.code).toBe(0);
+    expect(JSON.parse(user.out)).toMatchObject({ user_id: "cli-user", tier: "basic" });
+    const key = await cli("keys", "create", "--user", "cli-user");
+    const created = JSON.parse(key.out) as { key_id: string; api_key: string };
+    expect(created.api_key).toMatch(/^tp_[0-9a-f]{32}$/);
+    expect((await cli("keys", "revoke", created.key_id)).code).toBe(0);
+    const row = await env.core.db.apiKey.findUniqueOrThrow({ where: { id: created.key_id } });
+    expect(row.revokedAt).not.toBeNull();
+    const bad = await cli("users", "create", "--id", "x", "--tier", "platinum");
+    expect(bad.code).toBe(2);
+    expect(bad.out).toContain("--tier");
+    expect((await cli("keys", "create", "--user", "nobody")).out).toContain("NotFound");
+  }, 60_000);
+
   it("npm start creates and migrates a missing database, serves, and stops on SIGTERM", async () => {
     const dbName = `${env.dbName}_fresh`;
     const port = await freePort();

@@ -132,6 +132,50 @@ describe("single simulations end to end", () => {
     expect(third.status).toBe(202);
   });
 
+  it("serves the template catalog with short names resolving to catalog ids", async () => {
+    const all = await stack.http().get("/simulations/templates").set("X-API-Key", alice.key);
+    expect(all.status).toBe(200);
+    // 22 public templates + crisis_response + test/scripted (switched on in tests).
+    expect(all.body.total).toBe(24);
+    expect(all.body.categories.sort()).toEqual(["convergence", "persona", "showcase", "test"]);
+    const board = all.body.templates.find((t: { template_id: string }) => t.template_id === "showcase/board_meeting");
+    expect(board).toEqual(expect.objectContaining({
+      tier: "standard", category: "showcase", default_entity_count: 5, default_timepoint_count: 3,
+      default_temporal_mode: "FORWARD", estimated_cost_usd: 0.05, estimated_duration_seconds: 120,
+    }));
+    const persona = await stack.http().get("/simulations/templates?category=persona").set("X-API-Key", alice.key);
+    expect(persona.body.total).toBe(5);
+    const one = await stack.http().get("/simulations/templates/persona/agent4_elk_migration").set("X-API-Key", alice.key);
+    expect(one.status).toBe(200);
+    expect(one.body.default_temporal_mode).toBe("CYCLICAL");
+    expect((await stack.http().get("/simulations/templates/showcase/nope").set("X-API-Key", alice.key)).status).toBe(404);
+    const crisis = await submit(alice.key, { template_id: "crisis_response", temporal_mode: "branching", entity_count: 6 });
+    expect(crisis.body).toMatchObject({ template_id: "showcase/crisis_response", temporal_mode: "BRANCHING", entity_count: 6, timepoint_count: 3 });
+    expect(crisis.body.estimated_cost_usd).toBeCloseTo(0.05 * 6 / 4, 10);
+  });
+
+  it("lists the caller's jobs newest first with filters and bounds, and sums them in stats", async () => {
+    const list = await stack.http().get("/simulations?page_size=2").set("X-API-Key", alice.key);
+    expect(list.status).toBe(200);
+    expect(list.body.jobs).toHaveLength(2);
+    expect(list.body.page_size).toBe(2);
+    expect(list.body.total).toBeGreaterThan(2);
+    expect(Date.parse(list.body.jobs[0].created_at)).toBeGreaterThanOrEqual(Date.parse(list.body.jobs[1].created_at));
+    const failed = await stack.http().get("/simulations?status_filter=failed").set("X-API-Key", alice.key);
+    expect(failed.body.jobs.every((j: { status: string }) => j.status === "FAILED")).toBe(true);
+    expect(failed.body.total).toBe(1);
+    expect((await stack.http().get("/simulations?page_size=101").set("X-API-Key", alice.key)).status).toBe(422);
+    expect((await stack.http().get("/simulations?page=0").set("X-API-Key", alice.key)).status).toBe(422);
+    expect((await stack.http().get("/simulations?status=").set("X-API-Key", alice.key)).status).toBe(200);
+    const stats = await stack.http().get("/simulations/stats").set("X-API-Key", alice.key);
+    const rows = await stack.env.core.db.simulationJob.findMany({ where: { ownerId: alice.id } });
+    expect(stats.body.total_jobs).toBe(rows.length);
+    expect(stats.body.failed_jobs).toBe(1);
+    const ended = rows.filter((r) => ["COMPLETED", "FAILED", "CANCELLED"].includes(r.status));
+    expect(stats.body.total_cost_usd).toBeCloseTo(ended.reduce((a, r) => a + Number(r.costMicros), 0) / 1e6, 6);
+    expect(stats.body.avg_duration_seconds).toBeGreaterThan(0);
+  });
+
   it("manages users and keys through the admin API", async () => {
     const admin = (r: request.Test) => r.set("Authorization", "Bearer test-admin-token");
     expect((await stack.http().post("/admin/users").send({ user_id: "carol" })).status).toBe(401);
