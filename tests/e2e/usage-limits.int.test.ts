@@ -1,4 +1,4 @@
-import { secondsToNextPeriod } from "@simbatch/contracts";
+import { periodOf, secondsToNextPeriod } from "@simbatch/contracts";
 import { Stack, scripted } from "../support/stack.ts";
 
 /**
@@ -105,5 +105,19 @@ describe("usage limits", () => {
       api_calls_remaining: -1, simulations_remaining: -1, cost_remaining_usd: -1,
       api_calls_used: 1, simulations_used: 3, is_quota_exceeded: false, quota_exceeded_reason: null,
     });
+  });
+
+  it("stops a batch's unstarted jobs with QUOTA_EXHAUSTED when charges reach the monthly cost limit", async () => {
+    const u = await stack.env.user("spender", "free");
+    // Most of the $1 limit is already spent this period.
+    await stack.env.core.db.ledgerEntry.create({ data: { userId: u.id, period: periodOf(new Date()), kind: "ADJUSTMENT", costMicros: 950_000n, reason: "seed" } });
+    const job = scripted({ steps: 5, cost_usd_per_step: 0.02, estimate_usd: 0.01 });
+    const res = await batch(u.key, { simulations: [job, job, job], parallel_jobs: 1 });
+    expect(res.status).toBe(202);
+    const done = await stack.waitBatch(u.key, res.body.batch_id, (b) => b.completed_at !== null);
+    expect(done).toMatchObject({ stop_reason: "QUOTA_EXHAUSTED" });
+    expect(done.progress).toMatchObject({ completed_jobs: 1, cancelled_jobs: 2 });
+    const view = (await usage(u.key)).body;
+    expect(view).toMatchObject({ cost_used_usd: 1.05, simulations_used: 1, is_quota_exceeded: true, quota_exceeded_reason: "Cost quota exceeded" });
   });
 });
