@@ -28,7 +28,7 @@ export function createApp(deps: ApiDeps): Express {
 
   const router = express.Router({ caseSensitive: true });
   const routes = new RouteTable(router);
-  const quota = deps.apiCalls ? [apiCallQuota(deps.apiCalls, deps.limits, deps.clock)] : [];
+  const quota = [apiCallQuota(deps.apiCalls, deps.limits, deps.clock)];
   const authed = [requireApiKey(deps.db), ...quota, ...deps.gates, jsonBody];
   const usageChain = [requireApiKey(deps.db), ...deps.gates, jsonBody];
   const admin = [requireAdmin(deps.config.adminToken), jsonBody];

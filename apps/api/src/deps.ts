@@ -12,12 +12,8 @@ export interface ApiConfig {
 export interface ApiDeps extends CoreDeps {
   redis: Redis;
   config: ApiConfig;
-  /**
-   * Live API-call counts (Redis): the API-call quota gate runs on every
-   * authenticated route but the usage routes when set. Absent only in tests of
-   * other concerns: calls are then neither counted nor limited.
-   */
-  apiCalls?: ApiCallCounter;
+  /** Live API-call counts (Redis): the quota gate on every authenticated route but the usage routes. */
+  apiCalls: ApiCallCounter;
   /**
    * Run on every authenticated route after auth and the API-call quota (the
    * per-tier rate limit, see buildGates). Each sees `res.locals.user`.
