@@ -155,6 +155,8 @@ describe("single simulations end to end", () => {
   });
 
   it("lists the caller's jobs newest first with filters and bounds, and sums them in stats", async () => {
+    // Stats and rows are compared below: let every job of earlier tests finish first.
+    await waitFor(async () => (await stack.env.core.db.simulationJob.count({ where: { ownerId: alice.id, status: { in: ["PENDING", "RUNNING"] } } })) === 0, { what: "alice's jobs to finish" });
     const list = await stack.http().get("/simulations?page_size=2").set("X-API-Key", alice.key);
     expect(list.status).toBe(200);
     expect(list.body.jobs).toHaveLength(2);
