@@ -2,6 +2,7 @@ import { ApiEnvSchema, loadEnvOrExit, parseTierLimits } from "@simbatch/config";
 import { wireCore } from "@simbatch/core";
 import { createLogger } from "@simbatch/logger";
 import { waitReady } from "@simbatch/queue";
+import { onShutdown, runRole } from "@simbatch/runtime";
 import { createServer } from "node:http";
 import { createApp } from "./app.ts";
 import { buildGates, startUsageCounting } from "./http/gates.ts";
@@ -28,21 +29,14 @@ async function main(): Promise<void> {
     logger.info("api listening", { port: env.PORT, admin_api: env.ADMIN_TOKEN ? "on" : "off", rate_limit: env.RATE_LIMIT_ENABLED ? "on" : "off" }),
   );
 
-  let exiting = false;
-  const shutdown = (signal: string) => {
-    if (exiting) return;
-    exiting = true;
-    logger.info("shutting down", { signal });
-    setTimeout(() => process.exit(1), env.SHUTDOWN_TIMEOUT_MS).unref();
-    // Pending API-call counts go to Postgres before the clients close.
-    server.close(() => void flusher.stop().then(() => core.close()).then(() => process.exit(0)));
+  onShutdown(logger, env.SHUTDOWN_TIMEOUT_MS, async () => {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
-  };
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-  process.on("SIGINT", () => shutdown("SIGINT"));
+    await closed;
+    // Pending API-call counts go to Postgres before the clients close.
+    await flusher.stop();
+    await core.close();
+  });
 }
 
-main().catch((err) => {
-  process.stderr.write(`${JSON.stringify({ level: "error", message: "api failed to start", error: String(err) })}\n`);
-  process.exit(1);
-});
+runRole("api", main);

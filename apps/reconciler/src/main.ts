@@ -2,6 +2,7 @@ import { loadEnvOrExit, parseTierLimits, ReconcilerEnvSchema } from "@simbatch/c
 import { wireCore } from "@simbatch/core";
 import { createLogger } from "@simbatch/logger";
 import { createRedis } from "@simbatch/queue";
+import { onShutdown, runRole } from "@simbatch/runtime";
 import { ReconcilerRuntime } from "./reconciler-runtime.ts";
 
 async function main(): Promise<void> {
@@ -18,21 +19,10 @@ async function main(): Promise<void> {
   await runtime.start();
   await runtime.sweepOnce().catch((err) => logger.warn("initial sweep failed", { error: String(err) }));
 
-  let exiting = false;
-  const shutdown = async (signal: string) => {
-    if (exiting) return;
-    exiting = true;
-    logger.info("shutting down", { signal });
-    setTimeout(() => process.exit(1), env.SHUTDOWN_TIMEOUT_MS).unref();
+  onShutdown(logger, env.SHUTDOWN_TIMEOUT_MS, async () => {
     await runtime.stop();
     await deps.close();
-    process.exit(0);
-  };
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
-  process.on("SIGINT", () => void shutdown("SIGINT"));
+  });
 }
 
-main().catch((err) => {
-  process.stderr.write(`${JSON.stringify({ level: "error", message: "reconciler failed to start", error: String(err) })}\n`);
-  process.exit(1);
-});
+runRole("reconciler", main);

@@ -3,6 +3,7 @@ import { createDb } from "@simbatch/db";
 import { createEngine } from "@simbatch/engine";
 import { createLogger } from "@simbatch/logger";
 import { createRedis } from "@simbatch/queue";
+import { onShutdown, runRole } from "@simbatch/runtime";
 import { WorkerRuntime } from "./worker-runtime.ts";
 
 async function main(): Promise<void> {
@@ -22,26 +23,11 @@ async function main(): Promise<void> {
   });
   await runtime.start();
 
-  let exiting = false;
-  const shutdown = async (signal: string) => {
-    if (exiting) return;
-    exiting = true;
-    logger.info("shutting down", { signal });
-    const force = setTimeout(() => {
-      logger.error("shutdown timed out; exiting");
-      process.exit(1);
-    }, env.SHUTDOWN_TIMEOUT_MS).unref();
+  onShutdown(logger, env.SHUTDOWN_TIMEOUT_MS, async () => {
     await runtime.stop();
     await db.$disconnect();
     redis.disconnect();
-    clearTimeout(force);
-    process.exit(0);
-  };
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
-  process.on("SIGINT", () => void shutdown("SIGINT"));
+  });
 }
 
-main().catch((err) => {
-  process.stderr.write(`${JSON.stringify({ level: "error", message: "worker failed to start", error: String(err) })}\n`);
-  process.exit(1);
-});
+runRole("worker", main);

@@ -1,17 +1,9 @@
 import { SimulationRequestSchema, type SimulationRequest } from "@simbatch/contracts";
-import { estimateCostMicros, validateRunConfig, type Catalog, type ExportFormat, type TemporalMode } from "@simbatch/engine";
+import { estimateCostMicros, validateRunConfig, type Catalog, type ExportFormat, type SimulationSpec, type TemporalMode } from "@simbatch/engine";
 import type { FieldIssue } from "@simbatch/errors";
 
 /** A simulation request with every default applied: what the job row stores. */
-export interface ResolvedSimulation {
-  templateId: string | null;
-  description: string | null;
-  entityCount: number;
-  timepointCount: number;
-  temporalMode: TemporalMode;
-  config: Record<string, unknown>;
-  generateSummaries: boolean;
-  exportFormats: ExportFormat[];
+export interface ResolvedSimulation extends Omit<SimulationSpec, "jobId"> {
   metadata: Record<string, unknown> | null;
   estimatedCostMicros: number;
 }
