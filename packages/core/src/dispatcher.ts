@@ -121,13 +121,14 @@ export async function dispatch(deps: CoreDeps): Promise<number> {
     return plan.release.filter((c) => ids.has(c.id));
   });
   await effects.run(deps);
-  for (const job of released) {
-    try {
-      await deps.queue.add({ jobId: job.id, priority: job.priority, requestId: job.requestId });
-      deps.logger.debug("job released", { job_id: job.id, batch_id: job.batchId, request_id: job.requestId });
-    } catch (err) {
-      deps.logger.warn("enqueue failed; the sweep will repair it", { job_id: job.id, error: String(err) });
-    }
-  }
+  // Enqueued concurrently: each add is independent and idempotent (job id = row id).
+  await Promise.all(
+    released.map((job) =>
+      deps.queue
+        .add({ jobId: job.id, priority: job.priority, requestId: job.requestId })
+        .then(() => deps.logger.debug("job released", { job_id: job.id, batch_id: job.batchId, request_id: job.requestId }))
+        .catch((err: unknown) => deps.logger.warn("enqueue failed; the sweep will repair it", { job_id: job.id, error: String(err) })),
+    ),
+  );
   return released.length;
 }
