@@ -19,8 +19,8 @@ export class ScriptedEngine implements SimulationEngine {
     let costMicros = 0;
     let tokens = 0;
     for (let step = 1; step <= cfg.steps; step++) {
-      const pause = cfg.step_ms + ctx.stepDelayMs;
-      if (pause > 0) await sleep(pause);
+      // Only step_ms: SIM_STEP_MS stands in for model latency, and this template's timing must be exact.
+      if (cfg.step_ms > 0) await sleep(cfg.step_ms);
       if (cfg.fail_at_step === step) {
         return { kind: "failed", steps: step - 1, costMicros, tokens, errorMessage: `scripted failure at step ${step}` };
       }

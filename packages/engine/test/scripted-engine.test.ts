@@ -53,4 +53,16 @@ describe("ScriptedEngine exports", () => {
       ["json", "application/json"], ["markdown", "text/markdown"], ["pdf", "application/pdf"],
     ]);
   });
+
+  it("ignores SIM_STEP_MS pacing: its timing is exactly step_ms", async () => {
+    jest.useFakeTimers();
+    try {
+      // With fake timers any pause would never end: the run must finish on microtasks alone.
+      const { c } = ctx();
+      const out = await new ScriptedEngine().run(spec({ steps: 3 }), { ...c, stepDelayMs: 60_000 });
+      expect(out.kind).toBe("completed");
+    } finally {
+      jest.useRealTimers();
+    }
+  }, 5_000);
 });

@@ -6,7 +6,7 @@ const within = <T>(p: Promise<T>, ms: number): Promise<T> =>
 
 export function healthHandlers(deps: ApiDeps) {
   const root: RequestHandler = (_req, res) => {
-    res.json({ service: "simbatch", version: "0.1.0", docs: "https://github.com/simbatch/simbatch#readme", health: "/health", ready: "/ready" });
+    res.json({ service: "simbatch", version: "0.1.0", health: "/health", ready: "/ready", templates: "/simulations/templates" });
   };
   const health: RequestHandler = (_req, res) => {
     res.json({ status: "ok" });
