@@ -85,7 +85,7 @@ describe("service processes", () => {
   it("finishes a job charged exactly once after its worker is killed mid-run", async () => {
     const port = await freePort();
     const api = spawnRole("api", { PORT: String(port) });
-    spawnRole("reconciler", { SWEEP_INTERVAL_MS: "1000" });
+    const reconciler = spawnRole("reconciler", { SWEEP_INTERVAL_MS: "1000" });
     const worker1 = spawnRole("worker", { WORKER_CONCURRENCY: "1" });
     await waitHttp(`http://127.0.0.1:${port}/health`, 60_000);
     const alice = await env.user("alice", "pro");
@@ -111,6 +111,7 @@ describe("service processes", () => {
     // The client's request id follows the work into the worker's and reconciler's logs.
     await waitFor(() => worker2.output().includes("trace-kill-1") || false, { timeoutMs: 30_000, what: "request id in worker log" });
     expect(api.output()).toContain("trace-kill-1");
+    await waitFor(() => reconciler.output().includes("trace-kill-1") || false, { timeoutMs: 30_000, what: "request id in reconciler log" });
 
     worker2.child.kill("SIGTERM");
     const exit = await worker2.exited;

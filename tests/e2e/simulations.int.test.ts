@@ -44,6 +44,22 @@ describe("single simulations end to end", () => {
     expect(Number(ledger[0]!.costMicros)).toBe(Math.round(job.cost_usd * 1e6));
   });
 
+  it("produces a downloadable PDF export when asked for one", async () => {
+    const res = await submit(alice.key, { template_id: "mars_mission_portal", export_formats: ["pdf", "JSON"], timepoint_count: 4 });
+    expect(res.body.export_formats).toEqual(["pdf", "json"]);
+    const job = await stack.waitJob(alice.key, res.body.job_id, (j) => FINAL_JOB.has(j.status));
+    expect(job.status).toBe("COMPLETED");
+    const pdf = await stack.http().get(`/simulations/${job.job_id}/exports/pdf`).set("X-API-Key", alice.key).buffer(true)
+      .parse((r, cb) => { const chunks: Buffer[] = []; r.on("data", (c: Buffer) => chunks.push(c)); r.on("end", () => cb(null, Buffer.concat(chunks))); });
+    expect(pdf.status).toBe(200);
+    expect(pdf.headers["content-type"]).toBe("application/pdf");
+    expect((pdf.body as Buffer).subarray(0, 5).toString()).toBe("%PDF-");
+    const result = await stack.http().get(`/simulations/${job.job_id}/result`).set("X-API-Key", alice.key);
+    expect(Object.keys(result.body.narrative_exports).sort()).toEqual(["json", "pdf"]);
+    expect(result.body.timepoints).toHaveLength(4);
+    expect((await stack.http().get(`/simulations/${job.job_id}/exports/markdown`).set("X-API-Key", alice.key)).status).toBe(404);
+  });
+
   it("shows progress moving while the run advances", async () => {
     const res = await submit(alice.key, scripted({ steps: 8, step_ms: 60 }));
     const seen = await waitFor(async () => {
