@@ -194,6 +194,26 @@ describe("single simulations end to end", () => {
     expect(stats.body.avg_duration_seconds).toBeGreaterThan(0);
   });
 
+  it("shows operators where jobs are and how much worker capacity is live", async () => {
+    const admin = (r: request.Test) => r.set("Authorization", "Bearer test-admin-token");
+    expect((await stack.http().get("/admin/metrics")).status).toBe(401);
+    const ops = await admin(stack.http().get("/admin/operations"));
+    expect(ops.status).toBe(200);
+    const completed = await stack.env.core.db.simulationJob.count({ where: { status: "COMPLETED" } });
+    expect(ops.body.jobs.COMPLETED).toBe(completed);
+    expect(ops.body.events).toEqual({ backlog: expect.any(Number), unacknowledged: expect.any(Number) });
+    expect(ops.body.workers).toEqual({ live: 1, capacity: 1 });
+    expect(ops.body.queue).toHaveProperty("active");
+    const own = await submit(alice.key, scripted({ steps: 1 }));
+    expect((await stack.http().get(`/simulations/${own.body.job_id}`).set("X-API-Key", alice.key)).status).toBe(200);
+    const metrics = await admin(stack.http().get("/admin/metrics"));
+    expect(metrics.status).toBe(200);
+    expect(metrics.headers["content-type"]).toMatch(/^text\/plain/);
+    expect(metrics.text).toMatch(/simbatch_jobs\{status="COMPLETED"\} \d+/);
+    expect(metrics.text).toContain("simbatch_worker_capacity 1");
+    expect(metrics.text).toMatch(/simbatch_http_request_duration_seconds_count\{method="GET",route="\/simulations\/:job_id",status="200"\} \d+/);
+  });
+
   it("manages users and keys through the admin API", async () => {
     const admin = (r: request.Test) => r.set("Authorization", "Bearer test-admin-token");
     expect((await stack.http().post("/admin/users").send({ user_id: "carol" })).status).toBe(401);

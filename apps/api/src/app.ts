@@ -2,6 +2,7 @@ import express, { type Express } from "express";
 import type { ApiDeps } from "./deps.ts";
 import { jsonBody, requireAdmin, requireApiKey } from "./http/auth.ts";
 import { errorHandler } from "./http/errors.ts";
+import { ApiMetrics, operationsHandlers } from "./http/metrics.ts";
 import { apiCallQuota } from "./http/gates.ts";
 import { requestContext } from "./http/request-context.ts";
 import { RouteTable } from "./http/route-table.ts";
@@ -24,6 +25,8 @@ export function createApp(deps: ApiDeps): Express {
   app.disable("x-powered-by");
   app.set("trust proxy", true);
   app.use(requestContext(deps.logger));
+  const metrics = new ApiMetrics();
+  app.use(metrics.middleware());
   app.use(express.raw({ type: () => true, limit: deps.config.maxBodyBytes }));
 
   const router = express.Router({ caseSensitive: true });
@@ -68,6 +71,9 @@ export function createApp(deps: ApiDeps): Express {
   routes.add("patch", "/admin/users/:user_id", ...admin, a.updateUser);
   routes.add("post", "/admin/users/:user_id/api-keys", ...admin, a.createKey);
   routes.add("delete", "/admin/api-keys/:key_id", ...admin, a.revokeKey);
+  const ops = operationsHandlers(deps, metrics);
+  routes.add("get", "/admin/metrics", ...admin, ops.prometheus);
+  routes.add("get", "/admin/operations", ...admin, ops.snapshot);
   routes.add("post", "/admin/users/:user_id/usage-adjustments", ...admin, a.adjustUsage);
   for (const [method, path, handler] of deps.extraAdminRoutes ?? []) routes.add(method, path, ...admin, handler);
 

@@ -11,6 +11,8 @@ export interface ApiConfig {
 
 export interface ApiDeps extends CoreDeps {
   redis: Redis;
+  /** Prefix of every Redis key and queue (REDIS_PREFIX). */
+  redisPrefix: string;
   config: ApiConfig;
   /** Live API-call counts (Redis): the quota gate on every authenticated route but the usage routes. */
   apiCalls: ApiCallCounter;

@@ -17,3 +17,4 @@ export { SideEffects } from "./side-effects.ts";
 export * from "./wiring.ts";
 export * from "./usage-service.ts";
 export * from "./usage-adjustments.ts";
+export * from "./operations.ts";

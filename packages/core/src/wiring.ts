@@ -21,6 +21,7 @@ export interface WiringOptions {
 
 export interface Wired extends CoreDeps {
   redis: Redis;
+  redisPrefix: string;
   close(): Promise<void>;
 }
 
@@ -33,6 +34,7 @@ export function wireCore(opts: WiringOptions): Wired {
   return {
     db,
     redis,
+    redisPrefix: opts.redisPrefix,
     queue,
     signals: new StopSignals(redis, opts.redisPrefix),
     registry: new WorkerRegistry(redis, keys.workers),

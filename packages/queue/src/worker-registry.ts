@@ -21,6 +21,11 @@ export class WorkerRegistry {
 
   /** Sum of live workers' concurrency; drops expired entries. */
   async capacity(): Promise<number> {
+    return (await this.live()).capacity;
+  }
+
+  /** Live worker processes and their summed concurrency; drops expired entries. */
+  async live(): Promise<{ workers: number; capacity: number }> {
     const all = await this.redis.hgetall(this.key);
     const now = Date.now();
     let total = 0;
@@ -31,6 +36,6 @@ export class WorkerRegistry {
       else total += conc;
     }
     if (expired.length > 0) await this.redis.hdel(this.key, ...expired);
-    return total;
+    return { workers: Object.keys(all).length - expired.length, capacity: total };
   }
 }

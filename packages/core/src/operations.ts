@@ -1,0 +1,46 @@
+import { redisKeys } from "@simbatch/contracts";
+import type { Redis } from "@simbatch/queue";
+import type { CoreDeps } from "./deps.ts";
+
+/** What an operator watches: where jobs are, how much worker capacity is live, event backlog. */
+export interface OperationsSnapshot {
+  jobs: Record<"PENDING" | "RUNNING" | "COMPLETED" | "FAILED" | "CANCELLED", number>;
+  /** PENDING jobs still waiting in Postgres for a slot. */
+  waiting_in_postgres: number;
+  /** PENDING jobs released to BullMQ that no worker has claimed yet. */
+  released_not_started: number;
+  batches_open: number;
+  queue: Record<string, number>;
+  workers: { live: number; capacity: number };
+  events: { backlog: number; unacknowledged: number };
+}
+
+export async function operationsSnapshot(deps: CoreDeps & { redis: Redis; redisPrefix: string }): Promise<OperationsSnapshot> {
+  const keys = redisKeys(deps.redisPrefix);
+  const [rows, batches, queue, workers, backlog, pending] = await Promise.all([
+    deps.db.$queryRaw<{ status: string; released: boolean; n: number }[]>`
+      SELECT status::text, (released_at IS NOT NULL) AS released, count(*)::int AS n FROM simulation_jobs GROUP BY 1, 2`,
+    deps.db.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM batches WHERE completed_at IS NULL`,
+    deps.queue.queue.getJobCounts("waiting", "prioritized", "active", "completed", "failed", "delayed"),
+    deps.registry.live(),
+    deps.redis.xlen(keys.events),
+    // XPENDING fails until a reconciler has created the group: nothing is unacknowledged then.
+    (deps.redis.xpending(keys.events, keys.eventsGroup) as Promise<[number, ...unknown[]]>).then((r) => Number(r[0] ?? 0)).catch(() => 0),
+  ]);
+  const jobs = { PENDING: 0, RUNNING: 0, COMPLETED: 0, FAILED: 0, CANCELLED: 0 };
+  let waiting = 0;
+  let released = 0;
+  for (const r of rows) {
+    jobs[r.status as keyof typeof jobs] += r.n;
+    if (r.status === "PENDING") r.released ? (released += r.n) : (waiting += r.n);
+  }
+  return {
+    jobs,
+    waiting_in_postgres: waiting,
+    released_not_started: released,
+    batches_open: batches[0]?.n ?? 0,
+    queue,
+    workers: { live: workers.workers, capacity: workers.capacity },
+    events: { backlog: Number(backlog), unacknowledged: pending },
+  };
+}
