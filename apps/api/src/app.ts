@@ -52,7 +52,6 @@ export function createApp(deps: ApiDeps): Express {
   const u = usageHandlers(deps);
   routes.add("get", "/simulations/batch/usage", ...usageChain, u.usage);
   routes.add("get", "/simulations/batch/usage/history", ...usageChain, u.history);
-  for (const [method, path, handler] of deps.extraRoutes ?? []) routes.add(method, path, ...authed, handler);
   routes.add("get", "/simulations/batch/:batch_id", ...authed, b.get);
   routes.add("get", "/simulations/batch/:batch_id/jobs", ...authed, b.jobs);
   routes.add("post", "/simulations/batch/:batch_id/cancel", ...authed, b.cancel);
@@ -75,7 +74,6 @@ export function createApp(deps: ApiDeps): Express {
   routes.add("get", "/admin/metrics", ...admin, ops.prometheus);
   routes.add("get", "/admin/operations", ...admin, ops.snapshot);
   routes.add("post", "/admin/users/:user_id/usage-adjustments", ...admin, a.adjustUsage);
-  for (const [method, path, handler] of deps.extraAdminRoutes ?? []) routes.add(method, path, ...admin, handler);
 
   app.use(router);
   app.use(routes.fallback());

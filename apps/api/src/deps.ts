@@ -21,10 +21,5 @@ export interface ApiDeps extends CoreDeps {
    * per-tier rate limit, see buildGates). Each sees `res.locals.user`.
    */
   gates: RequestHandler[];
-  /** Further authenticated routes, registered before `/simulations/batch/:batch_id`. */
-  extraRoutes?: RouteSpec[];
-  /** Further admin routes. */
-  extraAdminRoutes?: RouteSpec[];
 }
 
-export type RouteSpec = ["get" | "post" | "patch" | "delete", string, RequestHandler];

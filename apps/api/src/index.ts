@@ -1,3 +1,3 @@
 export { createApp } from "./app.ts";
-export type { ApiDeps, ApiConfig, RouteSpec } from "./deps.ts";
+export type { ApiDeps, ApiConfig } from "./deps.ts";
 export { buildGates, startUsageCounting } from "./http/gates.ts";

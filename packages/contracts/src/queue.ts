@@ -21,5 +21,4 @@ export const redisKeys = (prefix: string) => ({
   workers: `${prefix}:workers`,
   apiCalls: (userId: string, period: string) => `${prefix}:usage:api:${period}:${userId}`,
   apiCallsDirty: `${prefix}:usage:api:dirty`,
-  dispatchWake: `${prefix}:dispatch:wake`,
 });

@@ -46,10 +46,6 @@ export class StopSignals {
     await multi.exec();
   }
 
-  async stopRequested(jobId: string): Promise<boolean> {
-    return (await this.redis.exists(this.cancelKey(jobId))) === 1;
-  }
-
   /** Marks a batch's budget exhausted so all its running jobs stop at their next step. */
   async markBudgetExhausted(batchId: string): Promise<void> {
     await this.redis.hset(this.spendKey(batchId), "exhausted", "1");
