@@ -39,6 +39,13 @@ describe("degraded dependencies", () => {
     return r;
   };
 
+  it("hides the admin API (404, as if absent) when ADMIN_TOKEN is unset", async () => {
+    const res = await request(app({})).post("/admin/users").set("Authorization", "Bearer anything").send({ user_id: "x" });
+    expect(res.status).toBe(404);
+    expect(res.body.error).toBe("NotFound");
+    expect((await request(app({})).get("/admin/metrics")).status).toBe(404);
+  });
+
   it("reports Redis down on /ready with 503 naming it", async () => {
     const res = await request(app({ redis: deadRedis() })).get("/ready");
     expect(res.status).toBe(503);
