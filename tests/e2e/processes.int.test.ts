@@ -34,6 +34,9 @@ describe("service processes", () => {
     const { code } = await p.exited;
     expect(code).toBe(1);
     expect(p.output()).toContain("PORT");
+    const q = run("apps/reconciler/src/main.ts", { ...base, QUOTA_FREE_SIMULATIONS: "many" });
+    expect((await q.exited).code).toBe(1);
+    expect(q.output()).toContain("QUOTA_FREE_SIMULATIONS");
     const w = run("apps/worker/src/main.ts", { ...base, WORKER_CONCURRENCY: "0" });
     expect((await w.exited).code).toBe(1);
     expect(w.output()).toContain("WORKER_CONCURRENCY");

@@ -1,6 +1,5 @@
-import { ApiEnvSchema, loadEnvOrExit, parseTierLimits } from "@simbatch/config";
-import { wireCore } from "@simbatch/core";
-import { createLogger } from "@simbatch/logger";
+import { ApiEnvSchema, loadEnvOrExit } from "@simbatch/config";
+import { wireFromEnv } from "@simbatch/core";
 import { waitReady } from "@simbatch/queue";
 import { onShutdown, runRole } from "@simbatch/runtime";
 import { createServer } from "node:http";
@@ -9,12 +8,8 @@ import { buildGates, startUsageCounting } from "./http/gates.ts";
 
 async function main(): Promise<void> {
   const env = loadEnvOrExit(ApiEnvSchema, "api");
-  const limits = parseTierLimits(process.env);
-  const logger = createLogger({ service: "api", level: env.LOG_LEVEL });
-  const core = wireCore({
-    databaseUrl: env.DATABASE_URL, redisUrl: env.REDIS_URL, redisPrefix: env.REDIS_PREFIX,
-    testTemplates: env.SIMBATCH_TEST_TEMPLATES, limits, logger, redisRole: "producer",
-  });
+  const core = wireFromEnv(env, "api", "producer");
+  const { logger, limits } = core;
   // The rate-limit store loads its Lua scripts at construction; the producer connection refuses commands until ready.
   await waitReady(core.redis, 10_000);
   const { counter, flusher } = startUsageCounting({

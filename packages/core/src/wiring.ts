@@ -1,8 +1,8 @@
-import type { Tier, TierLimits } from "@simbatch/config";
+import { parseTierLimits, type CommonEnv, type Tier, type TierLimits } from "@simbatch/config";
 import { redisKeys, systemClock, type Clock } from "@simbatch/contracts";
 import { createDb } from "@simbatch/db";
 import { createCatalog } from "@simbatch/engine";
-import type { Logger } from "@simbatch/logger";
+import { createLogger, type Logger } from "@simbatch/logger";
 import { createRedis, SimulationQueue, StopSignals, WorkerRegistry, type Redis } from "@simbatch/queue";
 import type { CoreDeps } from "./deps.ts";
 
@@ -48,4 +48,17 @@ export function wireCore(opts: WiringOptions): Wired {
       redis.disconnect();
     },
   };
+}
+
+/**
+ * A role's composition root from its parsed env: tier limits (overrides
+ * validated here, at boot), a logger named after the role, and the core clients.
+ */
+export function wireFromEnv(env: CommonEnv, role: string, redisRole: WiringOptions["redisRole"]): Wired {
+  const limits = parseTierLimits(process.env);
+  const logger = createLogger({ service: role, level: env.LOG_LEVEL });
+  return wireCore({
+    databaseUrl: env.DATABASE_URL, redisUrl: env.REDIS_URL, redisPrefix: env.REDIS_PREFIX,
+    testTemplates: env.SIMBATCH_TEST_TEMPLATES, limits, logger, redisRole,
+  });
 }
