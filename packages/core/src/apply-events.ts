@@ -1,5 +1,5 @@
 import { periodOf, type JobEvent } from "@simbatch/contracts";
-import { inTransaction, type Tx } from "@simbatch/db";
+import { inTransaction, Prisma, type Tx } from "@simbatch/db";
 import type { CoreDeps } from "./deps.ts";
 import { evaluateBatches } from "./batch-state.ts";
 import { SideEffects } from "./side-effects.ts";
@@ -7,54 +7,77 @@ import { SideEffects } from "./side-effects.ts";
 const TERMINAL = { completed: "COMPLETED", failed: "FAILED", cancelled: "CANCELLED" } as const;
 type TerminalEvent = Extract<JobEvent, { type: keyof typeof TERMINAL }>;
 
-/** Keeps, per job and attempt, the last progress event and every other event. */
-function coalesce(events: JobEvent[]): JobEvent[] {
-  const lastProgress = new Map<string, JobEvent>();
-  const rest: JobEvent[] = [];
-  for (const e of events) {
-    if (e.type === "progress") lastProgress.set(`${e.jobId}:${e.attempt}`, e);
-    else rest.push(e);
-  }
-  return [...lastProgress.values(), ...rest];
-}
+type ProgressEvent = Extract<JobEvent, { type: "progress" }>;
 
-async function applyProgress(tx: Tx, e: Extract<JobEvent, { type: "progress" }>): Promise<string | null> {
-  const rows = await tx.$queryRaw<{ batch_id: string | null }[]>`
-    UPDATE simulation_jobs SET progress_percent = GREATEST(progress_percent, ${e.progress}), current_step = ${e.step},
-      cost_micros = GREATEST(cost_micros, ${BigInt(e.costMicros)}), tokens_used = GREATEST(tokens_used, ${BigInt(e.tokens)})
-    WHERE id = ${e.jobId} AND status = 'RUNNING' AND attempts = ${e.attempt}
-    RETURNING batch_id`;
-  return rows[0]?.batch_id ?? null;
+/**
+ * Splits a read into the last progress event per job and attempt (earlier ones
+ * are superseded), the first terminal event per job and attempt (a replay is a
+ * duplicate), and the started jobs.
+ */
+function partition(events: JobEvent[]) {
+  const progress = new Map<string, ProgressEvent>();
+  const terminal = new Map<string, TerminalEvent>();
+  const started = new Set<string>();
+  for (const e of events) {
+    const key = `${e.jobId}:${e.attempt}`;
+    if (e.type === "progress") progress.set(key, e);
+    else if (e.type === "started") started.add(e.jobId);
+    else if (!terminal.has(key)) terminal.set(key, e);
+  }
+  return { progress: [...progress.values()], terminal: [...terminal.values()], started: [...started] };
 }
 
 /**
- * Ends the attempt (guarded on RUNNING and the same attempt, so a replayed or
- * stale event changes nothing) and charges the ledger for it, once.
+ * One guarded UPDATE for every progress event of the read. Spending only grows
+ * within an attempt, so an out-of-order event never moves it back. Returns the
+ * batches whose budget needs a look (capped ones: spending so far counts).
  */
-async function applyTerminal(tx: Tx, e: TerminalEvent): Promise<{ batchId: string | null } | null> {
-  const status = TERMINAL[e.type];
-  const error = e.type === "failed" ? e.errorMessage : null;
-  const rows = await tx.$queryRaw<{ owner_id: string; batch_id: string | null }[]>`
-    UPDATE simulation_jobs SET status = ${status}::"JobStatus", completed_at = ${new Date(e.at)},
-      cost_micros = ${BigInt(e.costMicros)}, tokens_used = ${BigInt(e.tokens)},
-      progress_percent = CASE WHEN ${status} = 'COMPLETED' THEN 100 ELSE progress_percent END,
-      current_step = CASE WHEN ${status} = 'COMPLETED' THEN 'completed' ELSE current_step END,
-      error_message = COALESCE(${error}, error_message),
-      cancel_reason = CASE WHEN ${status} = 'CANCELLED' THEN COALESCE(cancel_reason, 'interrupted') ELSE cancel_reason END
-    WHERE id = ${e.jobId} AND status = 'RUNNING' AND attempts = ${e.attempt}
-    RETURNING owner_id, batch_id`;
-  const row = rows[0];
-  if (!row) return null;
-  await tx.$executeRaw`
-    INSERT INTO ledger_entries (user_id, period, kind, job_id, batch_id, attempt, cost_micros, tokens)
-    VALUES (${row.owner_id}, ${periodOf(new Date(e.at))}, 'CHARGE', ${e.jobId}, ${row.batch_id}, ${e.attempt}, ${BigInt(e.costMicros)}, ${BigInt(e.tokens)})
-    ON CONFLICT (job_id, attempt) DO NOTHING`;
-  return { batchId: row.batch_id };
+async function applyProgress(tx: Tx, events: ProgressEvent[]): Promise<string[]> {
+  if (events.length === 0) return [];
+  const values = events.map((e) => Prisma.sql`(${e.jobId}::text, ${e.attempt}::int, ${e.progress}::float8, ${e.step}::text, ${BigInt(e.costMicros)}::bigint, ${BigInt(e.tokens)}::bigint)`);
+  const rows = await tx.$queryRaw<{ batch_id: string | null; capped: boolean | null }[]>`
+    UPDATE simulation_jobs j SET progress_percent = GREATEST(j.progress_percent, v.progress), current_step = v.step,
+      cost_micros = GREATEST(j.cost_micros, v.cost), tokens_used = GREATEST(j.tokens_used, v.tokens)
+    FROM (VALUES ${Prisma.join(values)}) AS v(id, attempt, progress, step, cost, tokens)
+    WHERE j.id = v.id AND j.status = 'RUNNING' AND j.attempts = v.attempt
+    RETURNING j.batch_id, (SELECT b.budget_cap_micros IS NOT NULL FROM batches b WHERE b.id = j.batch_id) AS capped`;
+  return rows.flatMap((r) => (r.batch_id && r.capped ? [r.batch_id] : []));
 }
 
-async function batchOf(tx: Tx, jobId: string): Promise<string | null> {
-  const rows = await tx.$queryRaw<{ batch_id: string | null }[]>`SELECT batch_id FROM simulation_jobs WHERE id = ${jobId}`;
-  return rows[0]?.batch_id ?? null;
+/**
+ * Ends the attempts (guarded on RUNNING and the same attempt, so a replayed or
+ * stale event changes nothing) and charges the ledger once per (job, attempt),
+ * each in one statement for the whole read.
+ */
+async function applyTerminal(tx: Tx, events: TerminalEvent[]): Promise<{ applied: number; batches: string[] }> {
+  if (events.length === 0) return { applied: 0, batches: [] };
+  const values = events.map((e) => Prisma.sql`(${e.jobId}::text, ${e.attempt}::int, ${TERMINAL[e.type]}::text, ${new Date(e.at)}::timestamp,
+    ${BigInt(e.costMicros)}::bigint, ${BigInt(e.tokens)}::bigint, ${e.type === "failed" ? e.errorMessage : null}::text, ${periodOf(new Date(e.at))}::text)`);
+  const ended = await tx.$queryRaw<{ id: string; owner_id: string; batch_id: string | null; attempt: number; cost: bigint; tokens: bigint; period: string }[]>`
+    UPDATE simulation_jobs j SET status = v.status::"JobStatus", completed_at = v.at, cost_micros = v.cost, tokens_used = v.tokens,
+      progress_percent = CASE WHEN v.status = 'COMPLETED' THEN 100 ELSE j.progress_percent END,
+      current_step = CASE WHEN v.status = 'COMPLETED' THEN 'completed' ELSE j.current_step END,
+      error_message = COALESCE(v.error, j.error_message),
+      cancel_reason = CASE WHEN v.status = 'CANCELLED' THEN COALESCE(j.cancel_reason, 'interrupted') ELSE j.cancel_reason END
+    FROM (VALUES ${Prisma.join(values)}) AS v(id, attempt, status, at, cost, tokens, error, period)
+    WHERE j.id = v.id AND j.status = 'RUNNING' AND j.attempts = v.attempt
+    RETURNING j.id, j.owner_id, j.batch_id, v.attempt, v.cost, v.tokens, v.period`;
+  if (ended.length === 0) return { applied: 0, batches: [] };
+  const charges = ended.map((r) => Prisma.sql`(${r.owner_id}, ${r.period}, 'CHARGE'::"LedgerKind", ${r.id}, ${r.batch_id}, ${r.attempt}::int, ${r.cost}::bigint, ${r.tokens}::bigint)`);
+  await tx.$executeRaw`
+    INSERT INTO ledger_entries (user_id, period, kind, job_id, batch_id, attempt, cost_micros, tokens)
+    VALUES ${Prisma.join(charges)}
+    ON CONFLICT (job_id, attempt) DO NOTHING`;
+  return { applied: ended.length, batches: ended.flatMap((r) => (r.batch_id ? [r.batch_id] : [])) };
+}
+
+/** Still-PENDING batches of started jobs: a start matters to a batch only as its first one (→ RUNNING). */
+async function pendingBatchesOf(tx: Tx, jobIds: string[]): Promise<string[]> {
+  if (jobIds.length === 0) return [];
+  const rows = await tx.$queryRaw<{ batch_id: string }[]>`
+    SELECT DISTINCT j.batch_id FROM simulation_jobs j JOIN batches b ON b.id = j.batch_id
+    WHERE j.id IN (${Prisma.join(jobIds)}) AND b.status = 'PENDING'`;
+  return rows.map((r) => r.batch_id);
 }
 
 export interface ApplyResult {
@@ -69,31 +92,14 @@ export interface ApplyResult {
  */
 export async function applyEvents(deps: CoreDeps, events: JobEvent[]): Promise<ApplyResult> {
   if (events.length === 0) return { applied: 0, capacityChanged: false };
+  const { progress, terminal, started } = partition(events);
   const effects = new SideEffects();
   const result = await inTransaction(deps.db, async (tx) => {
-    const batches = new Set<string>();
-    let applied = 0;
-    let capacityChanged = false;
-    for (const e of coalesce(events)) {
-      if (e.type === "progress") {
-        const batchId = await applyProgress(tx, e);
-        if (batchId) batches.add(batchId);
-        continue;
-      }
-      if (e.type === "started") {
-        capacityChanged = true;
-        const batchId = await batchOf(tx, e.jobId);
-        if (batchId) batches.add(batchId);
-        continue;
-      }
-      const done = await applyTerminal(tx, e);
-      if (!done) continue;
-      applied++;
-      capacityChanged = true;
-      if (done.batchId) batches.add(done.batchId);
-    }
+    const batches = new Set<string>(await applyProgress(tx, progress));
+    const ended = await applyTerminal(tx, terminal);
+    for (const id of [...ended.batches, ...(await pendingBatchesOf(tx, started))]) batches.add(id);
     await evaluateBatches(deps, tx, batches, effects);
-    return { applied, capacityChanged };
+    return { applied: ended.applied, capacityChanged: ended.applied > 0 || started.length > 0 };
   });
   await effects.run(deps);
   return result;

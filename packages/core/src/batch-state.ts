@@ -49,6 +49,7 @@ async function stopBatch(tx: Tx, batchId: string, reason: StopReason, message: s
 interface EvalRow {
   id: string;
   owner_id: string;
+  tier: keyof CoreDeps["limits"];
   status: string;
   stop_reason: string | null;
   fail_fast: boolean;
@@ -85,26 +86,28 @@ async function jobStats(tx: Tx, batchId: string): Promise<JobStats> {
   return row!;
 }
 
-/** Stop rules, in order: fail-fast, budget cap, monthly cost quota. */
-async function applyStopRules(deps: CoreDeps, tx: Tx, b: EvalRow, s: JobStats, effects: SideEffects): Promise<void> {
-  if (b.stop_reason !== null || (b.status !== "PENDING" && b.status !== "RUNNING")) return;
+/** Stop rules, in order: fail-fast, budget cap, monthly cost quota. True when one stopped the batch. */
+async function applyStopRules(deps: CoreDeps, tx: Tx, b: EvalRow, s: JobStats, effects: SideEffects): Promise<boolean> {
+  if (b.stop_reason !== null || (b.status !== "PENDING" && b.status !== "RUNNING")) return false;
   if (b.fail_fast && s.failed > 0) {
     await stopBatch(tx, b.id, "FAIL_FAST", `Job ${s.failed_job} failed: ${s.failed_message ?? "unknown error"}`, effects);
-    return;
+    return true;
   }
   // Budget and quota stops cut off work still to do; a batch whose every job has
   // ended (its last job meeting the cap exactly) has nothing to stop.
-  if (s.completed + s.failed + s.cancelled === b.total_jobs) return;
+  if (s.completed + s.failed + s.cancelled === b.total_jobs) return false;
   const cap = b.budget_cap_micros === null ? null : BigInt(b.budget_cap_micros);
-  if (cap !== null && BigInt(s.charged) + BigInt(s.running_spend) >= cap) {
-    await stopBatch(tx, b.id, "BUDGET_EXHAUSTED", `Budget cap reached: spent ${Number(BigInt(s.charged) + BigInt(s.running_spend)) / 1e6} of ${Number(cap) / 1e6} USD`, effects);
-    return;
+  const spent = BigInt(s.charged) + BigInt(s.running_spend);
+  if (cap !== null && spent >= cap) {
+    await stopBatch(tx, b.id, "BUDGET_EXHAUSTED", `Budget cap reached: spent ${Number(spent) / 1e6} of ${Number(cap) / 1e6} USD`, effects);
+    return true;
   }
-  const tier = await tx.$queryRaw<{ tier: keyof CoreDeps["limits"] }[]>`SELECT tier FROM users WHERE id = ${b.owner_id}`;
-  const limit = deps.limits[tier[0]?.tier ?? "free"].costMicros;
+  const limit = deps.limits[b.tier].costMicros;
   if (limit >= 0 && (await costUsedMicros(tx, b.owner_id, deps.clock.now())) >= BigInt(limit)) {
     await stopBatch(tx, b.id, "QUOTA_EXHAUSTED", "Monthly cost quota reached", effects);
+    return true;
   }
+  return false;
 }
 
 function derivedStatus(b: EvalRow, s: JobStats): string {
@@ -123,12 +126,13 @@ export async function evaluateBatches(deps: CoreDeps, tx: Tx, batchIds: Iterable
   const ids = [...new Set(batchIds)].sort(); // fixed lock order avoids deadlocks between reconcilers
   if (ids.length === 0) return;
   const rows = await tx.$queryRaw<EvalRow[]>`
-    SELECT id, owner_id, status::text, stop_reason::text, fail_fast, budget_cap_micros, total_jobs, completed_at
-    FROM batches WHERE id IN (${Prisma.join(ids)}) ORDER BY id FOR UPDATE`;
+    SELECT b.id, b.owner_id, u.tier::text AS tier, b.status::text, b.stop_reason::text, b.fail_fast, b.budget_cap_micros, b.total_jobs, b.completed_at
+    FROM batches b JOIN users u ON u.id = b.owner_id
+    WHERE b.id IN (${Prisma.join(ids)}) ORDER BY b.id FOR UPDATE OF b`;
   for (const b of rows) {
     if (b.status !== "CANCELLED" && b.completed_at !== null) continue; // final
-    await applyStopRules(deps, tx, b, await jobStats(tx, b.id), effects);
-    const s = await jobStats(tx, b.id);
+    let s = await jobStats(tx, b.id);
+    if (await applyStopRules(deps, tx, b, s, effects)) s = await jobStats(tx, b.id);
     const status = derivedStatus(b, s);
     const finished = s.completed + s.failed + s.cancelled === b.total_jobs;
     // A budget or quota stop that cut nothing off (the running jobs completed anyway,
