@@ -8,6 +8,7 @@ describe("API-call counting", () => {
   afterAll(() => stack.stop());
 
   const call = (key: string) => stack.http().get("/simulations").set("X-API-Key", key);
+  /** The usage route's count: the usage call itself counts, so it is included. */
   const used = async (key: string) => (await stack.http().get("/simulations/batch/usage").set("X-API-Key", key)).body.api_calls_used as number;
   const stored = async (userId: string) =>
     Number((await stack.env.core.db.usagePeriod.findUnique({ where: { userId_period: { userId, period: periodOf(new Date()) } } }))?.apiCalls ?? 0);
@@ -19,9 +20,9 @@ describe("API-call counting", () => {
     expect(await stored(u.id)).toBe(0);
     await stack.restartApi();
     expect(await stored(u.id)).toBe(4);
-    expect(await used(u.key)).toBe(4);
-    expect((await call(u.key)).status).toBe(200);
     expect(await used(u.key)).toBe(5);
+    expect((await call(u.key)).status).toBe(200);
+    expect(await used(u.key)).toBe(7);
   });
 
   it("re-seeds a deleted Redis counter from Postgres plus the calls not yet flushed", async () => {
@@ -32,11 +33,12 @@ describe("API-call counting", () => {
     expect(await stored(u.id)).toBe(3);
     const live = redisKeys(stack.env.prefix).apiCalls(u.id, periodOf(new Date()));
     expect(await stack.env.core.redis.del(live)).toBe(1);
-    expect(await used(u.key)).toBe(5);
+    // Re-seeded: 3 flushed + 2 pending, then this usage call.
+    expect(await used(u.key)).toBe(6);
     await call(u.key);
     await stack.flusher.flushNow();
-    expect(await stored(u.id)).toBe(6);
-    expect(await used(u.key)).toBe(6);
+    expect(await stored(u.id)).toBe(7);
+    expect(await used(u.key)).toBe(8);
   });
 
   it("does not rate-limit when RATE_LIMIT_ENABLED=false, while quotas still count", async () => {
@@ -46,6 +48,6 @@ describe("API-call counting", () => {
       expect(r.status).toBe(200);
       expect(r.headers["ratelimit-policy"]).toBeUndefined();
     }
-    expect(await used(u.key)).toBe(5);
+    expect(await used(u.key)).toBe(6);
   });
 });

@@ -56,7 +56,7 @@ describe("usage limits", () => {
     expect(await stack.env.core.db.batch.count({ where: { ownerId: u.id } })).toBe(0);
   });
 
-  it("refuses API calls at the quota with 429 QuotaExceeded, not counting them, usage routes exempt", async () => {
+  it("refuses API calls at the quota with 429 QuotaExceeded, not counting them; usage routes still answer and count", async () => {
     const u = await stack.env.user("chatty", "basic");
     for (let i = 0; i < 5; i++) expect((await stack.http().get("/simulations").set("X-API-Key", u.key)).status).toBe(200);
     const refused = await stack.http().get("/simulations").set("X-API-Key", u.key);
@@ -67,13 +67,17 @@ describe("usage limits", () => {
     // Refusal comes before validation: a malformed body still gets 429.
     const bad = await stack.http().post("/simulations/batch").set("X-API-Key", u.key).set("Content-Type", "application/json").send("{nope");
     expect(bad.status).toBe(429);
+    // Usage routes are never refused; each counts, this one included.
     const view = await usage(u.key);
     expect(view.status).toBe(200);
     expect(view.body).toMatchObject({
-      api_calls_used: 5, api_calls_limit: 5, api_calls_remaining: 0, is_quota_exceeded: true, quota_exceeded_reason: "API call quota exceeded",
+      api_calls_used: 6, api_calls_limit: 5, api_calls_remaining: 0, is_quota_exceeded: true, quota_exceeded_reason: "API call quota exceeded",
     });
     expect((await stack.http().get("/simulations/batch/usage/history").set("X-API-Key", u.key)).status).toBe(200);
-    expect((await usage(u.key)).body.api_calls_used).toBe(5);
+    expect((await usage(u.key)).body.api_calls_used).toBe(8);
+    // Still refused elsewhere, and not counted.
+    expect((await stack.http().get("/simulations").set("X-API-Key", u.key)).status).toBe(429);
+    expect((await usage(u.key)).body.api_calls_used).toBe(9);
   });
 
   it("rate-limits per user with 429 RateLimitExceeded and RateLimit headers", async () => {
@@ -103,7 +107,7 @@ describe("usage limits", () => {
     expect(body).toMatchObject({
       tier: "enterprise", api_calls_limit: -1, simulations_limit: -1, cost_limit_usd: -1, max_batch_size: 100,
       api_calls_remaining: -1, simulations_remaining: -1, cost_remaining_usd: -1,
-      api_calls_used: 1, simulations_used: 3, is_quota_exceeded: false, quota_exceeded_reason: null,
+      api_calls_used: 2, simulations_used: 3, is_quota_exceeded: false, quota_exceeded_reason: null,
     });
   });
 

@@ -47,7 +47,7 @@ describe("usage periods, history and adjustments", () => {
     fixed = null; // midnight UTC on the 1st has passed
     for (let i = 0; i < 2; i++) expect((await stack.http().get("/simulations").set("X-API-Key", u.key)).status).toBe(200);
     const after = (await usage(u.key)).body;
-    expect(after).toMatchObject({ period: thisPeriod, api_calls_used: 2, simulations_used: 0, cost_used_usd: 0.03, tokens_used: 300 });
+    expect(after).toMatchObject({ period: thisPeriod, api_calls_used: 3, simulations_used: 0, cost_used_usd: 0.03, tokens_used: 300 });
     const charges = await db().ledgerEntry.findMany({ where: { jobId: res.body.job_id } });
     expect(charges.map((c) => [c.period, Number(c.costMicros)])).toEqual([[thisPeriod, 30_000]]);
     const h = (await history(u.key)).body;
@@ -92,7 +92,7 @@ describe("usage periods, history and adjustments", () => {
     expect(created.body).toMatchObject({ user_id: u.id, period: periodOf(new Date()), api_calls: 4, simulations: 2, cost_usd: 0.25, tokens: 100, reason: "goodwill" });
     expect(created.body.adjustment_id).toMatch(/^adj_\d+$/);
     expect(new Date(created.body.created_at).toISOString()).toBe(created.body.created_at);
-    expect((await usage(u.key)).body).toMatchObject({ api_calls_used: 5, simulations_used: 2, cost_used_usd: 0.25, tokens_used: 100, quota_exceeded_reason: "API call quota exceeded" });
+    expect((await usage(u.key)).body).toMatchObject({ api_calls_used: 6, simulations_used: 2, cost_used_usd: 0.25, tokens_used: 100, quota_exceeded_reason: "API call quota exceeded" });
     expect((await stack.http().get("/simulations").set("X-API-Key", u.key)).status).toBe(429);
 
     expect((await adjust(u.id, { api_calls: -2, reason: "credit back" })).status).toBe(201);

@@ -17,8 +17,8 @@ import { usageHandlers } from "./routes/usage.routes.ts";
  * The HTTP app. Check order on every authenticated request: body size (413) →
  * route (404/405) → auth (401) → API-call quota (429, counts the call) → rate
  * limit (429) → JSON and validation (422) → the route's own checks. The usage
- * routes skip the quota gate entirely: they are neither refused nor counted, so
- * a client at its limit can still see why (docs/usage-and-quotas.md).
+ * routes count like every authenticated call but are never refused by the
+ * quota, so a client at its limit can still see why (docs/usage-and-quotas.md).
  */
 export function createApp(deps: ApiDeps): Express {
   const app = express();
@@ -33,7 +33,7 @@ export function createApp(deps: ApiDeps): Express {
   const routes = new RouteTable(router);
   const quota = [apiCallQuota(deps.apiCalls, deps.limits, deps.clock)];
   const authed = [requireApiKey(deps.db), ...quota, ...deps.gates, jsonBody];
-  const usageChain = [requireApiKey(deps.db), ...deps.gates, jsonBody];
+  const usageChain = [requireApiKey(deps.db), apiCallQuota(deps.apiCalls, deps.limits, deps.clock, { refuse: false }), ...deps.gates, jsonBody];
   const admin = [requireAdmin(deps.config.adminToken), jsonBody];
 
   const h = healthHandlers(deps);

@@ -34,14 +34,18 @@ export function startUsageCounting(opts: UsageCountingOptions): { counter: ApiCa
   return { counter, flusher };
 }
 
-/** Checks and counts in one atomic step; a refused call is not counted. */
-export function apiCallQuota(counter: ApiCallCounter, limits: Record<Tier, TierLimits>, clock: Clock): RequestHandler {
+/**
+ * Checks and counts in one atomic step; a refused call is not counted. With
+ * `refuse: false` (the usage routes) the call is counted but never refused, so a
+ * client over its quota can still see why.
+ */
+export function apiCallQuota(counter: ApiCallCounter, limits: Record<Tier, TierLimits>, clock: Clock, opts: { refuse: boolean } = { refuse: true }): RequestHandler {
   return (_req, res, next) => {
     const u = user(res);
     const now = clock.now();
     const limit = limits[u.tier].apiCalls;
     counter
-      .consume(u.id, periodOf(now), limit)
+      .consume(u.id, periodOf(now), opts.refuse ? limit : -1)
       .then((r) => {
         if (r.allowed) return next();
         next(new AppError("QuotaExceeded", {
