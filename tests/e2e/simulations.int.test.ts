@@ -82,7 +82,7 @@ describe("single simulations end to end", () => {
   });
 
   it("cancels a pending job at once and a running one at its next step, charging the steps run", async () => {
-    const running = await submit(alice.key, scripted({ steps: 200, step_ms: 40 }));
+    const running = await submit(alice.key, scripted({ steps: 200, step_ms: 100 }));
     await stack.waitJob(alice.key, running.body.job_id, (j) => j.status === "RUNNING" && j.progress_percent > 0);
     // The only worker slot is busy: this one waits in Postgres.
     const pending = await submit(alice.key, scripted({ steps: 1 }));
@@ -92,12 +92,16 @@ describe("single simulations end to end", () => {
 
     const c2 = await stack.http().post(`/simulations/${running.body.job_id}/cancel`).set("X-API-Key", alice.key).send({});
     expect(c2.status).toBe(200);
+    const reportedAtCancel = c2.body.tokens_used / 100;
     const job = await stack.waitJob(alice.key, running.body.job_id, (j) => FINAL_JOB.has(j.status));
     expect(job.status).toBe("CANCELLED");
     expect(job.tokens_used).toBeGreaterThan(0);
     expect(job.tokens_used).toBeLessThan(200 * 100);
     const stepsRun = job.tokens_used / 100;
     expect(job.cost_usd).toBeCloseTo(stepsRun * 0.01, 10);
+    // It stops at the next step boundary: the step in flight, plus what the
+    // reconciler had not yet applied when the cancel answered (100 ms steps).
+    expect(stepsRun).toBeLessThanOrEqual(reportedAtCancel + 3);
     const again = await stack.http().post(`/simulations/${running.body.job_id}/cancel`).set("X-API-Key", alice.key).send({});
     expect(again.status).toBe(400);
     expect(again.body.error).toBe("InvalidState");
