@@ -138,12 +138,16 @@ export async function evaluateBatches(deps: CoreDeps, tx: Tx, batchIds: Iterable
     // A budget or quota stop that cut nothing off (the running jobs completed anyway,
     // their last step meeting the cap) leaves a COMPLETED batch: no stop to report.
     const noStop = status === "COMPLETED";
-    await tx.$executeRaw`
+    const [after] = await tx.$queryRaw<{ stop_reason: string | null; completed_at: Date | null }[]>`
       UPDATE batches SET status = ${status}::"BatchStatus",
         error_message = CASE WHEN ${noStop} AND stop_reason IN ('BUDGET_EXHAUSTED', 'QUOTA_EXHAUSTED') THEN NULL ELSE error_message END,
         stop_reason = CASE WHEN ${noStop} AND stop_reason IN ('BUDGET_EXHAUSTED', 'QUOTA_EXHAUSTED') THEN NULL ELSE stop_reason END,
         started_at = COALESCE(started_at, ${s.first_started}),
         completed_at = CASE WHEN ${finished} THEN COALESCE(completed_at, now()) ELSE completed_at END
-      WHERE id = ${b.id}`;
+      WHERE id = ${b.id}
+      RETURNING stop_reason::text, completed_at`;
+    if (status !== b.status || (after?.completed_at && !b.completed_at)) {
+      deps.logger.info("batch state", { batch_id: b.id, from: b.status, to: status, stop_reason: after?.stop_reason ?? null, finished: Boolean(after?.completed_at) });
+    }
   }
 }

@@ -23,7 +23,7 @@ export function requestContext(logger: Logger): RequestHandler {
     Object.assign(res.locals, { requestId, log: logger.child({ request_id: requestId }) });
     res.on("finish", () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      locals(res).log.http("request", {
+      locals(res).log.info("request", {
         method: req.method, path: req.path, status: res.statusCode, duration_ms: Math.round(ms * 10) / 10, user_id: locals(res).user?.id,
       });
     });
