@@ -1,3 +1,4 @@
+import { wireCore, type Wired } from "@simbatch/core";
 import { ReconcilerRuntime } from "@simbatch/reconciler";
 import { maxOverlap, Stack, scripted } from "../support/stack.ts";
 
@@ -7,17 +8,24 @@ const jobs = (n: number, config: Record<string, unknown>) => Array.from({ length
 describe("batch scheduling across workers and reconcilers", () => {
   const stack = new Stack({ workers: [4, 4] });
   let second: ReconcilerRuntime;
+  let secondCore: Wired;
 
   beforeAll(async () => {
     await stack.start();
-    // A second reconciler on the same stream and database: dispatch decisions race.
+    // A second reconciler with its own clients (as another process would have), on
+    // the same stream and database: dispatch decisions race.
+    secondCore = wireCore({
+      databaseUrl: stack.env.databaseUrl, redisUrl: stack.env.redisUrl, redisPrefix: stack.env.prefix, testTemplates: true,
+      limits: stack.env.core.limits, logger: stack.env.core.logger, redisRole: "consumer",
+    });
     second = new ReconcilerRuntime({
-      deps: stack.env.core, streamRedis: stack.env.redis(), redisPrefix: stack.env.prefix, sweepIntervalMs: 60_000, dispatchIntervalMs: 150,
+      deps: secondCore, streamRedis: stack.env.redis(), redisPrefix: stack.env.prefix, sweepIntervalMs: 60_000, dispatchIntervalMs: 150,
     });
     await second.start();
   });
   afterAll(async () => {
     await second.stop();
+    await secondCore.close();
     await stack.stop();
   });
 

@@ -92,7 +92,7 @@ async function loadInput(tx: Tx, deps: CoreDeps, free: number): Promise<PlanInpu
  * the rows are marked released in that transaction and enqueued after commit
  * (an enqueue lost to a crash is repaired by the sweep).
  */
-export async function dispatch(deps: CoreDeps): Promise<number> {
+async function dispatchOnce(deps: CoreDeps): Promise<number> {
   const capacity = await deps.registry.capacity();
   const effects = new SideEffects();
   const released = await inTransaction(deps.db, async (tx) => {
@@ -131,4 +131,39 @@ export async function dispatch(deps: CoreDeps): Promise<number> {
     ),
   );
   return released.length;
+}
+
+interface InFlight {
+  run: Promise<number>;
+  again: boolean;
+}
+const inFlight = new WeakMap<CoreDeps, InFlight>();
+
+/**
+ * Dispatches once per process at a time. A call made while one runs joins it
+ * and makes it run once more (its snapshot may predate the caller's commit), so
+ * a burst of admissions costs two passes, not one waiting transaction (and pooled
+ * connection) each behind the advisory lock.
+ */
+export function dispatch(deps: CoreDeps): Promise<number> {
+  const current = inFlight.get(deps);
+  if (current) {
+    current.again = true;
+    return current.run;
+  }
+  const state: InFlight = { run: Promise.resolve(0), again: false };
+  state.run = (async () => {
+    let released = 0;
+    try {
+      do {
+        state.again = false;
+        released += await dispatchOnce(deps);
+      } while (state.again);
+    } finally {
+      inFlight.delete(deps);
+    }
+    return released;
+  })();
+  inFlight.set(deps, state);
+  return state.run;
 }
