@@ -12,8 +12,8 @@ export const CreateUserSchema = z.object({
   user_id: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, "must be 1-64 characters of letters, digits, . _ @ -"),
   tier: tier.nullish(),
 });
-const UpdateUserSchema = z.object({ tier });
-const CreateKeySchema = z.object({ name: z.string().max(100).nullish() });
+export const UpdateUserSchema = z.object({ tier });
+export const CreateKeySchema = z.object({ name: z.string().max(100).nullish() });
 const count = z.number().int().min(-1_000_000_000).max(1_000_000_000);
 export const UsageAdjustmentSchema = z
   .object({
