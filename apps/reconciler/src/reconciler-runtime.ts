@@ -79,6 +79,13 @@ export class ReconcilerRuntime {
         if (entries.length > 0) await this.apply(entries);
       } catch (err) {
         if (!this.running) break;
+        // Redis lost the stream (restart without persistence, flush): workers'
+        // next events recreate it, and the group must be made again to read them.
+        if (String(err).includes("NOGROUP")) {
+          this.log.warn("event stream or group missing; recreating it", { error: String(err) });
+          await this.stream.ensureGroup().catch(() => undefined);
+          continue;
+        }
         this.log.warn("event loop error; retrying", { error: String(err) });
         await new Promise((r) => setTimeout(r, 500));
       }

@@ -1,0 +1,45 @@
+import { Stack, scripted } from "../support/stack.ts";
+
+/**
+ * Redis is transport, Postgres the truth: when Redis loses everything of the
+ * deployment mid-batch (a restart without persistence), the sweep puts the work
+ * back and the batch still finishes with every job charged exactly once.
+ */
+describe("losing Redis mid-batch", () => {
+  const stack = new Stack({ workers: [2], lockDurationMs: 1500 });
+  beforeAll(() => stack.start());
+  afterAll(() => stack.stop());
+
+  async function wipeRedis(): Promise<number> {
+    const redis = stack.env.core.redis;
+    let cursor = "0";
+    let deleted = 0;
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${stack.env.prefix}:*`, "COUNT", 500);
+      cursor = next;
+      if (keys.length > 0) deleted += await redis.del(...keys);
+    } while (cursor !== "0");
+    return deleted;
+  }
+
+  it("re-enqueues from Postgres and finishes with exact costs", async () => {
+    const alice = await stack.env.user("alice", "pro");
+    const res = await stack.http().post("/simulations/batch").set("X-API-Key", alice.key).send({
+      parallel_jobs: 2,
+      simulations: Array.from({ length: 6 }, () => scripted({ steps: 10, step_ms: 40, cost_usd_per_step: 0.01 })),
+    });
+    expect(res.status).toBe(202);
+    const id = res.body.batch_id;
+    await stack.waitBatch(alice.key, id, (b) => b.progress.completed_jobs >= 1 && b.progress.running_jobs >= 1);
+    expect(await wipeRedis()).toBeGreaterThan(0);
+    await stack.reconciler.sweepOnce();
+    const done = await stack.waitBatch(alice.key, id, (b) => b.completed_at !== null, 60_000);
+    expect(done).toMatchObject({ status: "COMPLETED", stop_reason: null });
+    expect(done.progress).toMatchObject({ completed_jobs: 6, total_jobs: 6 });
+    expect(done.cost.actual_cost_usd).toBeCloseTo(0.6, 10);
+    const ledger = await stack.env.core.db.ledgerEntry.findMany({ where: { batchId: id } });
+    expect(ledger).toHaveLength(6);
+    expect(new Set(ledger.map((l) => l.jobId)).size).toBe(6);
+    expect(ledger.every((l) => l.costMicros === 100_000n)).toBe(true);
+  });
+});
