@@ -116,8 +116,23 @@ describe("service processes", () => {
     expect(api.output()).toContain("trace-kill-1");
     await waitFor(() => reconciler.output().includes("trace-kill-1") || false, { timeoutMs: 30_000, what: "request id in reconciler log" });
 
+    // SIGTERM mid-run: the worker stops at the next step boundary and exits 0
+    // (a stop that overran SHUTDOWN_TIMEOUT_MS would exit 1); the job is
+    // retried on another worker and charged once, for the run that ended it.
+    const second = await fetch(`${url}/simulations`, {
+      method: "POST", headers, body: JSON.stringify({ template_id: "test/scripted", config: { steps: 100, step_ms: 100 } }),
+    });
+    const secondId = ((await second.json()) as { job_id: string }).job_id;
+    const getSecond = async () => (await (await fetch(`${url}/simulations/${secondId}`, { headers })).json()) as Record<string, any>;
+    await waitFor(async () => { const j = await getSecond(); return j.status === "RUNNING" && j.progress_percent >= 3; }, { timeoutMs: 45_000, what: "second job running" });
     worker2.child.kill("SIGTERM");
     const exit = await worker2.exited;
     expect(exit.code).toBe(0);
-  }, 150_000);
+    expect(worker2.output()).toContain("worker stopped");
+    spawnRole("worker", { WORKER_CONCURRENCY: "1" });
+    const finished = await waitFor(async () => { const j = await getSecond(); return j.status === "COMPLETED" ? j : false; }, { timeoutMs: 90_000, what: "second job completion" });
+    expect(finished.attempts).toBeGreaterThanOrEqual(2);
+    expect(finished.cost_usd).toBeCloseTo(1, 10);
+    expect(await env.core.db.ledgerEntry.count({ where: { jobId: secondId } })).toBe(1);
+  }, 240_000);
 });
