@@ -77,7 +77,8 @@ function line(rng: Rng, req: NarrationRequest, speaker: number, to: number, topi
   const claims = e.stance > 0.3 ? FOR : e.stance < -0.3 ? AGAINST : UNSURE;
   const toName = callName(req.members[to]!.name);
   const body = fill(pick(rng, claims), req.scenario.question, topic, toName);
-  return `${open} ${/[.:]$/.test(open) ? cap(body) : body}.${fill(pick(rng, ASIDE), "", "", toName)}`;
+  const sentence = /[.!?]$/.test(body) ? body : `${body}.`; // a question keeps its own mark
+  return `${open} ${/[.:]$/.test(open) ? cap(sentence) : sentence}${fill(pick(rng, ASIDE), "", "", toName)}`;
 }
 
 /** Dialog: each event's two people answer each other first, then everyone has their say. */
