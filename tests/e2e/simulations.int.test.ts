@@ -225,6 +225,10 @@ describe("single simulations end to end", () => {
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ user_id: "carol", tier: "basic" });
     expect((await admin(stack.http().post("/admin/users")).send({ user_id: "carol", tier: "pro" })).status).toBe(200);
+    // Posting an existing user without a tier keeps its tier.
+    const again = await admin(stack.http().post("/admin/users")).send({ user_id: "carol" });
+    expect(again.status).toBe(200);
+    expect(again.body.tier).toBe("pro");
     const key = await admin(stack.http().post("/admin/users/carol/api-keys")).send({ name: "ci" });
     expect(key.status).toBe(201);
     expect(key.body.api_key).toMatch(/^tp_[0-9a-f]{32}$/);

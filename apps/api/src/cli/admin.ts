@@ -22,8 +22,8 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-function tierOf(value: string | undefined): Tier {
-  const t = (value ?? "free").toLowerCase();
+function tierOf(value: string): Tier {
+  const t = value.toLowerCase();
   if (!(TIERS as readonly string[]).includes(t)) fail(`--tier must be one of ${TIERS.join(", ")}`);
   return t as Tier;
 }
@@ -39,7 +39,7 @@ async function main(): Promise<void> {
   const db = createDb({ url: env.DATABASE_URL, poolSize: 2 });
   try {
     let out: unknown;
-    if (noun === "users" && verb === "create") out = (await upsertUser(db, values.id ?? fail("--id is required"), tierOf(values.tier))).user;
+    if (noun === "users" && verb === "create") out = (await upsertUser(db, values.id ?? fail("--id is required"), values.tier === undefined ? null : tierOf(values.tier))).user;
     else if (noun === "users" && verb === "update") out = await updateUserTier(db, values.id ?? fail("--id is required"), tierOf(values.tier ?? fail("--tier is required")));
     else if (noun === "keys" && verb === "create") out = await createApiKey(db, values.user ?? fail("--user is required"), values.name ?? null);
     else if (noun === "keys" && verb === "revoke") {

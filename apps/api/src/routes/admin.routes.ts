@@ -34,7 +34,7 @@ export const UsageAdjustmentSchema = z
 export function adminHandlers(deps: ApiDeps) {
   const createUser: RequestHandler = async (req, res) => {
     const body = parse(CreateUserSchema, req.body);
-    const { created, user } = await upsertUser(deps.db, body.user_id, body.tier ?? "free");
+    const { created, user } = await upsertUser(deps.db, body.user_id, body.tier ?? null);
     locals(res).log.info(created ? "user created" : "user tier updated", { user_id: user.user_id, tier: user.tier });
     res.status(created ? 201 : 200).json(user);
   };
