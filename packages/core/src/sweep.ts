@@ -27,7 +27,10 @@ export async function sweep(deps: CoreDeps): Promise<SweepReport> {
   let requeued = 0;
   for (const job of inFlight) {
     const state = await deps.queue.state(job.id);
-    const lost = state === "missing" || state === "failed" || (state === "completed" && (await finishedLongAgo(deps, job.id)));
+    // A finished BullMQ job whose row still reads RUNNING normally has its event in
+    // the stream, about to be applied: only one finished long ago lost its event.
+    const finished = state === "completed" || state === "failed";
+    const lost = state === "missing" || (finished && (await finishedLongAgo(deps, job.id)));
     if (lost && (await deps.queue.readd({ jobId: job.id, priority: job.priority, requestId: job.request_id }))) {
       requeued++;
       deps.logger.warn("re-enqueued a job with no live BullMQ job", { job_id: job.id, bullmq_state: state, request_id: job.request_id });
