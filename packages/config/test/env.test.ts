@@ -19,6 +19,14 @@ describe("parseEnv", () => {
     expect((err as Error).message).not.toContain("secret-value");
   });
 
+  it("gives the worker its documented defaults and parses price overrides", () => {
+    const env = parseEnv(WorkerEnvSchemaChecked, { MODEL_PRICES_JSON: '{"my-model": 1.25}' });
+    expect(env).toMatchObject({ SIM_STEP_MS: 300, WORKER_CONCURRENCY: 4, ENGINE: "builtin", JOB_LOCK_MS: 30_000 });
+    expect(env.MODEL_PRICES_JSON).toEqual({ "my-model": 1.25 });
+    expect(() => parseEnv(WorkerEnvSchemaChecked, { MODEL_PRICES_JSON: "{not json" })).toThrow(/MODEL_PRICES_JSON/);
+    expect(() => parseEnv(WorkerEnvSchemaChecked, { MODEL_PRICES_JSON: '{"m": -1}' })).toThrow(/MODEL_PRICES_JSON/);
+  });
+
   it("needs an API key for the openai engine", () => {
     expect(() => parseEnv(WorkerEnvSchemaChecked, { ENGINE: "openai" })).toThrow(/OPENAI_API_KEY/);
   });

@@ -61,7 +61,9 @@ async function attemptOnce(opts: OpenAIOptions, messages: ChatMessage[]): Promis
       signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
     });
   } catch (err) {
-    const name = err instanceof Error ? err.name : "Error";
+    // Read the name structurally: errors from another realm (e.g. fetch's DOMException under a test VM) fail instanceof.
+    const raw = (err as { name?: unknown } | null)?.name;
+    const name = typeof raw === "string" ? raw : "Error";
     throw new AttemptError(name === "TimeoutError" ? `timed out after ${opts.timeoutMs ?? 30_000} ms` : `network error (${name})`, true);
   }
   const text = await res.text();

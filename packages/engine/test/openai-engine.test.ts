@@ -77,4 +77,24 @@ describe("OpenAI engine against a fake server", () => {
   it("needs a price for its model", () => {
     expect(() => createEngine({ kind: "openai", openai: { baseUrl: "http://127.0.0.1:1", apiKey: "k", model: "unpriced" } })).toThrow(/no price/);
   });
+
+  it("times out a request that never answers, retries it, then fails naming the timeout", async () => {
+    let requests = 0;
+    // Accepts the request and never answers: only the client's timeout ends it.
+    const server = createServer((req) => {
+      requests++;
+      req.resume();
+    });
+    const baseUrl = await new Promise<string>((resolve) => server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`)));
+    try {
+      const engine = createEngine({ kind: "openai", openai: { baseUrl, apiKey: "k", model: "gpt-4o-mini", timeoutMs: 100, maxRetries: 1, retryBaseDelayMs: 1 }, prices: { "gpt-4o-mini": 0.6 } });
+      const out = await engine.run(specFor("showcase/board_meeting", { timepointCount: 1 }), recordingCtx().ctx);
+      expect(requests).toBe(2);
+      expect(out).toMatchObject({ kind: "failed", steps: 0, tokens: 0, retryable: true });
+      if (out.kind === "failed") expect(out.errorMessage.toLowerCase()).toMatch(/time/);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
 });
