@@ -45,9 +45,23 @@ export const jsonBody: RequestHandler = (req, _res, next) => {
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     return next(validationError([{ path: "", message: "Body must be a JSON object" }]));
   }
+  const nul = findNul(parsed);
+  if (nul !== null) return next(validationError([{ path: nul, message: "must not contain NUL (\\u0000) characters" }]));
   req.body = parsed;
   next();
 };
+
+/** Dotted path of the first key or string holding U+0000, which Postgres text and jsonb cannot store. */
+function findNul(value: unknown, path: string[] = []): string | null {
+  if (typeof value === "string") return value.includes("\u0000") ? path.join(".") : null;
+  if (value === null || typeof value !== "object") return null;
+  for (const [k, v] of Object.entries(value)) {
+    if (k.includes("\u0000")) return [...path, k].join(".");
+    const found = findNul(v, [...path, k]);
+    if (found !== null) return found;
+  }
+  return null;
+}
 
 export const user = (res: Parameters<RequestHandler>[1]) => {
   const u = locals(res).user;
