@@ -43,6 +43,14 @@ describe("odd input never yields a 500", () => {
     expect(res.body.detail).toEqual([{ path: "simulations.0.metadata.note", message: "must not contain NUL (\\u0000) characters" }]);
   });
 
+  it("refuses bodies nested deeper than 32 levels, however deep, with 422", async () => {
+    for (const depth of [40, 30_000]) {
+      const raw = `{"template_id":"board_meeting","metadata":{"a":${"[".repeat(depth)}${"]".repeat(depth)}}}`;
+      const res = await stack.http().post("/simulations").set("X-API-Key", key).set("Content-Type", "application/json").send(raw);
+      expect({ depth, status: res.status }).toEqual({ depth, status: 422 });
+    }
+  });
+
   it("answers 4xx for odd query strings and ids", async () => {
     const gets = [
       "/simulations?page=-1", "/simulations?page=1e3", "/simulations?page_size=abc", "/simulations?status=done", "/simulations?status[]=x",

@@ -45,20 +45,33 @@ export const jsonBody: RequestHandler = (req, _res, next) => {
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     return next(validationError([{ path: "", message: "Body must be a JSON object" }]));
   }
-  const nul = findNul(parsed);
-  if (nul !== null) return next(validationError([{ path: nul, message: "must not contain NUL (\\u0000) characters" }]));
+  const problem = inspectBody(parsed);
+  if (problem) return next(validationError([problem]));
   req.body = parsed;
   next();
 };
 
-/** Dotted path of the first key or string holding U+0000, which Postgres text and jsonb cannot store. */
-function findNul(value: unknown, path: string[] = []): string | null {
-  if (typeof value === "string") return value.includes("\u0000") ? path.join(".") : null;
-  if (value === null || typeof value !== "object") return null;
-  for (const [k, v] of Object.entries(value)) {
-    if (k.includes("\u0000")) return [...path, k].join(".");
-    const found = findNul(v, [...path, k]);
-    if (found !== null) return found;
+export const MAX_BODY_DEPTH = 32;
+
+/**
+ * Walks the body once, iteratively (a deeply nested body must not blow the
+ * stack): refuses nesting past MAX_BODY_DEPTH, and keys or strings holding
+ * U+0000, which Postgres text and jsonb cannot store.
+ */
+function inspectBody(body: unknown): { path: string; message: string } | null {
+  const stack: { value: unknown; path: string[] }[] = [{ value: body, path: [] }];
+  while (stack.length > 0) {
+    const { value, path } = stack.pop()!;
+    if (typeof value === "string") {
+      if (value.includes("\u0000")) return { path: path.join("."), message: "must not contain NUL (\\u0000) characters" };
+      continue;
+    }
+    if (value === null || typeof value !== "object") continue;
+    if (path.length >= MAX_BODY_DEPTH) return { path: path.join("."), message: `nesting deeper than ${MAX_BODY_DEPTH} levels` };
+    for (const [k, v] of Object.entries(value)) {
+      if (k.includes("\u0000")) return { path: [...path, k].join("."), message: "must not contain NUL (\\u0000) characters" };
+      stack.push({ value: v, path: [...path, k] });
+    }
   }
   return null;
 }
