@@ -124,4 +124,22 @@ describe("usage limits", () => {
     const view = (await usage(u.key)).body;
     expect(view).toMatchObject({ cost_used_usd: 1.05, simulations_used: 1, is_quota_exceeded: true, quota_exceeded_reason: "Cost quota exceeded" });
   });
+
+  it("starts nothing more for an owner at the cost limit: a waiting batch stops with QUOTA_EXHAUSTED", async () => {
+    const u = await stack.env.user("overspender", "free");
+    await stack.env.core.db.ledgerEntry.create({ data: { userId: u.id, period: periodOf(new Date()), kind: "ADJUSTMENT", costMicros: 950_000n, reason: "seed" } });
+    // A single job that costs more than estimated takes the user's only slot (free: concurrency 1)...
+    const single = await stack.http().post("/simulations").set("X-API-Key", u.key)
+      .send(scripted({ steps: 4, step_ms: 30, cost_usd_per_step: 0.02, estimate_usd: 0.001 }));
+    expect(single.status).toBe(202);
+    await stack.waitJob(u.key, single.body.job_id, (j) => j.status === "RUNNING");
+    // ...so this batch's job waits; once the single job's charge crosses the limit it must never start.
+    const res = await batch(u.key, { simulations: [scripted({ steps: 1, estimate_usd: 0.001 })] });
+    expect(res.status).toBe(202);
+    const done = await stack.waitBatch(u.key, res.body.batch_id, (b) => b.completed_at !== null);
+    expect(done).toMatchObject({ status: "FAILED", stop_reason: "QUOTA_EXHAUSTED" });
+    expect(done.progress).toMatchObject({ cancelled_jobs: 1, completed_jobs: 0 });
+    const row = await stack.env.core.db.simulationJob.findFirstOrThrow({ where: { batchId: res.body.batch_id } });
+    expect(row.startedAt).toBeNull();
+  });
 });

@@ -36,7 +36,8 @@ export async function stopBatchJobs(
   for (const row of running) effects.stopJobs.add(row.id);
 }
 
-async function stopBatch(tx: Tx, batchId: string, reason: StopReason, message: string | null, effects: SideEffects) {
+/** Sets a batch's stop reason once and stops its work as the reason wants. */
+export async function stopBatch(tx: Tx, batchId: string, reason: StopReason, message: string | null, effects: SideEffects): Promise<void> {
   const updated = await tx.$executeRaw`
     UPDATE batches SET stop_reason = ${reason}::"StopReason", error_message = COALESCE(error_message, ${message})
     WHERE id = ${batchId} AND stop_reason IS NULL AND status IN ('PENDING', 'RUNNING')`;

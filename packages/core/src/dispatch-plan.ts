@@ -26,6 +26,8 @@ export interface GroupState {
 export interface UserState {
   active: number;
   limit: number;
+  /** The monthly cost limit is reached: none of the user's waiting jobs may start. */
+  quotaExhausted?: boolean;
   /** Epoch ms of the user's latest release; 0 when never. Breaks ties round-robin. */
   lastReleasedAt: number;
 }
@@ -42,6 +44,8 @@ export interface Plan {
   release: Candidate[];
   /** Batches whose next job can never fit their budget: stop them. */
   budgetExhausted: string[];
+  /** Groups (batch ids, or single job ids) whose owner reached the monthly cost limit. */
+  quotaExhausted: string[];
 }
 
 /**
@@ -55,7 +59,13 @@ export interface Plan {
 export function planDispatch(input: PlanInput): Plan {
   const release: Candidate[] = [];
   const exhausted = new Set<string>();
+  const quotaExhausted = new Set<string>();
   for (const [key, g] of input.groups) {
+    const head = g.queue[0];
+    if (head && input.users.get(head.ownerId)?.quotaExhausted) quotaExhausted.add(key);
+  }
+  for (const [key, g] of input.groups) {
+    if (quotaExhausted.has(key)) continue;
     const head = g.queue[0];
     if (head?.batchId && g.state.capMicros !== null && g.state.active === 0 && g.state.committedMicros + head.estimateMicros > g.state.capMicros) {
       exhausted.add(key);
@@ -67,7 +77,7 @@ export function planDispatch(input: PlanInput): Plan {
     let best: { key: string; job: Candidate } | null = null;
     for (const [key, g] of input.groups) {
       const job = g.queue[0];
-      if (!job || g.state.slots <= 0 || exhausted.has(key)) continue;
+      if (!job || g.state.slots <= 0 || exhausted.has(key) || quotaExhausted.has(key)) continue;
       const user = input.users.get(job.ownerId)!;
       if (user.limit >= 0 && user.active >= user.limit) continue;
       if (g.state.capMicros !== null && g.state.committedMicros + job.estimateMicros > g.state.capMicros) continue;
@@ -85,7 +95,7 @@ export function planDispatch(input: PlanInput): Plan {
     release.push(best.job);
     free--;
   }
-  return { release, budgetExhausted: [...exhausted] };
+  return { release, budgetExhausted: [...exhausted], quotaExhausted: [...quotaExhausted] };
 }
 
 function better(a: Candidate, b: Candidate, users: PlanInput["users"]): boolean {

@@ -1,10 +1,10 @@
+import { periodOf } from "@simbatch/contracts";
 import { inTransaction, Prisma, type Tx } from "@simbatch/db";
 import type { Tier } from "@simbatch/config";
 import type { CoreDeps } from "./deps.ts";
 import { planDispatch, type Candidate, type PlanInput } from "./dispatch-plan.ts";
 import { SideEffects } from "./side-effects.ts";
-import { stopBatchJobs } from "./batch-state.ts";
-import { evaluateBatches } from "./batch-state.ts";
+import { evaluateBatches, stopBatch } from "./batch-state.ts";
 
 /** One lock for every dispatcher in the deployment: two can never over-release. */
 const DISPATCH_LOCK = 0x51b_a7c4;
@@ -47,8 +47,10 @@ async function loadInput(tx: Tx, deps: CoreDeps, free: number): Promise<PlanInpu
       COALESCE(sum(j.cost_micros) FILTER (WHERE j.status IN ('COMPLETED', 'FAILED', 'CANCELLED')), 0)::bigint AS charged
     FROM batches b JOIN simulation_jobs j ON j.batch_id = b.id
     WHERE b.id IN (${Prisma.join(batchIds)}) GROUP BY b.id`;
-  const userRows = ownerIds.length === 0 ? [] : await tx.$queryRaw<{ id: string; tier: Tier; active: number; last_released: Date | null }[]>`
+  const period = periodOf(deps.clock.now());
+  const userRows = ownerIds.length === 0 ? [] : await tx.$queryRaw<{ id: string; tier: Tier; active: number; last_released: Date | null; cost_used: bigint }[]>`
     SELECT u.id, u.tier::text AS tier,
+      (SELECT COALESCE(sum(l.cost_micros), 0) FROM ledger_entries l WHERE l.user_id = u.id AND l.period = ${period})::bigint AS cost_used,
       (SELECT count(*) FROM simulation_jobs j WHERE j.owner_id = u.id
         AND (j.status = 'RUNNING' OR (j.status = 'PENDING' AND j.released_at IS NOT NULL)))::int AS active,
       (SELECT max(j.released_at) FROM simulation_jobs j WHERE j.owner_id = u.id) AS last_released
@@ -81,7 +83,15 @@ async function loadInput(tx: Tx, deps: CoreDeps, free: number): Promise<PlanInpu
     groups.get(key)!.queue.push(c);
   }
   const users: PlanInput["users"] = new Map(
-    userRows.map((u) => [u.id, { active: u.active, limit: deps.limits[u.tier]?.concurrency ?? 1, lastReleasedAt: u.last_released?.getTime() ?? 0 }]),
+    userRows.map((u) => {
+      const costLimit = deps.limits[u.tier]?.costMicros ?? 0;
+      return [u.id, {
+        active: u.active,
+        limit: deps.limits[u.tier]?.concurrency ?? 1,
+        lastReleasedAt: u.last_released?.getTime() ?? 0,
+        quotaExhausted: costLimit >= 0 && BigInt(u.cost_used) >= BigInt(costLimit),
+      }];
+    }),
   );
   return { free, groups, users };
 }
@@ -92,6 +102,30 @@ async function loadInput(tx: Tx, deps: CoreDeps, free: number): Promise<PlanInpu
  * the rows are marked released in that transaction and enqueued after commit
  * (an enqueue lost to a crash is repaired by the sweep).
  */
+/**
+ * Owners at their monthly cost limit start nothing more: their waiting batches stop
+ * with QUOTA_EXHAUSTED (running jobs finish) and their waiting single jobs are
+ * cancelled. Returns the batches stopped.
+ */
+async function stopForQuota(tx: Tx, input: PlanInput, groups: string[], effects: SideEffects): Promise<string[]> {
+  const batches: string[] = [];
+  const singleOwners = new Set<string>();
+  for (const key of groups) {
+    const head = input.groups.get(key)?.queue[0];
+    if (!head) continue;
+    if (head.batchId) batches.push(head.batchId);
+    else singleOwners.add(head.ownerId);
+  }
+  for (const batchId of batches) await stopBatch(tx, batchId, "QUOTA_EXHAUSTED", "Monthly cost quota reached", effects);
+  for (const ownerId of singleOwners) {
+    const cancelled = await tx.$executeRaw`
+      UPDATE simulation_jobs SET status = 'CANCELLED', completed_at = now(), cancel_reason = 'quota_exhausted: the monthly cost limit was reached'
+      WHERE owner_id = ${ownerId} AND batch_id IS NULL AND status = 'PENDING' AND released_at IS NULL`;
+    if (cancelled > 0) effects.wantDispatch = true;
+  }
+  return batches;
+}
+
 async function dispatchOnce(deps: CoreDeps): Promise<number> {
   const capacity = await deps.registry.capacity();
   const effects = new SideEffects();
@@ -104,12 +138,11 @@ async function dispatchOnce(deps: CoreDeps): Promise<number> {
     input.free = free;
     const plan = planDispatch(input);
     for (const batchId of plan.budgetExhausted) {
-      const stopped = await tx.$executeRaw`
-        UPDATE batches SET stop_reason = 'BUDGET_EXHAUSTED', error_message = COALESCE(error_message, 'The next job does not fit in the remaining budget')
-        WHERE id = ${batchId} AND stop_reason IS NULL AND status IN ('PENDING', 'RUNNING')`;
-      if (stopped > 0) await stopBatchJobs(tx, batchId, "budget_exhausted: the job does not fit in the remaining budget", true, effects);
+      await stopBatch(tx, batchId, "BUDGET_EXHAUSTED", "The next job does not fit in the remaining budget", effects);
     }
-    if (plan.budgetExhausted.length > 0) await evaluateBatches(deps, tx, plan.budgetExhausted, effects);
+    const quotaBatches = await stopForQuota(tx, input, plan.quotaExhausted, effects);
+    const stopped = [...plan.budgetExhausted, ...quotaBatches];
+    if (stopped.length > 0) await evaluateBatches(deps, tx, stopped, effects);
     if (plan.release.length === 0) return [];
     // A job cancelled meanwhile (its row lock held by a cancel or a stop rule) is not
     // updated here: enqueue only what this statement really released.

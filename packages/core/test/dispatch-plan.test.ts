@@ -37,6 +37,17 @@ describe("planDispatch", () => {
     expect(ids(planDispatch(input(0, [{ id: "a", owner: "u", n: 5 }], { u: {} })))).toEqual([]);
   });
 
+  it("starts nothing for an owner at the monthly cost limit and reports their groups", () => {
+    const plan = planDispatch(input(4, [
+      { id: "a", owner: "spent", n: 2 },
+      { id: "s", owner: "spent", n: 1, single: true },
+      { id: "b", owner: "fine", n: 2 },
+    ], { spent: { quotaExhausted: true }, fine: {} }));
+    expect(ids(plan)).toEqual(["b-0", "b-1"]);
+    expect(plan.quotaExhausted.sort()).toEqual(["a", "s"]);
+    expect(plan.budgetExhausted).toEqual([]);
+  });
+
   it("releases a batch's jobs in request order, no more than its free parallel_jobs slots", () => {
     expect(ids(planDispatch(input(10, [{ id: "a", owner: "u", n: 5, slots: 2 }], { u: {} })))).toEqual(["a-0", "a-1"]);
     expect(ids(planDispatch(input(10, [{ id: "a", owner: "u", n: 5, slots: 0, active: 3 }], { u: {} })))).toEqual([]);
@@ -86,7 +97,7 @@ describe("planDispatch", () => {
     expect(plan.budgetExhausted).toEqual([]);
     // The next job waits (not stopped) while others run: they may cost less than estimated.
     const waiting = planDispatch(input(10, [{ id: "a", owner: "u", n: 2, cap: 35_000, committed: 30_000, active: 1 }], { u: {} }));
-    expect(waiting).toEqual({ release: [], budgetExhausted: [] });
+    expect(waiting).toEqual({ release: [], budgetExhausted: [], quotaExhausted: [] });
   });
 
   it("stops a batch whose next job cannot fit once nothing of it is running", () => {
