@@ -1,6 +1,6 @@
-import { Client } from "pg";
 import { migrateDeploy } from "@simbatch/db";
-import { dbUrl, newTemplateName, PG_ADMIN_URL } from "./constants.ts";
+import { withAdminClient } from "./admin-client.ts";
+import { dbUrl, newTemplateName } from "./constants.ts";
 
 const STALE_AFTER_S = 3 * 3600;
 
@@ -11,9 +11,7 @@ const STALE_AFTER_S = 3 * 3600;
  */
 export default async function globalSetup(): Promise<void> {
   const template = newTemplateName();
-  const admin = new Client({ connectionString: PG_ADMIN_URL });
-  await admin.connect();
-  try {
+  await withAdminClient(async (admin) => {
     const rows = await admin.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname ~ '^simbatch_(t|tpl)_[0-9]+_'");
     const now = Date.now() / 1000;
     for (const { datname } of rows.rows) {
@@ -21,9 +19,7 @@ export default async function globalSetup(): Promise<void> {
       if (now - created > STALE_AFTER_S) await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
     }
     await admin.query(`CREATE DATABASE "${template}"`);
-  } finally {
-    await admin.end();
-  }
+  });
   await migrateDeploy(dbUrl(template));
   process.env.SIMBATCH_TEST_TEMPLATE_DB = template;
 }

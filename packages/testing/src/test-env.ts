@@ -5,7 +5,8 @@ import type { Clock } from "@simbatch/contracts";
 import { createApiKey, upsertUser, wireCore, type Wired } from "@simbatch/core";
 import { createLogger } from "@simbatch/logger";
 import { createRedis, type Redis } from "@simbatch/queue";
-import { dbUrl, newTestDbName, PG_ADMIN_URL, REDIS_URL, templateDb } from "./constants.ts";
+import { withAdminClient } from "./admin-client.ts";
+import { dbUrl, newTestDbName, REDIS_URL, templateDb } from "./constants.ts";
 
 /** Cloning fails while another session is connected to the template (55006): retry briefly. */
 async function createFromTemplate(admin: Client, name: string, template: string): Promise<void> {
@@ -37,13 +38,7 @@ export class TestEnv {
   constructor(private readonly opts: TestEnvOptions = {}) {}
 
   async setup(): Promise<this> {
-    const admin = new Client({ connectionString: PG_ADMIN_URL });
-    await admin.connect();
-    try {
-      await createFromTemplate(admin, this.dbName, templateDb());
-    } finally {
-      await admin.end();
-    }
+    await withAdminClient((admin) => createFromTemplate(admin, this.dbName, templateDb()));
     const limits = structuredClone(DEFAULT_TIER_LIMITS);
     for (const [tier, l] of Object.entries(this.opts.limits ?? {})) Object.assign(limits[tier as Tier], l);
     this.core = wireCore({
@@ -77,12 +72,6 @@ export class TestEnv {
     if (keys.length > 0) await this.core.redis.del(...keys).catch(() => undefined);
     await this.core.close();
     for (const r of this.extra) r.disconnect();
-    const admin = new Client({ connectionString: PG_ADMIN_URL });
-    await admin.connect();
-    try {
-      await admin.query(`DROP DATABASE IF EXISTS "${this.dbName}" WITH (FORCE)`);
-    } finally {
-      await admin.end();
-    }
+    await withAdminClient((admin) => admin.query(`DROP DATABASE IF EXISTS "${this.dbName}" WITH (FORCE)`));
   }
 }
