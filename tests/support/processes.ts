@@ -15,8 +15,8 @@ export interface Proc {
  * Runs a TypeScript entry point as a real process (node with the tsx loader, so
  * signals reach the process itself), capturing its output.
  */
-export function run(script: string, env: Record<string, string>, args: string[] = []): Proc {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, script), ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+export function run(script: string, env: Record<string, string>, args: string[] = [], nodeArgs: string[] = []): Proc {
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", path.join(ROOT, script), ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout!.on("data", (d) => (out += String(d)));
   child.stderr!.on("data", (d) => (out += String(d)));

@@ -1,0 +1,266 @@
+/**
+ * The control plane at fleet scale, in the shape of issue 8's table: the three
+ * roles as real processes (as `npm start` runs them: WORKER_CONCURRENCY=50,
+ * SIM_STEP_MS=0), 1-step `test/scripted` jobs, against raw BullMQ measured in
+ * the same run on the same Redis (50 producers `add`, one Worker at
+ * concurrency 50, no-op). Prints each row of the table and the CPU each
+ * process spent per job (read from /proc). Reports; never fails on a number.
+ *
+ * BENCH_SCALE (default 1) scales the job counts down for a quick look.
+ */
+import { readFileSync, readdirSync } from "node:fs";
+import { Queue, Worker } from "bullmq";
+import { Client } from "pg";
+import { upsertUser, createApiKey } from "@simbatch/core";
+import { createRedis } from "@simbatch/queue";
+import globalSetup from "@simbatch/testing/src/global-setup.ts";
+import { TestEnv, waitFor } from "@simbatch/testing";
+import { freePort, run, stopAll, waitHttp, type Proc } from "../tests/support/processes.ts";
+
+const SCALE = Number(process.env.BENCH_SCALE ?? 1);
+const CONCURRENCY = 50;
+const E2E_BATCHES = Math.max(2, Math.round(20 * SCALE));
+const JOBS_PER_BATCH = 100;
+const CLIENTS = 10;
+const BACKLOG = Math.max(1_000, Math.round(20_000 * SCALE));
+const SMALL = Math.max(200, Math.round(2_000 * SCALE));
+const RAW_JOBS = Math.max(2_000, Math.round(20_000 * SCALE));
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+};
+const fmt = (n: number, d = 0) => n.toFixed(d);
+const row = (label: string, value: string) => console.log(`  ${label.padEnd(58)} ${value}`);
+
+/** utime + stime of a process in ms (USER_HZ = 100). */
+function cpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+/** CPU of every process whose command name starts with `name` (postgres backends come and go; counts live ones). */
+function cpuOfNamed(name: string): number {
+  let total = 0;
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/comm`, "utf8").trim().startsWith(name)) total += cpuMs(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return total;
+}
+
+async function rawBullmq(): Promise<number> {
+  const connection = createRedis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", "consumer");
+  const producer = createRedis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", "consumer");
+  const prefix = `bench${Date.now()}`;
+  const queue = new Queue("noop", { connection: producer, prefix });
+  let done = 0;
+  const worker = new Worker("noop", async () => undefined, { connection, prefix, concurrency: CONCURRENCY });
+  worker.on("completed", () => void done++);
+  await worker.waitUntilReady();
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 50 }, async () => {
+      while (next < RAW_JOBS) {
+        const i = next++;
+        await queue.add("noop", { i }, { priority: 50, removeOnComplete: true });
+      }
+    }),
+  );
+  await waitFor(() => done >= RAW_JOBS, { timeoutMs: 300_000, intervalMs: 5, what: "raw BullMQ" });
+  const rate = RAW_JOBS / ((performance.now() - t0) / 1000);
+  await worker.close();
+  await queue.obliterate({ force: true });
+  await queue.close();
+  connection.disconnect();
+  producer.disconnect();
+  return rate;
+}
+
+interface Service {
+  url: string;
+  procs: Record<"api" | "worker" | "reconciler", Proc>;
+  pg: Client;
+  env: TestEnv;
+}
+
+async function startService(): Promise<Service> {
+  const env = await new TestEnv().setup();
+  const port = await freePort();
+  const base = {
+    DATABASE_URL: env.databaseUrl, REDIS_URL: env.redisUrl, REDIS_PREFIX: env.prefix, PORT: String(port),
+    SIMBATCH_TEST_TEMPLATES: "1", SIM_STEP_MS: "0", WORKER_CONCURRENCY: String(CONCURRENCY), LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info",
+  };
+  const procs = {
+    api: run("apps/api/src/main.ts", base, [], profArgs()),
+    worker: run("apps/worker/src/main.ts", base, [], profArgs()),
+    reconciler: run("apps/reconciler/src/main.ts", base, [], profArgs()),
+  };
+  await waitHttp(`http://127.0.0.1:${port}/ready`, 60_000);
+  await waitFor(() => procs.worker.output().includes("worker started") && procs.reconciler.output().includes("reconciler started"), { timeoutMs: 60_000, what: "roles" });
+  const pg = new Client({ connectionString: env.databaseUrl });
+  await pg.connect();
+  return { url: `http://127.0.0.1:${port}`, procs, pg, env };
+}
+
+async function newUser(svc: Service, id: string): Promise<string> {
+  const db = svc.env.core.db;
+  await upsertUser(db, id, "enterprise");
+  return (await createApiKey(db, id, "bench")).api_key;
+}
+
+const batchBody = (n: number) => JSON.stringify({
+  parallel_jobs: 100,
+  simulations: Array.from({ length: n }, () => ({ template_id: "test/scripted", config: { steps: 1 } })),
+});
+
+async function createBatch(svc: Service, key: string, n = JOBS_PER_BATCH): Promise<{ id: string; ms: number }> {
+  const t0 = performance.now();
+  const res = await fetch(`${svc.url}/simulations/batch`, { method: "POST", headers: { "X-API-Key": key, "Content-Type": "application/json" }, body: batchBody(n) });
+  const ms = performance.now() - t0;
+  const body = (await res.json()) as { batch_id: string };
+  if (res.status !== 202) throw new Error(`create failed: ${res.status} ${JSON.stringify(body)}`);
+  return { id: body.batch_id, ms };
+}
+
+async function waitAllFinished(svc: Service, owner: string, timeoutMs = 900_000): Promise<void> {
+  await waitFor(async () => {
+    const r = await svc.pg.query("SELECT count(*)::int AS n FROM batches WHERE owner_id = $1 AND completed_at IS NULL", [owner]);
+    return r.rows[0].n === 0;
+  }, { timeoutMs, intervalMs: 20, what: `batches of ${owner} finished` });
+}
+
+/** Jobs per second between the first start and the last completion, from the job rows. */
+async function drainRate(svc: Service, owner: string): Promise<number> {
+  const r = await svc.pg.query(
+    `SELECT count(*)::int AS n, extract(epoch FROM max(completed_at) - min(started_at))::float8 AS s FROM simulation_jobs WHERE owner_id = $1`, [owner]);
+  return r.rows[0].n / r.rows[0].s;
+}
+
+async function main(): Promise<void> {
+  await globalSetup();
+  console.log(`control plane: worker concurrency ${CONCURRENCY}, 1-step test/scripted jobs, real processes`);
+  const raw = await rawBullmq();
+  const svc = await startService();
+  try {
+    const cpu = () => ({
+      api: cpuMs(svc.procs.api.child.pid!), worker: cpuMs(svc.procs.worker.child.pid!), reconciler: cpuMs(svc.procs.reconciler.child.pid!),
+      postgres: cpuOfNamed("postgres"), redis: cpuOfNamed("redis-server"),
+    });
+
+    // Warm-up: one small batch through every path.
+    const warm = await newUser(svc, "warm");
+    await createBatch(svc, warm, 10);
+    await waitAllFinished(svc, "warm");
+
+    // 1. End to end: E2E_BATCHES x 100 jobs from CLIENTS concurrent clients.
+    const e2eKey = await newUser(svc, "e2e");
+    const before = cpu();
+    const t0 = performance.now();
+    let next = 0;
+    await Promise.all(Array.from({ length: CLIENTS }, async () => {
+      while (next < E2E_BATCHES) {
+        next++;
+        await createBatch(svc, e2eKey);
+      }
+    }));
+    await waitAllFinished(svc, "e2e");
+    const e2e = (E2E_BATCHES * JOBS_PER_BATCH) / ((performance.now() - t0) / 1000);
+    const after = cpu();
+    const jobs = E2E_BATCHES * JOBS_PER_BATCH;
+
+    // 2. create-batch(100): one client, sequential; then 10 concurrent clients of one user.
+    const seqKey = await newUser(svc, "seq");
+    const seq: number[] = [];
+    for (let i = 0; i < 20; i++) seq.push((await createBatch(svc, seqKey)).ms);
+    await waitAllFinished(svc, "seq");
+    const concKey = await newUser(svc, "conc");
+    const conc: number[] = [];
+    await Promise.all(Array.from({ length: CLIENTS }, async () => {
+      for (let i = 0; i < 5; i++) conc.push((await createBatch(svc, concKey)).ms);
+    }));
+    await waitAllFinished(svc, "conc");
+
+    // 3. Drain rate: a small run, then a backlog built while no worker runs.
+    const smallKey = await newUser(svc, "small");
+    for (let i = 0; i < SMALL / JOBS_PER_BATCH; i++) await createBatch(svc, smallKey);
+    await waitAllFinished(svc, "small");
+    const small = await drainRate(svc, "small");
+    svc.procs.worker.child.kill("SIGTERM");
+    await svc.procs.worker.exited;
+    const bigKey = await newUser(svc, "backlog");
+    let made = 0;
+    await Promise.all(Array.from({ length: CLIENTS }, async () => {
+      while (made < BACKLOG) {
+        made += JOBS_PER_BATCH;
+        await createBatch(svc, bigKey);
+      }
+    }));
+    svc.procs.worker = run("apps/worker/src/main.ts", workerEnv(svc), [], profArgs());
+    await waitAllFinished(svc, "backlog");
+    const big = await drainRate(svc, "backlog");
+
+    // 4. GET /usage: a user with the backlog's history against a fresh user.
+    const freshKey = await newUser(svc, "fresh");
+    const usage = async (key: string) => {
+      const xs: number[] = [];
+      for (let i = 0; i < 40; i++) {
+        const t = performance.now();
+        const res = await fetch(`${svc.url}/simulations/batch/usage`, { headers: { "X-API-Key": key } });
+        await res.arrayBuffer();
+        xs.push(performance.now() - t);
+      }
+      return pct(xs, 50);
+    };
+    await usage(freshKey);
+    const usageFresh = await usage(freshKey);
+    const usageBig = await usage(bigKey);
+
+    console.log("");
+    row("raw BullMQ: 50 producers add + Worker(concurrency 50), no-op", `${fmt(raw)} jobs/s (${RAW_JOBS} jobs)`);
+    row(`end to end: ${E2E_BATCHES} batches x ${JOBS_PER_BATCH} from ${CLIENTS} clients`, `${fmt(e2e)} jobs/s`);
+    row("ratio end to end / raw BullMQ", `${fmt(e2e / raw, 3)}   (issue: >= 0.25)`);
+    row("create-batch(100), one client sequential", `p50 ${fmt(pct(seq, 50), 1)} ms   (issue: <= 20)`);
+    row(`create-batch(100), ${CLIENTS} concurrent clients of one user`, `p50 ${fmt(pct(conc, 50), 1)} ms, p99 ${fmt(pct(conc, 99), 1)} ms   (issue: p99 <= 200)`);
+    row(`drain: ${BACKLOG}-job backlog vs ${SMALL}-job run`, `${fmt(big)} vs ${fmt(small)} jobs/s, ratio ${fmt(big / small, 2)}   (issue: >= 0.7)`);
+    row(`GET /usage p50: ${BACKLOG + 0}-job user vs fresh user`, `${fmt(usageBig, 1)} vs ${fmt(usageFresh, 1)} ms, ratio ${fmt(usageBig / usageFresh, 2)}   (issue: <= 2)`);
+    console.log(`  CPU per job over the end-to-end run (ms):`);
+    for (const k of Object.keys(before) as (keyof typeof before)[]) row(`    ${k}`, fmt((after[k] - before[k]) / jobs, 2));
+  } finally {
+    await svc.pg.end();
+    if (process.env.BENCH_PROF_DIR) {
+      for (const p of Object.values(svc.procs)) p.child.kill("SIGTERM");
+      await Promise.all(Object.values(svc.procs).map((p) => p.exited));
+    }
+    await stopAll(Object.values(svc.procs));
+    await svc.env.teardown();
+  }
+  process.exit(0);
+}
+
+function workerEnv(svc: Service): Record<string, string> {
+  return {
+    DATABASE_URL: svc.env.databaseUrl, REDIS_URL: svc.env.redisUrl, REDIS_PREFIX: svc.env.prefix,
+    SIMBATCH_TEST_TEMPLATES: "1", SIM_STEP_MS: "0", WORKER_CONCURRENCY: String(CONCURRENCY), LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info",
+  };
+}
+
+/** BENCH_PROF_DIR=dir: each role writes a V8 CPU profile there when it stops. */
+function profArgs(): string[] {
+  const dir = process.env.BENCH_PROF_DIR;
+  return dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
