@@ -7,6 +7,26 @@ import path from "node:path";
 import { defineConfig } from "prisma/config";
 import { PrismaPg } from "prisma-adapter-pg-cli";
 
+/**
+ * The adapter's executeScript splits a migration on every `;`, which breaks
+ * function bodies (`$$ ... ; ... $$`). Postgres takes a whole script in one
+ * simple query (one implicit transaction), so send it as written.
+ */
+class PrismaPgWholeScripts extends PrismaPg {
+  async connect() {
+    const adapter = await super.connect();
+    const inner = adapter as unknown as { client: { query(sql: string): Promise<unknown> }; onError(err: unknown): never };
+    adapter.executeScript = async (script: string) => {
+      try {
+        await inner.client.query(script);
+      } catch (err) {
+        inner.onError(err);
+      }
+    };
+    return adapter;
+  }
+}
+
 const DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/simbatch";
 // schema.prisma reads env("DATABASE_URL"); give it the same default as the apps.
 process.env.DATABASE_URL ??= DEFAULT_DATABASE_URL;
@@ -17,6 +37,6 @@ export default defineConfig({
   schema: path.join("prisma", "schema.prisma"),
   migrations: { path: path.join("prisma", "migrations") },
   async adapter() {
-    return new PrismaPg({ connectionString: process.env.DATABASE_URL });
+    return new PrismaPgWholeScripts({ connectionString: process.env.DATABASE_URL });
   },
 });

@@ -4,19 +4,11 @@ import { inTransaction, type Batch, type SimulationJob, type Tx } from "@simbatc
 import { AppError } from "@simbatch/errors";
 import { usd, type CoreDeps } from "./deps.ts";
 import type { ResolvedSimulation } from "./resolve.ts";
-import { activeSingleJobs, costUsedMicros, simulationsUsed, unfinishedEstimateMicros } from "./usage-queries.ts";
+import type { QuotaState } from "./usage-queries.ts";
 
-/** Locks the user row: admissions of one user are serialized, so limits cannot be overshot. */
-async function lockUser(tx: Tx, userId: string, limits: Record<Tier, TierLimits>): Promise<{ tier: Tier; limits: TierLimits }> {
-  const rows = await tx.$queryRaw<{ tier: Tier }[]>`SELECT tier::text AS tier FROM users WHERE id = ${userId} FOR UPDATE`;
-  const tier = rows[0]?.tier;
-  if (!tier) throw new AppError("Unauthorized", { message: "Unknown user" });
-  return { tier, limits: limits[tier] };
-}
-
-async function checkSimulationQuota(tx: Tx, deps: CoreDeps, userId: string, l: TierLimits, requested: number, now: Date) {
+function checkSimulationQuota(q: QuotaState, l: TierLimits, requested: number, now: Date) {
   if (l.simulations < 0) return;
-  const used = await simulationsUsed(tx, userId, periodOf(now));
+  const used = q.simulationsUsed;
   if (used + requested > l.simulations) {
     throw new AppError("SimulationQuotaExceeded", {
       message: `Simulation quota exceeded: ${used} of ${l.simulations} used this period, ${requested} requested`,
@@ -26,10 +18,10 @@ async function checkSimulationQuota(tx: Tx, deps: CoreDeps, userId: string, l: T
   }
 }
 
-async function checkCostQuota(tx: Tx, userId: string, l: TierLimits, estimateMicros: number, now: Date) {
+function checkCostQuota(q: QuotaState, l: TierLimits, estimateMicros: number, now: Date) {
   if (l.costMicros < 0) return;
-  const used = await costUsedMicros(tx, userId, now);
-  const reserved = await unfinishedEstimateMicros(tx, userId);
+  const used = q.costUsedMicros;
+  const reserved = q.reservedMicros;
   if (used + reserved + BigInt(estimateMicros) > BigInt(l.costMicros)) {
     throw new AppError("CostQuotaExceeded", {
       message: `Cost quota exceeded: ${usd(used)} USD used and ${usd(reserved)} USD reserved of ${usd(l.costMicros)} USD; this request needs ${usd(estimateMicros)} USD`,
@@ -65,9 +57,9 @@ function jobRow(sim: ResolvedSimulation, ownerId: string, period: string, reques
 export async function admitSingle(deps: CoreDeps, userId: string, sim: ResolvedSimulation, requestId: string | null): Promise<SimulationJob> {
   return inTransaction(deps.db, async (tx) => {
     const now = deps.clock.now();
-    const { limits: l } = await lockUser(tx, userId, deps.limits);
+    const { limits: l, quota: q } = await lockUserWithQuota(tx, userId, periodOf(now), deps.limits);
     if (l.concurrency >= 0) {
-      const active = await activeSingleJobs(tx, userId);
+      const active = q.activeSingleJobs;
       if (active >= l.concurrency) {
         throw new AppError("ConcurrencyLimitExceeded", {
           message: `Concurrency limit reached: ${active} of ${l.concurrency} simulations are pending or running`,
@@ -76,8 +68,8 @@ export async function admitSingle(deps: CoreDeps, userId: string, sim: ResolvedS
         });
       }
     }
-    await checkSimulationQuota(tx, deps, userId, l, 1, now);
-    await checkCostQuota(tx, userId, l, sim.estimatedCostMicros, now);
+    checkSimulationQuota(q, l, 1, now);
+    checkCostQuota(q, l, sim.estimatedCostMicros, now);
     return tx.simulationJob.create({ data: jobRow(sim, userId, periodOf(now), requestId, { batchId: null, batchIndex: null, priority: 50 }) });
   });
 }
@@ -92,7 +84,10 @@ export interface BatchOptions {
 
 /**
  * POST /simulations/batch: batch size → simulation quota → budget → cost quota;
- * the batch, its jobs and the reservation are written in one transaction.
+ * the batch, its jobs and the reservation are written in one transaction (lock
+ * the user, read the counters, one insert of the batch and all its jobs). The user row lock serializes a user's admissions, so
+ * limits cannot be overshot; the counters it reads are kept by triggers in the
+ * same transactions that change jobs and the ledger.
  */
 export async function admitBatch(
   deps: CoreDeps,
@@ -100,46 +95,86 @@ export async function admitBatch(
   sims: ResolvedSimulation[],
   opts: BatchOptions,
   requestId: string | null,
-): Promise<{ batch: Batch; jobs: SimulationJob[] }> {
+): Promise<{ batch: Batch }> {
+  const total = sims.reduce((a, s) => a + s.estimatedCostMicros, 0);
+  const batchId = newBatchId();
+  const jobIds = sims.map(() => newJobId());
   return inTransaction(deps.db, async (tx) => {
     const now = deps.clock.now();
-    const { tier, limits: l } = await lockUser(tx, userId, deps.limits);
+    const period = periodOf(now);
+    const { tier, limits: l, quota: q } = await lockUserWithQuota(tx, userId, period, deps.limits);
     if (sims.length > l.maxBatchSize) {
       throw new AppError("BatchTooLarge", {
         message: `Batch of ${sims.length} simulations exceeds the ${tier} tier's maximum of ${l.maxBatchSize}`,
         fields: { tier, max_batch_size: l.maxBatchSize },
       });
     }
-    await checkSimulationQuota(tx, deps, userId, l, sims.length, now);
+    checkSimulationQuota(q, l, sims.length, now);
     const first = sims[0]!.estimatedCostMicros;
     if (opts.budgetCapMicros !== null && first > opts.budgetCapMicros) {
       throw new AppError("BudgetTooLow", {
         message: `Budget cap of ${usd(opts.budgetCapMicros)} USD is below the first simulation's estimate of ${usd(first)} USD`,
-        fields: { estimated_cost_usd: usd(sims.reduce((a, s) => a + s.estimatedCostMicros, 0)) },
+        fields: { estimated_cost_usd: usd(total) },
       });
     }
     // Reserve what the batch can spend: its estimate, bounded by its cap.
-    const total = sims.reduce((a, s) => a + s.estimatedCostMicros, 0);
     const reserve = opts.budgetCapMicros === null ? total : Math.min(total, opts.budgetCapMicros);
-    await checkCostQuota(tx, userId, l, reserve, now);
-    const batch = await tx.batch.create({
-      data: {
-        id: newBatchId(),
-        ownerId: userId,
-        priority: opts.priority,
-        failFast: opts.failFast,
-        parallelJobs: opts.parallelJobs,
-        budgetCapMicros: opts.budgetCapMicros === null ? null : BigInt(opts.budgetCapMicros),
-        estimatedCostMicros: BigInt(total),
-        totalJobs: sims.length,
-        metadata: (opts.metadata ?? undefined) as object | undefined,
-        requestId,
-      },
-    });
-    const period = periodOf(now);
-    const rows = sims.map((s, i) => jobRow(s, userId, period, requestId, { batchId: batch.id, batchIndex: i, priority: opts.priority }));
-    await tx.simulationJob.createMany({ data: rows });
-    const jobs = await tx.simulationJob.findMany({ where: { batchId: batch.id }, orderBy: { batchIndex: "asc" } });
-    return { batch, jobs };
+    checkCostQuota(q, l, reserve, now);
+    const jobs = JSON.stringify(
+      sims.map((s, i) => ({
+        id: jobIds[i], batch_index: i, template_id: s.templateId, description: s.description, entity_count: s.entityCount,
+        timepoint_count: s.timepointCount, temporal_mode: s.temporalMode, config: s.config, generate_summaries: s.generateSummaries,
+        export_formats: s.exportFormats, metadata: s.metadata ?? null, estimated_cost_micros: s.estimatedCostMicros,
+      })),
+    );
+    const metadata = opts.metadata === null ? null : JSON.stringify(opts.metadata);
+    const cap = opts.budgetCapMicros === null ? null : BigInt(opts.budgetCapMicros);
+    const [created] = await tx.$queryRaw<{ created_at: Date }[]>`
+      WITH b AS (
+        INSERT INTO batches (id, owner_id, priority, fail_fast, parallel_jobs, budget_cap_micros, estimated_cost_micros, total_jobs, metadata, request_id, job_ids)
+        VALUES (${batchId}, ${userId}, ${opts.priority}, ${opts.failFast}, ${opts.parallelJobs}, ${cap}::bigint, ${BigInt(total)}::bigint,
+          ${sims.length}, ${metadata}::jsonb, ${requestId}, ${jobIds}::text[])
+        RETURNING id, created_at
+      ), j AS (
+        INSERT INTO simulation_jobs (id, owner_id, batch_id, batch_index, priority, template_id, description, entity_count, timepoint_count,
+          temporal_mode, config, generate_summaries, export_formats, metadata, estimated_cost_micros, admitted_period, request_id, created_at)
+        SELECT r.id, ${userId}, b.id, r.batch_index, ${opts.priority}, r.template_id, r.description, r.entity_count, r.timepoint_count,
+          r.temporal_mode::"TemporalMode", r.config, r.generate_summaries, r.export_formats, r.metadata, r.estimated_cost_micros, ${period},
+          ${requestId}, b.created_at
+        FROM b, jsonb_to_recordset(${jobs}::jsonb) AS r(id text, batch_index int, template_id text, description text, entity_count int,
+          timepoint_count int, temporal_mode text, config jsonb, generate_summaries boolean, export_formats text[], metadata jsonb,
+          estimated_cost_micros bigint)
+      )
+      SELECT created_at FROM b`;
+    const batch: Batch = {
+      id: batchId, ownerId: userId, status: "PENDING", priority: opts.priority, failFast: opts.failFast, parallelJobs: opts.parallelJobs,
+      budgetCapMicros: cap, estimatedCostMicros: BigInt(total), totalJobs: sims.length, stopReason: null, errorMessage: null,
+      cancelReason: null, metadata: (opts.metadata ?? null) as Batch["metadata"], requestId, createdAt: created!.created_at, startedAt: null,
+      completedAt: null, jobIds, waitingJobs: sims.length, activeJobs: 0, completedJobs: 0, failedJobs: 0, cancelledJobs: 0,
+      chargedMicros: 0n, chargedTokens: 0n, activeEstimateMicros: 0n,
+    };
+    return { batch };
   });
+}
+
+/**
+ * Locks the user row, then reads the quota counters. Two statements: a
+ * statement that waited for the lock still reads from the snapshot it took
+ * before waiting, which would miss the admission that held the lock.
+ */
+async function lockUserWithQuota(tx: Tx, userId: string, period: string, limits: Record<Tier, TierLimits>) {
+  const locked = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM users WHERE id = ${userId} FOR UPDATE`;
+  if (locked.length === 0) throw new AppError("Unauthorized", { message: "Unknown user" });
+  const rows = await tx.$queryRaw<{ tier: Tier; sims: bigint | null; cost: bigint | null; reserved: bigint | null; singles: number | null }[]>`
+    SELECT u.tier::text AS tier, p.simulations AS sims, p.cost_micros AS cost, c.unfinished_estimate_micros AS reserved, c.unfinished_single_jobs AS singles
+    FROM users u LEFT JOIN user_counters c ON c.user_id = u.id LEFT JOIN usage_periods p ON p.user_id = u.id AND p.period = ${period}
+    WHERE u.id = ${userId}`;
+  const row = rows[0]!;
+  const quota: QuotaState = {
+    simulationsUsed: Number(row.sims ?? 0),
+    costUsedMicros: BigInt(row.cost ?? 0),
+    reservedMicros: BigInt(row.reserved ?? 0),
+    activeSingleJobs: row.singles ?? 0,
+  };
+  return { tier: row.tier, limits: limits[row.tier], quota };
 }

@@ -57,48 +57,64 @@ interface EvalRow {
   budget_cap_micros: bigint | null;
   total_jobs: number;
   completed_at: Date | null;
+  started_at: Date | null;
+  completed_jobs: number;
+  failed_jobs: number;
+  cancelled_jobs: number;
+  charged_micros: bigint;
 }
 
 interface JobStats {
   completed: number;
   failed: number;
   cancelled: number;
-  started: number;
+  /** When the batch's first job started (null: none has). */
   first_started: Date | null;
   charged: bigint;
-  running_spend: bigint;
-  failed_job: string | null;
-  failed_message: string | null;
 }
 
-async function jobStats(tx: Tx, batchId: string): Promise<JobStats> {
-  const [row] = await tx.$queryRaw<JobStats[]>`
-    SELECT
-      count(*) FILTER (WHERE status = 'COMPLETED')::int AS completed,
-      count(*) FILTER (WHERE status = 'FAILED')::int AS failed,
-      count(*) FILTER (WHERE status = 'CANCELLED')::int AS cancelled,
-      count(*) FILTER (WHERE started_at IS NOT NULL)::int AS started,
-      min(started_at) AS first_started,
-      COALESCE(sum(cost_micros) FILTER (WHERE status IN ('COMPLETED','FAILED','CANCELLED')), 0)::bigint AS charged,
-      COALESCE(sum(cost_micros) FILTER (WHERE status = 'RUNNING'), 0)::bigint AS running_spend,
-      (array_agg(id ORDER BY completed_at) FILTER (WHERE status = 'FAILED'))[1] AS failed_job,
-      (array_agg(error_message ORDER BY completed_at) FILTER (WHERE status = 'FAILED'))[1] AS failed_message
-    FROM simulation_jobs WHERE batch_id = ${batchId}`;
-  return row!;
+/**
+ * A batch's job counters, from its row (kept by the jobs trigger). Only a batch
+ * that has not started yet looks at its jobs, for the first start time.
+ */
+async function jobStats(tx: Tx, b: EvalRow): Promise<JobStats> {
+  const [row] = await tx.$queryRaw<EvalRow[]>`
+    SELECT completed_jobs, failed_jobs, cancelled_jobs, charged_micros, started_at FROM batches WHERE id = ${b.id}`;
+  let first = row!.started_at;
+  if (first === null) {
+    const [s] = await tx.$queryRaw<{ first: Date | null }[]>`SELECT min(started_at) AS first FROM simulation_jobs WHERE batch_id = ${b.id}`;
+    first = s?.first ?? null;
+  }
+  return { completed: row!.completed_jobs, failed: row!.failed_jobs, cancelled: row!.cancelled_jobs, first_started: first, charged: BigInt(row!.charged_micros) };
+}
+
+/** Spending so far of a batch's running jobs (their partial index: at most parallel_jobs rows). */
+async function runningSpend(tx: Tx, batchId: string): Promise<bigint> {
+  const [row] = await tx.$queryRaw<{ s: bigint }[]>`
+    SELECT COALESCE(sum(cost_micros), 0)::bigint AS s FROM simulation_jobs WHERE batch_id = ${batchId} AND status = 'RUNNING'`;
+  return BigInt(row?.s ?? 0);
+}
+
+/** The first job of a batch that failed, for the fail-fast message. */
+async function firstFailure(tx: Tx, batchId: string): Promise<{ id: string; message: string | null } | null> {
+  const [row] = await tx.$queryRaw<{ id: string; error_message: string | null }[]>`
+    SELECT id, error_message FROM simulation_jobs WHERE batch_id = ${batchId} AND status = 'FAILED' ORDER BY completed_at, id LIMIT 1`;
+  return row ? { id: row.id, message: row.error_message } : null;
 }
 
 /** Stop rules, in order: fail-fast, budget cap, monthly cost quota. True when one stopped the batch. */
 async function applyStopRules(deps: CoreDeps, tx: Tx, b: EvalRow, s: JobStats, effects: SideEffects): Promise<boolean> {
   if (b.stop_reason !== null || (b.status !== "PENDING" && b.status !== "RUNNING")) return false;
   if (b.fail_fast && s.failed > 0) {
-    await stopBatch(tx, b.id, "FAIL_FAST", `Job ${s.failed_job} failed: ${s.failed_message ?? "unknown error"}`, effects);
+    const failed = await firstFailure(tx, b.id);
+    await stopBatch(tx, b.id, "FAIL_FAST", `Job ${failed?.id} failed: ${failed?.message ?? "unknown error"}`, effects);
     return true;
   }
   // Budget and quota stops cut off work still to do; a batch whose every job has
   // ended (its last job meeting the cap exactly) has nothing to stop.
   if (s.completed + s.failed + s.cancelled === b.total_jobs) return false;
   const cap = b.budget_cap_micros === null ? null : BigInt(b.budget_cap_micros);
-  const spent = BigInt(s.charged) + BigInt(s.running_spend);
+  const spent = cap === null ? 0n : s.charged + (await runningSpend(tx, b.id));
   if (cap !== null && spent >= cap) {
     await stopBatch(tx, b.id, "BUDGET_EXHAUSTED", `Budget cap reached: spent ${Number(spent) / 1e6} of ${Number(cap) / 1e6} USD`, effects);
     return true;
@@ -115,7 +131,7 @@ function derivedStatus(b: EvalRow, s: JobStats): string {
   const finished = s.completed + s.failed + s.cancelled;
   if (b.status === "CANCELLED") return "CANCELLED";
   if (finished === b.total_jobs) return s.completed === b.total_jobs ? "COMPLETED" : s.completed === 0 ? "FAILED" : "PARTIAL";
-  return s.started > 0 ? "RUNNING" : "PENDING";
+  return b.status === "RUNNING" || s.first_started !== null ? "RUNNING" : "PENDING";
 }
 
 /**
@@ -127,13 +143,18 @@ export async function evaluateBatches(deps: CoreDeps, tx: Tx, batchIds: Iterable
   const ids = [...new Set(batchIds)].sort(); // fixed lock order avoids deadlocks between reconcilers
   if (ids.length === 0) return;
   const rows = await tx.$queryRaw<EvalRow[]>`
-    SELECT b.id, b.owner_id, u.tier::text AS tier, b.status::text, b.stop_reason::text, b.fail_fast, b.budget_cap_micros, b.total_jobs, b.completed_at
+    SELECT b.id, b.owner_id, u.tier::text AS tier, b.status::text, b.stop_reason::text, b.fail_fast, b.budget_cap_micros, b.total_jobs, b.completed_at,
+      b.started_at, b.completed_jobs, b.failed_jobs, b.cancelled_jobs, b.charged_micros
     FROM batches b JOIN users u ON u.id = b.owner_id
     WHERE b.id IN (${Prisma.join(ids)}) ORDER BY b.id FOR UPDATE OF b`;
   for (const b of rows) {
     if (b.status !== "CANCELLED" && b.completed_at !== null) continue; // final
-    let s = await jobStats(tx, b.id);
-    if (await applyStopRules(deps, tx, b, s, effects)) s = await jobStats(tx, b.id);
+    let s: JobStats = {
+      completed: b.completed_jobs, failed: b.failed_jobs, cancelled: b.cancelled_jobs, charged: BigInt(b.charged_micros),
+      first_started: b.started_at,
+    };
+    if (s.first_started === null) s = await jobStats(tx, b);
+    if (await applyStopRules(deps, tx, b, s, effects)) s = await jobStats(tx, b);
     const status = derivedStatus(b, s);
     const finished = s.completed + s.failed + s.cancelled === b.total_jobs;
     // A budget or quota stop that cut nothing off (the running jobs completed anyway,

@@ -34,6 +34,13 @@ export interface UserState {
 
 export interface PlanInput {
   free: number;
+  /**
+   * Releases beyond `free` for jobs that outrank everything already released but
+   * not started: BullMQ hands them out first, so a high-priority job never waits
+   * behind the look-ahead. `abovePriority` is the highest priority released and
+   * not started (-1 when none).
+   */
+  overtake?: { free: number; abovePriority: number };
   /** Candidates per group, in request order. */
   groups: Map<string, { state: GroupState; queue: Candidate[] }>;
   /** Per user: running or released jobs, concurrency (-1 = unlimited), and when a job of theirs was last released. */
@@ -72,12 +79,15 @@ export function planDispatch(input: PlanInput): Plan {
     }
   }
   let free = input.free;
-  let tick = Number.MAX_SAFE_INTEGER - input.free;
-  while (free > 0) {
+  let overtake = input.overtake?.free ?? 0;
+  const above = input.overtake?.abovePriority ?? Number.MAX_SAFE_INTEGER;
+  let tick = Number.MAX_SAFE_INTEGER - input.free - overtake;
+  while (free > 0 || overtake > 0) {
     let best: { key: string; job: Candidate } | null = null;
     for (const [key, g] of input.groups) {
       const job = g.queue[0];
       if (!job || g.state.slots <= 0 || exhausted.has(key) || quotaExhausted.has(key)) continue;
+      if (free <= 0 && job.priority <= above) continue;
       const user = input.users.get(job.ownerId)!;
       if (user.limit >= 0 && user.active >= user.limit) continue;
       if (g.state.capMicros !== null && g.state.committedMicros + job.estimateMicros > g.state.capMicros) continue;
@@ -93,7 +103,8 @@ export function planDispatch(input: PlanInput): Plan {
     owner.active++;
     owner.lastReleasedAt = tick++; // later than any stored release: served just now
     release.push(best.job);
-    free--;
+    if (free > 0) free--;
+    else overtake--;
   }
   return { release, budgetExhausted: [...exhausted], quotaExhausted: [...quotaExhausted] };
 }

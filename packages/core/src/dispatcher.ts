@@ -9,6 +9,23 @@ import { evaluateBatches, stopBatch } from "./batch-state.ts";
 /** One lock for every dispatcher in the deployment: two can never over-release. */
 const DISPATCH_LOCK = 0x51b_a7c4;
 
+/**
+ * Look-ahead: jobs released beyond the free worker slots, per slot of live
+ * capacity, so a worker that finishes a job finds its next one already in
+ * BullMQ instead of idling for a round trip (event → reconciler → dispatch).
+ * parallel_jobs, tier concurrency and budgets count released jobs as running,
+ * so they stay exact; strict priority holds through `overtake` (see planDispatch).
+ */
+export const LOOKAHEAD_PER_SLOT = 1;
+
+interface UserRow {
+  user_id: string;
+  tier: Tier;
+  active_jobs: number;
+  last_released_at: Date | null;
+  cost_used: bigint | null;
+}
+
 interface CandidateRow {
   id: string;
   owner_id: string;
@@ -17,57 +34,68 @@ interface CandidateRow {
   estimated_cost_micros: bigint;
   created_at: Date;
   request_id: string | null;
-}
-
-interface GroupRow {
-  group_key: string;
-  parallel_jobs: number;
+  parallel_jobs: number | null;
+  active_jobs: number | null;
   budget_cap_micros: bigint | null;
-  active: number;
-  active_estimate: bigint;
-  charged: bigint;
+  committed_micros: bigint | null;
 }
 
+/**
+ * What one pass needs, read in two statements whose cost follows what can be
+ * released, not the backlog: the users with waiting work (a partial index on
+ * their counters), then for each user that may start something its first
+ * batches in priority order (partial index on batches with waiting jobs) with
+ * each batch's next jobs in request order, and its oldest waiting single jobs
+ * (partial indexes on waiting jobs), each bounded by `free`.
+ */
 async function loadInput(tx: Tx, deps: CoreDeps, free: number): Promise<PlanInput> {
-  // The first `free` waiting jobs of each batch (request order) and every waiting single job, up to `free`.
-  const candidates = await tx.$queryRaw<CandidateRow[]>`
-    SELECT id, owner_id, batch_id, priority, estimated_cost_micros, created_at, request_id FROM (
-      SELECT j.*, row_number() OVER (PARTITION BY COALESCE(j.batch_id, j.owner_id) ORDER BY j.batch_index NULLS LAST, j.created_at, j.id) AS rn
-      FROM simulation_jobs j LEFT JOIN batches b ON b.id = j.batch_id
-      WHERE j.status = 'PENDING' AND j.released_at IS NULL
-        AND (j.batch_id IS NULL OR (b.status IN ('PENDING', 'RUNNING') AND b.stop_reason IS NULL))
-    ) ranked WHERE rn <= ${free}
-    ORDER BY batch_id NULLS FIRST, rn`;
-  const batchIds = [...new Set(candidates.flatMap((c) => (c.batch_id ? [c.batch_id] : [])))];
-  const ownerIds = [...new Set(candidates.map((c) => c.owner_id))];
-  const groupRows = batchIds.length === 0 ? [] : await tx.$queryRaw<GroupRow[]>`
-    SELECT b.id AS group_key, b.parallel_jobs, b.budget_cap_micros,
-      count(j.id) FILTER (WHERE j.status = 'RUNNING' OR (j.status = 'PENDING' AND j.released_at IS NOT NULL))::int AS active,
-      COALESCE(sum(j.estimated_cost_micros) FILTER (WHERE j.status = 'RUNNING' OR (j.status = 'PENDING' AND j.released_at IS NOT NULL)), 0)::bigint AS active_estimate,
-      COALESCE(sum(j.cost_micros) FILTER (WHERE j.status IN ('COMPLETED', 'FAILED', 'CANCELLED')), 0)::bigint AS charged
-    FROM batches b JOIN simulation_jobs j ON j.batch_id = b.id
-    WHERE b.id IN (${Prisma.join(batchIds)}) GROUP BY b.id`;
   const period = periodOf(deps.clock.now());
-  const userRows = ownerIds.length === 0 ? [] : await tx.$queryRaw<{ id: string; tier: Tier; active: number; last_released: Date | null; cost_used: bigint }[]>`
-    SELECT u.id, u.tier::text AS tier,
-      (SELECT COALESCE(sum(l.cost_micros), 0) FROM ledger_entries l WHERE l.user_id = u.id AND l.period = ${period})::bigint AS cost_used,
-      (SELECT count(*) FROM simulation_jobs j WHERE j.owner_id = u.id
-        AND (j.status = 'RUNNING' OR (j.status = 'PENDING' AND j.released_at IS NOT NULL)))::int AS active,
-      (SELECT max(j.released_at) FROM simulation_jobs j WHERE j.owner_id = u.id) AS last_released
-    FROM users u WHERE u.id IN (${Prisma.join(ownerIds)})`;
-
-  const groups: PlanInput["groups"] = new Map();
-  for (const g of groupRows) {
-    groups.set(g.group_key, {
-      state: {
-        slots: g.parallel_jobs - g.active,
-        capMicros: g.budget_cap_micros === null ? null : Number(g.budget_cap_micros),
-        committedMicros: Number(g.charged) + Number(g.active_estimate),
-        active: g.active,
-      },
-      queue: [],
-    });
+  const userRows = await tx.$queryRaw<UserRow[]>`
+    SELECT c.user_id, u.tier::text AS tier, c.active_jobs, c.last_released_at, p.cost_micros AS cost_used
+    FROM user_counters c JOIN users u ON u.id = c.user_id
+      LEFT JOIN usage_periods p ON p.user_id = c.user_id AND p.period = ${period}
+    WHERE c.waiting_jobs > 0`;
+  const users: PlanInput["users"] = new Map();
+  const eligible: string[] = [];
+  for (const u of userRows) {
+    const costLimit = deps.limits[u.tier]?.costMicros ?? 0;
+    const limit = deps.limits[u.tier]?.concurrency ?? 1;
+    const state = {
+      active: u.active_jobs,
+      limit,
+      lastReleasedAt: u.last_released_at?.getTime() ?? 0,
+      quotaExhausted: costLimit >= 0 && BigInt(u.cost_used ?? 0) >= BigInt(costLimit),
+    };
+    users.set(u.user_id, state);
+    // Users at their concurrency limit can start nothing; those over quota are read to be stopped.
+    if (state.quotaExhausted || limit < 0 || state.active < limit) eligible.push(u.user_id);
   }
+  const groups: PlanInput["groups"] = new Map();
+  if (eligible.length === 0) return { free, groups, users };
+  const candidates = await tx.$queryRaw<CandidateRow[]>`
+    SELECT j.id, b.owner_id, b.id AS batch_id, j.batch_index, b.priority, j.estimated_cost_micros, j.created_at, j.request_id,
+      b.parallel_jobs, b.active_jobs, b.budget_cap_micros, (b.charged_micros + b.active_estimate_micros)::bigint AS committed_micros
+    FROM unnest(${eligible}::text[]) AS owner(id)
+    CROSS JOIN LATERAL (
+      SELECT * FROM batches b
+      WHERE b.owner_id = owner.id AND b.waiting_jobs > 0 AND b.stop_reason IS NULL AND b.status IN ('PENDING', 'RUNNING')
+        AND b.active_jobs < b.parallel_jobs
+      ORDER BY b.priority DESC, b.created_at LIMIT ${free}
+    ) b
+    CROSS JOIN LATERAL (
+      SELECT * FROM simulation_jobs j
+      WHERE j.batch_id = b.id AND j.status = 'PENDING' AND j.released_at IS NULL
+      ORDER BY j.batch_index LIMIT GREATEST(1, LEAST(${free}, b.parallel_jobs - b.active_jobs))
+    ) j
+    UNION ALL
+    SELECT j.id, j.owner_id, NULL, NULL, j.priority, j.estimated_cost_micros, j.created_at, j.request_id, NULL, NULL, NULL, NULL
+    FROM unnest(${eligible}::text[]) AS owner(id)
+    CROSS JOIN LATERAL (
+      SELECT * FROM simulation_jobs j
+      WHERE j.owner_id = owner.id AND j.batch_id IS NULL AND j.status = 'PENDING' AND j.released_at IS NULL
+      ORDER BY j.created_at LIMIT ${free}
+    ) j
+    ORDER BY batch_id NULLS FIRST, batch_index, created_at, id`;
   for (const row of candidates) {
     const c: Candidate = {
       id: row.id,
@@ -79,20 +107,21 @@ async function loadInput(tx: Tx, deps: CoreDeps, free: number): Promise<PlanInpu
       requestId: row.request_id,
     };
     const key = row.batch_id ?? row.id;
-    if (!groups.has(key)) groups.set(key, { state: { slots: 1, capMicros: null, committedMicros: 0, active: 0 }, queue: [] });
-    groups.get(key)!.queue.push(c);
+    let group = groups.get(key);
+    if (!group) {
+      const state = row.batch_id
+        ? {
+            slots: row.parallel_jobs! - row.active_jobs!,
+            capMicros: row.budget_cap_micros === null ? null : Number(row.budget_cap_micros),
+            committedMicros: Number(row.committed_micros),
+            active: row.active_jobs!,
+          }
+        : { slots: 1, capMicros: null, committedMicros: 0, active: 0 };
+      group = { state, queue: [] };
+      groups.set(key, group);
+    }
+    group.queue.push(c);
   }
-  const users: PlanInput["users"] = new Map(
-    userRows.map((u) => {
-      const costLimit = deps.limits[u.tier]?.costMicros ?? 0;
-      return [u.id, {
-        active: u.active,
-        limit: deps.limits[u.tier]?.concurrency ?? 1,
-        lastReleasedAt: u.last_released?.getTime() ?? 0,
-        quotaExhausted: costLimit >= 0 && BigInt(u.cost_used) >= BigInt(costLimit),
-      }];
-    }),
-  );
   return { free, groups, users };
 }
 
@@ -131,11 +160,15 @@ async function dispatchOnce(deps: CoreDeps): Promise<number> {
   const effects = new SideEffects();
   const released = await inTransaction(deps.db, async (tx) => {
     await tx.$executeRaw`SELECT pg_advisory_xact_lock(${DISPATCH_LOCK})`;
-    const [busy] = await tx.$queryRaw<{ n: number }[]>`
-      SELECT count(*)::int AS n FROM simulation_jobs WHERE status = 'RUNNING' OR (status = 'PENDING' AND released_at IS NOT NULL)`;
-    const free = Math.max(0, capacity - (busy?.n ?? 0));
-    const input = await loadInput(tx, deps, Math.max(free, 1));
+    // Busy slots: jobs released or running, counted on their partial index (at most capacity + look-ahead rows).
+    const [busy] = await tx.$queryRaw<{ n: number; queued_priority: number | null }[]>`
+      SELECT count(*)::int AS n, max(priority) FILTER (WHERE status = 'PENDING') AS queued_priority
+      FROM simulation_jobs WHERE status = 'RUNNING' OR (status = 'PENDING' AND released_at IS NOT NULL)`;
+    const window = capacity * (1 + LOOKAHEAD_PER_SLOT);
+    const free = Math.max(0, window - (busy?.n ?? 0));
+    const input = await loadInput(tx, deps, Math.max(window, 1));
     input.free = free;
+    input.overtake = { free: window, abovePriority: busy?.queued_priority ?? -1 };
     const plan = planDispatch(input);
     for (const batchId of plan.budgetExhausted) {
       await stopBatch(tx, batchId, "BUDGET_EXHAUSTED", "The next job does not fit in the remaining budget", effects);
@@ -154,15 +187,14 @@ async function dispatchOnce(deps: CoreDeps): Promise<number> {
     return plan.release.filter((c) => ids.has(c.id));
   });
   await effects.run(deps);
-  // Enqueued concurrently: each add is independent and idempotent (job id = row id).
-  await Promise.all(
-    released.map((job) =>
-      deps.queue
-        .add({ jobId: job.id, priority: job.priority, requestId: job.requestId })
-        .then(() => deps.logger.debug("job released", { job_id: job.id, batch_id: job.batchId, request_id: job.requestId }))
-        .catch((err: unknown) => deps.logger.warn("enqueue failed; the sweep will repair it", { job_id: job.id, error: String(err) })),
-    ),
-  );
+  if (released.length === 0) return 0;
+  // One round trip for the whole release; each add is idempotent (BullMQ job id = row id).
+  try {
+    await deps.queue.addMany(released.map((job) => ({ jobId: job.id, priority: job.priority, requestId: job.requestId })));
+    deps.logger.debug("jobs released", { count: released.length });
+  } catch (err) {
+    deps.logger.warn("enqueue failed; the sweep will repair it", { count: released.length, error: String(err) });
+  }
   return released.length;
 }
 

@@ -1,7 +1,7 @@
 import { type Batch, type DbOrTx, type SimulationJob } from "@simbatch/db";
 import { forbidden, notFound } from "@simbatch/errors";
 import { JOB_ID_RE, BATCH_ID_RE } from "@simbatch/contracts";
-import { aggregateBatches, EMPTY_AGGREGATE } from "./batch-queries.ts";
+import { admittedAggregate, aggregateBatches, EMPTY_AGGREGATE } from "./batch-queries.ts";
 import { batchView, jobView, type BatchView, type JobView } from "./views.ts";
 
 /** 404 when absent (or malformed), 403 when another user's. */
@@ -38,6 +38,11 @@ export async function batchViews(db: DbOrTx, batches: Batch[]): Promise<BatchVie
   return batches.map((b) => batchView(b, aggs.get(b.id) ?? EMPTY_AGGREGATE));
 }
 
+/** The view of a batch admitted just now, from what admission wrote (no read back). */
+export function admittedBatchView(batch: Batch): BatchView {
+  return batchView(batch, admittedAggregate(batch.jobIds));
+}
+
 export async function getBatchView(db: DbOrTx, batch: Batch): Promise<BatchView> {
   return (await batchViews(db, [batch]))[0]!;
 }
@@ -60,25 +65,26 @@ const num = (v: unknown): number => Number(v ?? 0);
 const usdOf = (v: unknown): number => Number(v ?? 0) / 1_000_000;
 const avgSeconds = (v: unknown): number | null => (v === null || v === undefined ? null : Math.round(Number(v) * 1000) / 1000);
 
-/** GET /simulations/stats, in one SQL aggregate. */
+/**
+ * GET /simulations/stats from the user's counters (one row, kept by the jobs
+ * trigger) and the running jobs counted on the (owner, status) index.
+ */
 export async function jobStats(db: DbOrTx, userId: string) {
   const [r] = await db.$queryRaw<Record<string, unknown>[]>`
-    SELECT count(*) AS total,
-      count(*) FILTER (WHERE status = 'PENDING') AS pending, count(*) FILTER (WHERE status = 'RUNNING') AS running,
-      count(*) FILTER (WHERE status = 'COMPLETED') AS completed, count(*) FILTER (WHERE status = 'FAILED') AS failed,
-      count(*) FILTER (WHERE status = 'CANCELLED') AS cancelled,
-      sum(cost_micros) FILTER (WHERE status IN ('COMPLETED','FAILED','CANCELLED')) AS cost,
-      sum(tokens_used) FILTER (WHERE status IN ('COMPLETED','FAILED','CANCELLED')) AS tokens,
-      avg(extract(epoch FROM completed_at - started_at)) FILTER (WHERE completed_at IS NOT NULL AND started_at IS NOT NULL) AS avg_s
-    FROM simulation_jobs WHERE owner_id = ${userId}`;
+    SELECT c.jobs_total AS total, c.jobs_unfinished AS unfinished, c.jobs_completed AS completed, c.jobs_failed AS failed,
+      c.jobs_cancelled AS cancelled, c.charged_micros AS cost, c.charged_tokens AS tokens,
+      CASE WHEN c.duration_count > 0 THEN c.duration_seconds_sum / c.duration_count END AS avg_s,
+      (SELECT count(*) FROM simulation_jobs j WHERE j.owner_id = ${userId} AND j.status = 'RUNNING') AS running
+    FROM user_counters c WHERE c.user_id = ${userId}`;
+  const running = num(r?.running);
   return {
-    total_jobs: num(r?.total), pending_jobs: num(r?.pending), running_jobs: num(r?.running),
+    total_jobs: num(r?.total), pending_jobs: num(r?.unfinished) - running, running_jobs: running,
     completed_jobs: num(r?.completed), failed_jobs: num(r?.failed), cancelled_jobs: num(r?.cancelled),
     total_cost_usd: usdOf(r?.cost), total_tokens: num(r?.tokens), avg_duration_seconds: avgSeconds(r?.avg_s),
   };
 }
 
-/** GET /simulations/batch/stats, in SQL: batch counts from the batches table, costs from the jobs. */
+/** GET /simulations/batch/stats: batch counts over the user's batches (owner index), costs from the user's counters. */
 export async function batchStats(db: DbOrTx, userId: string) {
   const [b] = await db.$queryRaw<Record<string, unknown>[]>`
     SELECT count(*) AS total,
@@ -89,8 +95,7 @@ export async function batchStats(db: DbOrTx, userId: string) {
       avg(extract(epoch FROM completed_at - started_at)) FILTER (WHERE completed_at IS NOT NULL AND started_at IS NOT NULL) AS avg_s
     FROM batches WHERE owner_id = ${userId}`;
   const [c] = await db.$queryRaw<Record<string, unknown>[]>`
-    SELECT sum(cost_micros) AS cost, sum(tokens_used) AS tokens FROM simulation_jobs
-    WHERE owner_id = ${userId} AND batch_id IS NOT NULL AND status IN ('COMPLETED','FAILED','CANCELLED')`;
+    SELECT batch_charged_micros AS cost, batch_charged_tokens AS tokens FROM user_counters WHERE user_id = ${userId}`;
   const total = num(b?.total);
   return {
     total_batches: total, pending_batches: num(b?.pending), running_batches: num(b?.running),

@@ -6,6 +6,8 @@ import { SideEffects } from "./side-effects.ts";
 
 /** A BullMQ job that finished this long ago with Postgres still not updated has lost its event. */
 const LOST_EVENT_MS = 60_000;
+/** Batches re-derived per sweep transaction. */
+const SWEEP_CHUNK = 50;
 
 export interface SweepReport {
   requeued: number;
@@ -39,10 +41,15 @@ export async function sweep(deps: CoreDeps): Promise<SweepReport> {
   const stopIds = inFlight.filter((j) => j.status === "RUNNING" && j.cancel_requested).map((j) => j.id);
   await deps.signals.requestStop(stopIds);
 
+  // Unfinished batches (their partial index), re-derived a few at a time: each
+  // transaction locks only a small set of batch rows, briefly.
   const open = await deps.db.$queryRaw<{ id: string }[]>`
-    SELECT id FROM batches WHERE status IN ('PENDING', 'RUNNING') OR (status = 'CANCELLED' AND completed_at IS NULL) LIMIT 1000`;
+    SELECT id FROM batches WHERE completed_at IS NULL ORDER BY created_at LIMIT 1000`;
   const effects = new SideEffects();
-  await inTransaction(deps.db, (tx) => evaluateBatches(deps, tx, open.map((b) => b.id), effects));
+  for (let i = 0; i < open.length; i += SWEEP_CHUNK) {
+    const chunk = open.slice(i, i + SWEEP_CHUNK).map((b) => b.id);
+    await inTransaction(deps.db, (tx) => evaluateBatches(deps, tx, chunk, effects));
+  }
   await effects.run(deps);
   const released = await dispatch(deps);
   return { requeued, resignalled: stopIds.length, batchesChecked: open.length, released };

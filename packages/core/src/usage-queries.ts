@@ -2,37 +2,59 @@ import { periodOf } from "@simbatch/contracts";
 import type { DbOrTx } from "@simbatch/db";
 
 /**
+ * Quota figures, each one row: the usage rollup (usage_periods) and the user's
+ * counters (user_counters), both kept by triggers in the transactions that
+ * change jobs and the ledger. None of these reads grows with a user's history.
+ */
+
+/**
  * Simulations used in a period: admitted jobs, less those cancelled before they
  * started (their reservation is given back), plus operator adjustments.
  */
 export async function simulationsUsed(db: DbOrTx, userId: string, period: string): Promise<number> {
-  const [row] = await db.$queryRaw<{ n: number }[]>`
-    SELECT (
-      (SELECT count(*) FROM simulation_jobs
-        WHERE owner_id = ${userId} AND admitted_period = ${period}
-          AND NOT (status = 'CANCELLED' AND started_at IS NULL))
-      + (SELECT COALESCE(sum(simulations), 0) FROM ledger_entries WHERE user_id = ${userId} AND period = ${period})
-    )::int AS n`;
-  return row?.n ?? 0;
+  const [row] = await db.$queryRaw<{ n: bigint }[]>`
+    SELECT simulations AS n FROM usage_periods WHERE user_id = ${userId} AND period = ${period}`;
+  return Number(row?.n ?? 0);
 }
 
-/** Charges (and adjustments) in the period of `at`, from the ledger. */
+/** Charges (and adjustments) in the period of `at`, from the ledger's rollup. */
 export async function costUsedMicros(db: DbOrTx, userId: string, at: Date): Promise<bigint> {
   const [row] = await db.$queryRaw<{ c: bigint }[]>`
-    SELECT COALESCE(sum(cost_micros), 0)::bigint AS c FROM ledger_entries WHERE user_id = ${userId} AND period = ${periodOf(at)}`;
+    SELECT cost_micros AS c FROM usage_periods WHERE user_id = ${userId} AND period = ${periodOf(at)}`;
   return BigInt(row?.c ?? 0);
 }
 
 /** Estimates of the user's jobs that have not finished: reserved against the cost quota. */
 export async function unfinishedEstimateMicros(db: DbOrTx, userId: string): Promise<bigint> {
   const [row] = await db.$queryRaw<{ e: bigint }[]>`
-    SELECT COALESCE(sum(estimated_cost_micros), 0)::bigint AS e FROM simulation_jobs
-    WHERE owner_id = ${userId} AND status IN ('PENDING', 'RUNNING')`;
+    SELECT unfinished_estimate_micros AS e FROM user_counters WHERE user_id = ${userId}`;
   return BigInt(row?.e ?? 0);
 }
 
 export async function activeSingleJobs(db: DbOrTx, userId: string): Promise<number> {
   const [row] = await db.$queryRaw<{ n: number }[]>`
-    SELECT count(*)::int AS n FROM simulation_jobs WHERE owner_id = ${userId} AND batch_id IS NULL AND status IN ('PENDING', 'RUNNING')`;
+    SELECT unfinished_single_jobs AS n FROM user_counters WHERE user_id = ${userId}`;
   return row?.n ?? 0;
+}
+
+/** What admission checks, in one read: the period's rollup and the user's counters. */
+export interface QuotaState {
+  simulationsUsed: number;
+  costUsedMicros: bigint;
+  reservedMicros: bigint;
+  activeSingleJobs: number;
+}
+
+export async function quotaState(db: DbOrTx, userId: string, period: string): Promise<QuotaState> {
+  const [row] = await db.$queryRaw<{ sims: bigint | null; cost: bigint | null; reserved: bigint | null; singles: number | null }[]>`
+    SELECT (SELECT simulations FROM usage_periods WHERE user_id = ${userId} AND period = ${period}) AS sims,
+      (SELECT cost_micros FROM usage_periods WHERE user_id = ${userId} AND period = ${period}) AS cost,
+      c.unfinished_estimate_micros AS reserved, c.unfinished_single_jobs AS singles
+    FROM (SELECT 1) one LEFT JOIN user_counters c ON c.user_id = ${userId}`;
+  return {
+    simulationsUsed: Number(row?.sims ?? 0),
+    costUsedMicros: BigInt(row?.cost ?? 0),
+    reservedMicros: BigInt(row?.reserved ?? 0),
+    activeSingleJobs: row?.singles ?? 0,
+  };
 }

@@ -3,7 +3,6 @@ import { daysRemaining, periodOf } from "@simbatch/contracts";
 import type { Db, DbOrTx } from "@simbatch/db";
 import type { PendingCalls } from "@simbatch/queue";
 import { usd } from "./deps.ts";
-import { costUsedMicros, simulationsUsed } from "./usage-queries.ts";
 
 /** The body of GET /simulations/batch/usage (and `current` of the history). */
 export interface UsageView {
@@ -39,8 +38,7 @@ export interface UsageHistoryRow {
 /** API calls Postgres knows of for a period: flushed counts plus operator adjustments. */
 export async function apiCallsBase(db: DbOrTx, userId: string, period: string): Promise<number> {
   const [row] = await db.$queryRaw<{ n: bigint }[]>`
-    SELECT (COALESCE((SELECT api_calls FROM usage_periods WHERE user_id = ${userId} AND period = ${period}), 0)
-      + COALESCE((SELECT sum(api_calls) FROM ledger_entries WHERE user_id = ${userId} AND period = ${period}), 0))::bigint AS n`;
+    SELECT (api_calls + ledger_api_calls)::bigint AS n FROM usage_periods WHERE user_id = ${userId} AND period = ${period}`;
   return Number(row?.n ?? 0);
 }
 
@@ -53,11 +51,6 @@ export async function persistApiCalls(db: Db, rows: PendingCalls[]): Promise<voi
   );
 }
 
-async function tokensUsed(db: DbOrTx, userId: string, period: string): Promise<number> {
-  const [row] = await db.$queryRaw<{ t: bigint }[]>`
-    SELECT COALESCE(sum(tokens), 0)::bigint AS t FROM ledger_entries WHERE user_id = ${userId} AND period = ${period}`;
-  return Number(row?.t ?? 0);
-}
 
 const remaining = (limit: number, used: number) => (limit < 0 ? -1 : Math.max(0, limit - used));
 const hit = (limit: number, used: number) => limit >= 0 && used >= limit;
@@ -65,12 +58,11 @@ const hit = (limit: number, used: number) => limit >= 0 && used >= limit;
 /** Current-period usage; `apiCallsUsed` comes from the live counter, not Postgres. */
 export async function usageView(db: DbOrTx, user: { id: string; tier: Tier }, l: TierLimits, apiCallsUsed: number, now: Date): Promise<UsageView> {
   const period = periodOf(now);
-  const [sims, costMicros, tokens] = await Promise.all([
-    simulationsUsed(db, user.id, period),
-    costUsedMicros(db, user.id, now),
-    tokensUsed(db, user.id, period),
-  ]);
-  const cost = Number(costMicros);
+  const [row] = await db.$queryRaw<{ sims: bigint; cost: bigint; tokens: bigint }[]>`
+    SELECT simulations AS sims, cost_micros AS cost, tokens FROM usage_periods WHERE user_id = ${user.id} AND period = ${period}`;
+  const sims = Number(row?.sims ?? 0);
+  const cost = Number(row?.cost ?? 0);
+  const tokens = Number(row?.tokens ?? 0);
   const reason = hit(l.apiCalls, apiCallsUsed)
     ? "API call quota exceeded"
     : hit(l.simulations, sims)
@@ -110,33 +102,19 @@ interface HistorySqlRow {
 }
 
 /**
- * Past periods with any usage, newest first, never `currentPeriod`. Simulations
- * run count as the quota does (admitted, less those cancelled before starting,
- * plus adjustments); completed and failed count in the month the job finished,
- * which is also the month its charge falls in.
+ * Past periods with any usage, newest first, never `currentPeriod`, from the
+ * rollup (one row per period). Simulations run count as the quota does
+ * (admitted, less those cancelled before starting, plus adjustments); completed
+ * and failed count in the month the job finished, which is also the month its
+ * charge falls in.
  */
 export async function usageHistory(db: DbOrTx, userId: string, currentPeriod: string, periods: number): Promise<UsageHistoryRow[]> {
   const rows = await db.$queryRaw<HistorySqlRow[]>`
-    WITH p AS (
-      SELECT period FROM usage_periods WHERE user_id = ${userId}
-      UNION SELECT period FROM ledger_entries WHERE user_id = ${userId}
-      UNION SELECT admitted_period FROM simulation_jobs WHERE owner_id = ${userId}
-      UNION SELECT to_char(completed_at, 'YYYY-MM') FROM simulation_jobs WHERE owner_id = ${userId} AND completed_at IS NOT NULL
-    ), t AS (
-      SELECT p.period,
-        COALESCE((SELECT api_calls FROM usage_periods u WHERE u.user_id = ${userId} AND u.period = p.period), 0)
-          + COALESCE((SELECT sum(api_calls) FROM ledger_entries l WHERE l.user_id = ${userId} AND l.period = p.period), 0) AS api_calls,
-        (SELECT count(*) FROM simulation_jobs j WHERE j.owner_id = ${userId} AND j.admitted_period = p.period
-            AND NOT (j.status = 'CANCELLED' AND j.started_at IS NULL))
-          + COALESCE((SELECT sum(simulations) FROM ledger_entries l WHERE l.user_id = ${userId} AND l.period = p.period), 0) AS simulations_run,
-        (SELECT count(*) FROM simulation_jobs j WHERE j.owner_id = ${userId} AND j.status = 'COMPLETED' AND to_char(j.completed_at, 'YYYY-MM') = p.period) AS completed,
-        (SELECT count(*) FROM simulation_jobs j WHERE j.owner_id = ${userId} AND j.status = 'FAILED' AND to_char(j.completed_at, 'YYYY-MM') = p.period) AS failed,
-        COALESCE((SELECT sum(cost_micros) FROM ledger_entries l WHERE l.user_id = ${userId} AND l.period = p.period), 0) AS cost,
-        COALESCE((SELECT sum(tokens) FROM ledger_entries l WHERE l.user_id = ${userId} AND l.period = p.period), 0) AS tokens
-      FROM p WHERE p.period < ${currentPeriod}
-    )
-    SELECT period, api_calls::bigint, simulations_run::bigint, completed::bigint, failed::bigint, cost::bigint, tokens::bigint FROM t
-    WHERE api_calls <> 0 OR simulations_run <> 0 OR completed <> 0 OR failed <> 0 OR cost <> 0 OR tokens <> 0
+    SELECT period, (api_calls + ledger_api_calls)::bigint AS api_calls, simulations AS simulations_run, completed, failed,
+      cost_micros AS cost, tokens
+    FROM usage_periods
+    WHERE user_id = ${userId} AND period < ${currentPeriod}
+      AND (api_calls + ledger_api_calls <> 0 OR simulations <> 0 OR completed <> 0 OR failed <> 0 OR cost_micros <> 0 OR tokens <> 0)
     ORDER BY period DESC LIMIT ${periods}`;
   return rows.map((r) => ({
     period: r.period,

@@ -34,7 +34,7 @@ export function jobView(job: SimulationJob) {
 }
 export type JobView = ReturnType<typeof jobView>;
 
-/** Per-batch aggregates over its job rows (counters are derived, never stored). */
+/** Per-batch counters (kept on the batch row by the jobs trigger; running counted live). */
 export interface BatchAggregate {
   pending: number;
   running: number;

@@ -113,4 +113,31 @@ describe("planDispatch", () => {
     const plan = planDispatch(input(10, [{ id: "a", owner: "u", n: 3, slots: 3, cap: 30_000, estimates: [10_000, 25_000, 1_000] }], { u: {} }));
     expect(ids(plan)).toEqual(["a-0"]);
   });
+
+  it("with no free slot, releases only jobs that outrank every queued one, highest first, within the overtake window", () => {
+    const batches = () => [
+      { id: "low", owner: "u", n: 3, slots: 3, priority: 10 },
+      { id: "mid", owner: "u", n: 3, slots: 3, priority: 50 },
+      { id: "high", owner: "v", n: 3, slots: 3, priority: 90 },
+    ];
+    const plan = (abovePriority: number, window: number) =>
+      ids(planDispatch({ ...input(0, batches(), { u: {}, v: {} }), overtake: { free: window, abovePriority } }));
+    // Queued jobs are at priority 50: only the 90 batch may jump them.
+    expect(plan(50, 4)).toEqual(["high-0", "high-1", "high-2"]);
+    // Queued at 10: both higher batches, in priority order, up to the window.
+    expect(plan(10, 4)).toEqual(["high-0", "high-1", "high-2", "mid-0"]);
+    // Nothing queued outranked: nothing released.
+    expect(plan(90, 4)).toEqual([]);
+  });
+
+  it("fills free slots first, then overtakes only with higher-priority jobs", () => {
+    const p = planDispatch({
+      ...input(1, [{ id: "low", owner: "u", n: 3, slots: 3, priority: 10 }, { id: "high", owner: "v", n: 1, slots: 3, priority: 90 }], { u: {}, v: {} }),
+      overtake: { free: 5, abovePriority: 50 },
+    });
+    // The free slot goes to the best job; the lower one cannot overtake queued priority-50 jobs.
+    expect(ids(p)).toEqual(["high-0"]);
+    const lowOnly = planDispatch({ ...input(1, [{ id: "low", owner: "u", n: 3, slots: 3, priority: 10 }], { u: {} }), overtake: { free: 5, abovePriority: 50 } });
+    expect(ids(lowOnly)).toEqual(["low-0"]);
+  });
 });

@@ -34,6 +34,18 @@ export class SimulationQueue {
     );
   }
 
+  /** Adds many in one round trip (BullMQ addBulk); as `add`, each is a no-op when its id exists. */
+  async addMany(jobs: ReleasedJob[]): Promise<void> {
+    if (jobs.length === 0) return;
+    await this.queue.addBulk(
+      jobs.map((job) => ({
+        name: RUN_SIMULATION_JOB,
+        data: { jobId: job.jobId, requestId: job.requestId },
+        opts: { ...SIMULATION_JOB_OPTIONS, jobId: job.jobId, priority: toBullPriority(job.priority) },
+      })),
+    );
+  }
+
   /**
    * Replaces a lost or finished BullMQ job (sweep repair). A job that is still
    * live is left alone.

@@ -1,5 +1,5 @@
 import { CancelBatchRequestSchema, CreateBatchRequestSchema, ListBatchesQuerySchema } from "@simbatch/contracts";
-import { admitBatch, batchJobs, batchStats, cancelBatch, getBatchView, listBatches, loadOwnedBatch, resolveSimulation, type ResolvedSimulation } from "@simbatch/core";
+import { admitBatch, admittedBatchView, batchJobs, batchStats, cancelBatch, getBatchView, listBatches, loadOwnedBatch, resolveSimulation, type ResolvedSimulation } from "@simbatch/core";
 import { validationError, type FieldIssue } from "@simbatch/errors";
 import type { RequestHandler } from "express";
 import type { ApiDeps } from "../deps.ts";
@@ -35,7 +35,7 @@ export function batchHandlers(deps: ApiDeps) {
     );
     locals(res).log.info("batch accepted", { batch_id: batch.id, total_jobs: batch.totalJobs, priority: batch.priority });
     kickDispatch(deps, locals(res).log);
-    res.status(202).json(await getBatchView(deps.db, batch));
+    res.status(202).json(admittedBatchView(batch));
   };
 
   const list: RequestHandler = async (req, res) => {
