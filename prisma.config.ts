@@ -13,7 +13,7 @@ import { PrismaPg } from "prisma-adapter-pg-cli";
  * simple query (one implicit transaction), so send it as written.
  */
 class PrismaPgWholeScripts extends PrismaPg {
-  async connect() {
+  override async connect() {
     const adapter = await super.connect();
     const inner = adapter as unknown as { client: { query(sql: string): Promise<unknown> }; onError(err: unknown): never };
     adapter.executeScript = async (script: string) => {
