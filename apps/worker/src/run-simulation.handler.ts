@@ -1,5 +1,5 @@
 import { RunSimulationPayloadSchema, type JobEvent } from "@simbatch/contracts";
-import { claimJob, storeResult, type ClaimedJob } from "@simbatch/core";
+import type { ClaimedJob, ClaimResult, ResultToStore } from "@simbatch/core";
 import type { Db } from "@simbatch/db";
 import type { ExportFormat, RunOutcome, SimulationEngine, SimulationSpec, TemporalMode } from "@simbatch/engine";
 import type { Logger } from "@simbatch/logger";
@@ -8,6 +8,10 @@ import { UnrecoverableError, type Job } from "bullmq";
 
 export interface HandlerDeps {
   db: Db;
+  /** Claims a job for a new attempt; the runtime shares one statement between the claims of a tick (ClaimBatcher). */
+  claim: (jobId: string) => Promise<ClaimResult>;
+  /** Stores a completed run's result; false when the attempt is stale. The runtime batches these (ResultWriter). */
+  storeResult: (item: ResultToStore) => Promise<boolean>;
   events: EventStream;
   signals: StopSignals;
   engine: SimulationEngine;
@@ -46,7 +50,7 @@ export function createRunSimulationHandler(deps: HandlerDeps) {
     const payload = RunSimulationPayloadSchema.safeParse(bullJob.data);
     if (!payload.success) throw new UnrecoverableError(`invalid payload: ${payload.error.issues[0]?.message}`);
     const { jobId, requestId } = payload.data;
-    const claim = await claimJob(deps.db, jobId);
+    const claim = await deps.claim(jobId);
     if (claim.kind === "not-runnable") {
       deps.logger.info("job not runnable; skipped", { job_id: jobId, status: claim.status, request_id: requestId });
       return { outcome: "skipped" };
@@ -58,15 +62,20 @@ export function createRunSimulationHandler(deps: HandlerDeps) {
     }
     const job = claim.job;
     const log = deps.logger.child({ job_id: job.id, batch_id: job.batchId, attempt: job.attempt, request_id: job.requestId });
-    log.info("simulation started", { template_id: job.templateId });
+    log.debug("simulation started", { template_id: job.templateId });
     const event = (e: EventBody) =>
       deps.events.publish({ ...e, jobId: job.id, attempt: job.attempt, at: new Date().toISOString(), requestId: job.requestId } as JobEvent);
-    await event({ type: "started", costMicros: 0, tokens: 0 });
+    // No `started` event: the claim itself moved the job (and a pending batch) to RUNNING.
 
     const outcome = await runWithReporting(deps, job, event);
     if (outcome === "shutdown") throw new ShutdownInterrupt(job.id);
     if (outcome.kind === "completed") {
-      await storeResult(deps.db, job.id, job.attempt, outcome.result, outcome.exports);
+      const stored = await deps.storeResult({ jobId: job.id, attempt: job.attempt, result: outcome.result, exports: outcome.exports });
+      if (!stored) {
+        // Another attempt owns the job now (this worker's lock lapsed and it was re-claimed) or it has ended.
+        log.warn("simulation result refused: attempt is stale", { steps: outcome.steps });
+        return { outcome: "stale" };
+      }
       await event({ type: "completed", costMicros: outcome.costMicros, tokens: outcome.tokens });
       log.info("simulation completed", { steps: outcome.steps, cost_micros: outcome.costMicros, tokens: outcome.tokens });
       return { outcome: "completed" };
@@ -91,21 +100,30 @@ async function runWithReporting(
   let verdict: StopVerdict = "continue";
   let lastCost = 0;
   let lastSent = 0;
+  let finalProgress: EventBody | null = null;
   const batch = job.batchId ? { id: job.batchId, capMicros: job.budgetCapMicros } : null;
   const outcome = await deps.engine.run(toSpec(job), {
     stepDelayMs: deps.stepDelayMs,
     onStep: async (r) => {
       verdict = await deps.signals.stepBoundary(job.id, batch, r.costMicros - lastCost);
       lastCost = r.costMicros;
+      const progress: EventBody = {
+        type: "progress", costMicros: r.costMicros, tokens: r.tokens, progress: Math.min(99.99, (r.step / r.totalSteps) * 100), step: r.label,
+      };
+      if (r.step === r.totalSteps) {
+        // The completed or failed event that follows carries the final spending; sent only if the run ends otherwise.
+        finalProgress = progress;
+        return;
+      }
       const now = Date.now();
-      if (now - lastSent >= deps.progressIntervalMs || r.step === r.totalSteps) {
+      if (now - lastSent >= deps.progressIntervalMs) {
         lastSent = now;
-        const progress = Math.min(99.99, (r.step / r.totalSteps) * 100);
-        await event({ type: "progress", costMicros: r.costMicros, tokens: r.tokens, progress, step: r.label });
+        await event(progress);
       }
     },
     shouldStop: async () => verdict !== "continue" || deps.shuttingDown(),
   });
+  if (finalProgress && outcome.kind === "interrupted") await event(finalProgress);
   if (outcome.kind === "interrupted" && verdict === "continue" && deps.shuttingDown()) return "shutdown";
   return outcome;
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { redisKeys, RUN_SIMULATION_JOB, SIMULATIONS_QUEUE } from "@simbatch/contracts";
+import { ClaimBatcher, ResultWriter } from "@simbatch/core";
 import type { Db } from "@simbatch/db";
 import type { SimulationEngine } from "@simbatch/engine";
 import type { Logger } from "@simbatch/logger";
@@ -41,9 +42,17 @@ export class WorkerRuntime {
 
   async start(): Promise<void> {
     const keys = redisKeys(this.opts.redisPrefix);
+    const logger = this.opts.logger;
+    // Claims and result writes of jobs that reach them within the same tick share one statement.
+    const claims = new ClaimBatcher(this.opts.db, (started) => {
+      for (const b of started) logger.info("batch state", { batch_id: b.batchId, from: "PENDING", to: "RUNNING", request_id: b.requestId });
+    });
+    const results = new ResultWriter(this.opts.db);
     const handlers: Handlers = {
       [RUN_SIMULATION_JOB]: createRunSimulationHandler({
         db: this.opts.db,
+        claim: (jobId) => claims.claim(jobId),
+        storeResult: (item) => results.store(item),
         events: new EventStream(this.opts.redis, keys.events, keys.eventsGroup),
         signals: new StopSignals(this.opts.redis, this.opts.redisPrefix),
         engine: this.opts.engine,

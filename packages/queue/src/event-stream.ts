@@ -24,8 +24,44 @@ export class EventStream {
     private readonly group: string,
   ) {}
 
-  async publish(event: JobEvent): Promise<void> {
-    await this.redis.xadd(this.key, "*", "e", JSON.stringify(event));
+  private outbox: { payload: string; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private flushScheduled = false;
+
+  /**
+   * Appends an event. Events published within the same tick go to Redis
+   * together, in order, in one pipeline (one write, one round trip); each
+   * caller's promise settles once that pipeline has answered, with its own
+   * entry's error, or the pipeline's error for every caller of the flush.
+   */
+  publish(event: JobEvent): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.outbox.push({ payload: JSON.stringify(event), resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const entries = this.outbox;
+    this.outbox = [];
+    if (entries.length === 1) {
+      const [only] = entries;
+      this.redis.xadd(this.key, "*", "e", only!.payload).then(() => only!.resolve(), only!.reject);
+      return;
+    }
+    const pipeline = this.redis.pipeline();
+    for (const e of entries) pipeline.xadd(this.key, "*", "e", e.payload);
+    pipeline.exec().then(
+      (results) => entries.forEach((e, i) => {
+        const err = results?.[i]?.[0];
+        if (err) e.reject(err);
+        else e.resolve();
+      }),
+      (err) => entries.forEach((e) => e.reject(err)),
+    );
   }
 
   async ensureGroup(): Promise<void> {

@@ -51,11 +51,48 @@ export class StopSignals {
     await this.redis.hset(this.spendKey(batchId), "exhausted", "1");
   }
 
-  async stepBoundary(jobId: string, batch: { id: string; capMicros: number | null } | null, deltaMicros: number): Promise<StopVerdict> {
-    const keys = [this.cancelKey(jobId), batch ? this.spendKey(batch.id) : ""];
-    const verdict = await (this.redis as unknown as { simbatchStepBoundary(...a: (string | number)[]): Promise<number> }).simbatchStepBoundary(
-      ...keys, deltaMicros, batch?.capMicros ?? 0,
-    );
-    return verdict === 2 ? "budget" : verdict === 1 ? "cancelled" : "continue";
+  private boundaries: { args: (string | number)[]; resolve: (v: StopVerdict) => void; reject: (err: unknown) => void }[] = [];
+  private boundaryFlushScheduled = false;
+
+  /**
+   * One Lua call per step of a job, atomic on its own. The calls of jobs that
+   * reach a step boundary within the same tick travel in one pipeline (one
+   * write), each still its own script run with its own answer.
+   */
+  stepBoundary(jobId: string, batch: { id: string; capMicros: number | null } | null, deltaMicros: number): Promise<StopVerdict> {
+    const args = [this.cancelKey(jobId), batch ? this.spendKey(batch.id) : "", deltaMicros, batch?.capMicros ?? 0];
+    return new Promise<StopVerdict>((resolve, reject) => {
+      this.boundaries.push({ args, resolve, reject });
+      if (!this.boundaryFlushScheduled) {
+        this.boundaryFlushScheduled = true;
+        setImmediate(() => this.flushBoundaries());
+      }
+    });
   }
+
+  private flushBoundaries(): void {
+    this.boundaryFlushScheduled = false;
+    const calls = this.boundaries;
+    this.boundaries = [];
+    const verdictOf = (v: unknown): StopVerdict => (v === 2 ? "budget" : v === 1 ? "cancelled" : "continue");
+    if (calls.length === 1) {
+      const [only] = calls;
+      (this.redis as unknown as StepBoundaryCommand).simbatchStepBoundary(...only!.args).then((v) => only!.resolve(verdictOf(v)), only!.reject);
+      return;
+    }
+    const pipeline = this.redis.pipeline() as unknown as StepBoundaryCommand & { exec(): Promise<[Error | null, unknown][] | null> };
+    for (const c of calls) pipeline.simbatchStepBoundary(...c.args);
+    pipeline.exec().then(
+      (results) => calls.forEach((c, i) => {
+        const [err, v] = results?.[i] ?? [new Error("step boundary: no reply"), null];
+        if (err) c.reject(err);
+        else c.resolve(verdictOf(v));
+      }),
+      (err) => calls.forEach((c) => c.reject(err)),
+    );
+  }
+}
+
+interface StepBoundaryCommand {
+  simbatchStepBoundary(...args: (string | number)[]): Promise<number>;
 }

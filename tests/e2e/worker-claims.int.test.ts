@@ -1,0 +1,172 @@
+import { randomBytes } from "node:crypto";
+import { ClaimBatcher, claimJob, claimJobs, ResultWriter, storeResult, storeResults } from "@simbatch/core";
+import type { Db } from "@simbatch/db";
+import { Stack, scripted } from "../support/stack.ts";
+
+/** A Db whose raw statements are counted. */
+function counting(db: Db): { db: Db; statements: () => number } {
+  let n = 0;
+  const wrapped = new Proxy(db, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver);
+      if ((prop === "$queryRaw" || prop === "$executeRaw") && typeof v === "function") {
+        return (...args: unknown[]) => {
+          n++;
+          return (v as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      return v;
+    },
+  });
+  return { db: wrapped, statements: () => n };
+}
+
+/**
+ * The worker's hot path in Postgres: claims of a tick share one statement that
+ * also starts the batch; results are written only for the attempt that holds the job.
+ */
+describe("claims and results", () => {
+  // No workers: nothing is released unless a test releases it.
+  const stack = new Stack({ workers: [] });
+  let u: { id: string; key: string };
+
+  beforeAll(async () => {
+    await stack.start();
+    u = await stack.env.user("claimer", "enterprise");
+  });
+  afterAll(() => stack.stop());
+
+  const db = () => stack.env.core.db;
+
+  async function releasedBatch(n: number): Promise<{ batchId: string; jobIds: string[] }> {
+    const res = await stack.submitBatch(u.key, { simulations: Array.from({ length: n }, () => scripted({ steps: 1 })), parallel_jobs: n });
+    expect(res.status).toBe(202);
+    const jobIds = res.body.job_ids as string[];
+    await db().$executeRaw`UPDATE simulation_jobs SET released_at = now() WHERE id = ANY(${jobIds}::text[]) AND released_at IS NULL`;
+    return { batchId: res.body.batch_id, jobIds };
+  }
+
+  it("claims a tick's jobs in one statement, each as attempt 1, and moves their batch to RUNNING once", async () => {
+    const { batchId, jobIds } = await releasedBatch(12);
+    const before = await db().batch.findUniqueOrThrow({ where: { id: batchId } });
+    expect(before.status).toBe("PENDING");
+    expect(before.startedAt).toBeNull();
+
+    const c = counting(db());
+    const started: string[] = [];
+    const claims = new ClaimBatcher(c.db, (bs) => started.push(...bs.map((b) => b.batchId)));
+    const results = await Promise.all(jobIds.map((id) => claims.claim(id)));
+    expect(c.statements()).toBe(1);
+    for (const [i, r] of results.entries()) {
+      expect(r.kind).toBe("claimed");
+      if (r.kind === "claimed") expect(r.job).toMatchObject({ id: jobIds[i], attempt: 1, batchId });
+    }
+    expect(started).toEqual([batchId]);
+    const after = await db().batch.findUniqueOrThrow({ where: { id: batchId } });
+    expect(after.status).toBe("RUNNING");
+    expect(after.startedAt).not.toBeNull();
+    const rows = await stack.batchRows(batchId);
+    for (const r of rows) expect(r).toMatchObject({ status: "RUNNING", attempts: 1, currentStep: "starting" });
+
+    // Redelivered (a worker died): each claim is a new attempt; the batch is already RUNNING.
+    const again = await Promise.all(jobIds.map((id) => claims.claim(id)));
+    expect(c.statements()).toBe(2);
+    expect(again.map((r) => (r.kind === "claimed" ? r.job.attempt : 0))).toEqual(Array(12).fill(2));
+    expect(started).toEqual([batchId]);
+    expect((await db().batch.findUniqueOrThrow({ where: { id: batchId } })).startedAt).toEqual(after.startedAt);
+  });
+
+  it("answers why a job was not claimed, with one lookup for the tick's misses", async () => {
+    const { batchId, jobIds } = await releasedBatch(3);
+    const res = await stack.submitBatch(u.key, { simulations: [scripted({ steps: 1 })] });
+    const unreleased = res.body.job_ids[0] as string;
+    // A running job whose cancel was requested while its worker was gone.
+    await claimJob(db(), jobIds[1]!);
+    await db().$executeRaw`UPDATE simulation_jobs SET cancel_requested = true WHERE id = ${jobIds[1]!}`;
+
+    const c = counting(db());
+    const claims = new ClaimBatcher(c.db);
+    const [ok, cancelled, notReleased, missing] = await Promise.all(
+      [jobIds[0]!, jobIds[1]!, unreleased, "sim_nope"].map((id) => claims.claim(id)),
+    );
+    expect(c.statements()).toBe(2);
+    expect(ok).toMatchObject({ kind: "claimed", job: { id: jobIds[0], attempt: 1 } });
+    expect(cancelled).toEqual({ kind: "cancel-requested", jobId: jobIds[1], attempt: 1, requestId: expect.any(String) });
+    expect(notReleased).toEqual({ kind: "not-runnable", status: "PENDING" });
+    expect(missing).toEqual({ kind: "not-runnable", status: null });
+    expect((await db().batch.findUniqueOrThrow({ where: { id: batchId } })).status).toBe("RUNNING");
+  });
+
+  it("claims a job asked for twice in one tick once per ask, in turn", async () => {
+    const { jobIds } = await releasedBatch(1);
+    const claims = new ClaimBatcher(db());
+    const [a, b] = await Promise.all([claims.claim(jobIds[0]!), claims.claim(jobIds[0]!)]);
+    expect([a, b].map((r) => (r.kind === "claimed" ? r.job.attempt : 0))).toEqual([1, 2]);
+  });
+
+  it("does not start a batch that was cancelled, and leaves single jobs' claims alone", async () => {
+    const { batchId, jobIds } = await releasedBatch(2);
+    await db().$executeRaw`UPDATE batches SET status = 'CANCELLED' WHERE id = ${batchId}`;
+    const { results, startedBatches } = await claimJobs(db(), jobIds);
+    expect(startedBatches).toEqual([]);
+    expect([...results.values()].every((r) => r.kind === "claimed")).toBe(true);
+    expect((await db().batch.findUniqueOrThrow({ where: { id: batchId } })).status).toBe("CANCELLED");
+  });
+
+  it("stores a result and its exports only for the attempt that holds the job", async () => {
+    const { jobIds } = await releasedBatch(2);
+    const [id, other] = jobIds as [string, string];
+    await claimJobs(db(), [id, other]); // attempt 1 of both
+    await claimJob(db(), id); // the job was redelivered: attempt 2 holds it
+    const pdf = Buffer.concat([Buffer.from("%PDF-1.4\n"), randomBytes(4096), Buffer.from([0, 255, 0, 92, 39])]);
+    const exportsOf = (tag: string) => [
+      { format: "json", contentType: "application/json", content: Buffer.from(JSON.stringify({ tag })) },
+      { format: "pdf", contentType: "application/pdf", content: pdf },
+    ];
+
+    // Attempt 1 finishing late is refused, in the same statement as another job's write that succeeds.
+    const c = counting(db());
+    const writer = new ResultWriter(c.db);
+    const [stale, fresh] = await Promise.all([
+      writer.store({ jobId: id, attempt: 1, result: { tag: "stale" }, exports: exportsOf("stale") }),
+      writer.store({ jobId: other, attempt: 1, result: { tag: "other" }, exports: exportsOf("other") }),
+    ]);
+    expect(c.statements()).toBe(1);
+    expect([stale, fresh]).toEqual([false, true]);
+    expect(await db().simulationResult.findUnique({ where: { jobId: id } })).toBeNull();
+    expect(await db().simulationExport.count({ where: { jobId: id } })).toBe(0);
+
+    // Attempt 2 stores; bytes round-trip exactly.
+    expect(await storeResult(db(), id, 2, { tag: "second" }, exportsOf("second"))).toBe(true);
+    const row = await db().simulationResult.findUniqueOrThrow({ where: { jobId: id } });
+    expect(row).toMatchObject({ attempt: 2, result: { tag: "second" } });
+    const stored = await db().simulationExport.findUniqueOrThrow({ where: { jobId_format: { jobId: id, format: "pdf" } } });
+    expect(Buffer.from(stored.content).equals(pdf)).toBe(true);
+    expect(stored.contentType).toBe("application/pdf");
+
+    // Attempt 1 again: still refused, nothing overwritten.
+    expect(await storeResult(db(), id, 1, { tag: "stale" }, exportsOf("stale"))).toBe(false);
+    expect((await db().simulationResult.findUniqueOrThrow({ where: { jobId: id } })).result).toEqual({ tag: "second" });
+    const json = await db().simulationExport.findUniqueOrThrow({ where: { jobId_format: { jobId: id, format: "json" } } });
+    expect(JSON.parse(Buffer.from(json.content).toString())).toEqual({ tag: "second" });
+
+    // Even were the job row to say attempt 1 again, a stored later attempt's result is never replaced by an earlier one.
+    await db().$executeRaw`UPDATE simulation_jobs SET attempts = 1 WHERE id = ${id}`;
+    expect((await storeResults(db(), [{ jobId: id, attempt: 1, result: { tag: "older" }, exports: exportsOf("older") }])).size).toBe(0);
+    expect((await db().simulationResult.findUniqueOrThrow({ where: { jobId: id } })).attempt).toBe(2);
+
+    // A later attempt replaces the exports of an earlier one in place (same formats).
+    await db().$executeRaw`UPDATE simulation_jobs SET attempts = 3 WHERE id = ${id}`;
+    expect(await storeResult(db(), id, 3, { tag: "third" }, exportsOf("third"))).toBe(true);
+    expect(await db().simulationExport.count({ where: { jobId: id } })).toBe(2);
+    const third = await db().simulationExport.findUniqueOrThrow({ where: { jobId_format: { jobId: id, format: "json" } } });
+    expect(JSON.parse(Buffer.from(third.content).toString())).toEqual({ tag: "third" });
+  });
+
+  it("refuses a result once the job has ended", async () => {
+    const { jobIds } = await releasedBatch(1);
+    await claimJob(db(), jobIds[0]!);
+    await db().$executeRaw`UPDATE simulation_jobs SET status = 'CANCELLED', completed_at = now() WHERE id = ${jobIds[0]!}`;
+    expect(await storeResult(db(), jobIds[0]!, 1, { x: 1 }, [])).toBe(false);
+  });
+});
