@@ -53,21 +53,25 @@ async function applyTerminal(tx: Tx, events: TerminalEvent[]): Promise<{ applied
   if (events.length === 0) return { applied: 0, batches: [] };
   const values = events.map((e) => Prisma.sql`(${e.jobId}::text, ${e.attempt}::int, ${TERMINAL[e.type]}::text, ${new Date(e.at)}::timestamp,
     ${BigInt(e.costMicros)}::bigint, ${BigInt(e.tokens)}::bigint, ${e.type === "failed" ? e.errorMessage : null}::text, ${periodOf(new Date(e.at))}::text)`);
-  const ended = await tx.$queryRaw<{ id: string; owner_id: string; batch_id: string | null; attempt: number; cost: bigint; tokens: bigint; period: string }[]>`
-    UPDATE simulation_jobs j SET status = v.status::"JobStatus", completed_at = v.at, cost_micros = v.cost, tokens_used = v.tokens,
-      progress_percent = CASE WHEN v.status = 'COMPLETED' THEN 100 ELSE j.progress_percent END,
-      current_step = CASE WHEN v.status = 'COMPLETED' THEN 'completed' ELSE j.current_step END,
-      error_message = COALESCE(v.error, j.error_message),
-      cancel_reason = CASE WHEN v.status = 'CANCELLED' THEN COALESCE(j.cancel_reason, 'interrupted') ELSE j.cancel_reason END
-    FROM (VALUES ${Prisma.join(values)}) AS v(id, attempt, status, at, cost, tokens, error, period)
-    WHERE j.id = v.id AND j.status = 'RUNNING' AND j.attempts = v.attempt
-    RETURNING j.id, j.owner_id, j.batch_id, v.attempt, v.cost, v.tokens, v.period`;
+  // The ends and their charges in one statement: a charge row per ended attempt
+  // (unique on job and attempt, so a replay inserts nothing).
+  const ended = await tx.$queryRaw<{ id: string; batch_id: string | null }[]>`
+    WITH ended AS (
+      UPDATE simulation_jobs j SET status = v.status::"JobStatus", completed_at = v.at, cost_micros = v.cost, tokens_used = v.tokens,
+        progress_percent = CASE WHEN v.status = 'COMPLETED' THEN 100 ELSE j.progress_percent END,
+        current_step = CASE WHEN v.status = 'COMPLETED' THEN 'completed' ELSE j.current_step END,
+        error_message = COALESCE(v.error, j.error_message),
+        cancel_reason = CASE WHEN v.status = 'CANCELLED' THEN COALESCE(j.cancel_reason, 'interrupted') ELSE j.cancel_reason END
+      FROM (VALUES ${Prisma.join(values)}) AS v(id, attempt, status, at, cost, tokens, error, period)
+      WHERE j.id = v.id AND j.status = 'RUNNING' AND j.attempts = v.attempt
+      RETURNING j.id, j.owner_id, j.batch_id, v.attempt, v.cost, v.tokens, v.period
+    ), charged AS (
+      INSERT INTO ledger_entries (user_id, period, kind, job_id, batch_id, attempt, cost_micros, tokens)
+      SELECT owner_id, period, 'CHARGE'::"LedgerKind", id, batch_id, attempt, cost, tokens FROM ended
+      ON CONFLICT (job_id, attempt) DO NOTHING
+    )
+    SELECT id, batch_id FROM ended`;
   if (ended.length === 0) return { applied: 0, batches: [] };
-  const charges = ended.map((r) => Prisma.sql`(${r.owner_id}, ${r.period}, 'CHARGE'::"LedgerKind", ${r.id}, ${r.batch_id}, ${r.attempt}::int, ${r.cost}::bigint, ${r.tokens}::bigint)`);
-  await tx.$executeRaw`
-    INSERT INTO ledger_entries (user_id, period, kind, job_id, batch_id, attempt, cost_micros, tokens)
-    VALUES ${Prisma.join(charges)}
-    ON CONFLICT (job_id, attempt) DO NOTHING`;
   return { applied: ended.length, batches: ended.flatMap((r) => (r.batch_id ? [r.batch_id] : [])) };
 }
 

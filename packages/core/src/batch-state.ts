@@ -154,18 +154,25 @@ export async function evaluateBatches(deps: CoreDeps, tx: Tx, batchIds: Iterable
       first_started: b.started_at,
     };
     if (s.first_started === null) s = await jobStats(tx, b);
-    if (await applyStopRules(deps, tx, b, s, effects)) s = await jobStats(tx, b);
+    const stopped = await applyStopRules(deps, tx, b, s, effects);
+    if (stopped) s = await jobStats(tx, b);
     const status = derivedStatus(b, s);
     const finished = s.completed + s.failed + s.cancelled === b.total_jobs;
     // A budget or quota stop that cut nothing off (the running jobs completed anyway,
     // their last step meeting the cap) leaves a COMPLETED batch: no stop to report.
     const noStop = status === "COMPLETED";
+    // Most evaluations change nothing (a job of a running batch ended): those write nothing.
+    const clearsStop = noStop && (b.stop_reason === "BUDGET_EXHAUSTED" || b.stop_reason === "QUOTA_EXHAUSTED");
+    const unchanged = !stopped && !clearsStop && !finished && status === b.status && (b.started_at !== null || s.first_started === null);
+    if (unchanged) continue;
     const [after] = await tx.$queryRaw<{ stop_reason: string | null; completed_at: Date | null }[]>`
       UPDATE batches SET status = ${status}::"BatchStatus",
         error_message = CASE WHEN ${noStop} AND stop_reason IN ('BUDGET_EXHAUSTED', 'QUOTA_EXHAUSTED') THEN NULL ELSE error_message END,
         stop_reason = CASE WHEN ${noStop} AND stop_reason IN ('BUDGET_EXHAUSTED', 'QUOTA_EXHAUSTED') THEN NULL ELSE stop_reason END,
         started_at = COALESCE(started_at, ${s.first_started}),
-        completed_at = CASE WHEN ${finished} THEN COALESCE(completed_at, now()) ELSE completed_at END
+        -- Never before its last job's end (that end may come from a worker clock or a later commit than now()).
+        completed_at = CASE WHEN ${finished} THEN COALESCE(completed_at,
+          GREATEST(clock_timestamp()::timestamp, (SELECT max(j.completed_at) FROM simulation_jobs j WHERE j.batch_id = batches.id))) ELSE completed_at END
       WHERE id = ${b.id}
       RETURNING stop_reason::text, completed_at`;
     if (status !== b.status || (after?.completed_at && !b.completed_at)) {
