@@ -62,6 +62,7 @@ interface EvalRow {
   failed_jobs: number;
   cancelled_jobs: number;
   charged_micros: bigint;
+  active_jobs: number;
 }
 
 interface JobStats {
@@ -102,8 +103,10 @@ async function firstFailure(tx: Tx, batchId: string): Promise<{ id: string; mess
   return row ? { id: row.id, message: row.error_message } : null;
 }
 
+type CostCache = (ownerId: string) => Promise<bigint>;
+
 /** Stop rules, in order: fail-fast, budget cap, monthly cost quota. True when one stopped the batch. */
-async function applyStopRules(deps: CoreDeps, tx: Tx, b: EvalRow, s: JobStats, effects: SideEffects): Promise<boolean> {
+async function applyStopRules(deps: CoreDeps, tx: Tx, b: EvalRow, s: JobStats, effects: SideEffects, costUsed: CostCache): Promise<boolean> {
   if (b.stop_reason !== null || (b.status !== "PENDING" && b.status !== "RUNNING")) return false;
   if (b.fail_fast && s.failed > 0) {
     const failed = await firstFailure(tx, b.id);
@@ -120,7 +123,7 @@ async function applyStopRules(deps: CoreDeps, tx: Tx, b: EvalRow, s: JobStats, e
     return true;
   }
   const limit = deps.limits[b.tier].costMicros;
-  if (limit >= 0 && (await costUsedMicros(tx, b.owner_id, deps.clock.now())) >= BigInt(limit)) {
+  if (limit >= 0 && (await costUsed(b.owner_id)) >= BigInt(limit)) {
     await stopBatch(tx, b.id, "QUOTA_EXHAUSTED", "Monthly cost quota reached", effects);
     return true;
   }
@@ -142,9 +145,15 @@ function derivedStatus(b: EvalRow, s: JobStats): string {
 export async function evaluateBatches(deps: CoreDeps, tx: Tx, batchIds: Iterable<string>, effects: SideEffects): Promise<void> {
   const ids = [...new Set(batchIds)].sort(); // fixed lock order avoids deadlocks between reconcilers
   if (ids.length === 0) return;
+  // One read of an owner's cost this period per call, however many of their batches are evaluated.
+  const costs = new Map<string, Promise<bigint>>();
+  const costUsed: CostCache = (owner) => {
+    if (!costs.has(owner)) costs.set(owner, costUsedMicros(tx, owner, deps.clock.now()));
+    return costs.get(owner)!;
+  };
   const rows = await tx.$queryRaw<EvalRow[]>`
     SELECT b.id, b.owner_id, u.tier::text AS tier, b.status::text, b.stop_reason::text, b.fail_fast, b.budget_cap_micros, b.total_jobs, b.completed_at,
-      b.started_at, b.completed_jobs, b.failed_jobs, b.cancelled_jobs, b.charged_micros
+      b.started_at, b.completed_jobs, b.failed_jobs, b.cancelled_jobs, b.charged_micros, b.active_jobs
     FROM batches b JOIN users u ON u.id = b.owner_id
     WHERE b.id IN (${Prisma.join(ids)}) ORDER BY b.id FOR UPDATE OF b`;
   for (const b of rows) {
@@ -153,8 +162,9 @@ export async function evaluateBatches(deps: CoreDeps, tx: Tx, batchIds: Iterable
       completed: b.completed_jobs, failed: b.failed_jobs, cancelled: b.cancelled_jobs, charged: BigInt(b.charged_micros),
       first_started: b.started_at,
     };
-    if (s.first_started === null) s = await jobStats(tx, b);
-    const stopped = await applyStopRules(deps, tx, b, s, effects);
+    // A batch none of whose jobs was ever released or ended cannot have started: skip the look.
+    if (s.first_started === null && (b.active_jobs > 0 || s.completed + s.failed + s.cancelled > 0)) s = await jobStats(tx, b);
+    const stopped = await applyStopRules(deps, tx, b, s, effects, costUsed);
     if (stopped) s = await jobStats(tx, b);
     const status = derivedStatus(b, s);
     const finished = s.completed + s.failed + s.cancelled === b.total_jobs;

@@ -77,15 +77,21 @@ async function loadInput(tx: Tx, deps: CoreDeps, free: number): Promise<PlanInpu
       b.parallel_jobs, b.active_jobs, b.budget_cap_micros, (b.charged_micros + b.active_estimate_micros)::bigint AS committed_micros
     FROM unnest(${eligible}::text[]) AS owner(id)
     CROSS JOIN LATERAL (
-      SELECT * FROM batches b
-      WHERE b.owner_id = owner.id AND b.waiting_jobs > 0 AND b.stop_reason IS NULL AND b.status IN ('PENDING', 'RUNNING')
-        AND b.active_jobs < b.parallel_jobs
-      ORDER BY b.priority DESC, b.created_at LIMIT ${free}
+      SELECT * FROM (
+        SELECT b.*, sum(b.parallel_jobs - b.active_jobs) OVER (ORDER BY b.priority DESC, b.created_at, b.id)
+          - (b.parallel_jobs - b.active_jobs) AS slots_before
+        FROM (
+          SELECT * FROM batches b
+          WHERE b.owner_id = owner.id AND b.waiting_jobs > 0 AND b.stop_reason IS NULL AND b.status IN ('PENDING', 'RUNNING')
+            AND b.active_jobs < b.parallel_jobs
+          ORDER BY b.priority DESC, b.created_at, b.id LIMIT ${free}
+        ) b
+      ) b WHERE b.slots_before < ${free}
     ) b
     CROSS JOIN LATERAL (
       SELECT * FROM simulation_jobs j
       WHERE j.batch_id = b.id AND j.status = 'PENDING' AND j.released_at IS NULL
-      ORDER BY j.batch_index LIMIT GREATEST(1, LEAST(${free}, b.parallel_jobs - b.active_jobs))
+      ORDER BY j.batch_index LIMIT LEAST(${free} - b.slots_before, b.parallel_jobs - b.active_jobs)
     ) j
     UNION ALL
     SELECT j.id, j.owner_id, NULL, NULL, j.priority, j.estimated_cost_micros, j.created_at, j.request_id, NULL, NULL, NULL, NULL
@@ -168,7 +174,8 @@ async function dispatchOnce(deps: CoreDeps): Promise<number> {
     const free = Math.max(0, window - (busy?.n ?? 0));
     const input = await loadInput(tx, deps, Math.max(window, 1));
     input.free = free;
-    input.overtake = { free: window, abovePriority: busy?.queued_priority ?? -1 };
+    // Overtaking jumps queued jobs; with none queued there is nothing to jump.
+    input.overtake = { free: busy?.queued_priority == null ? 0 : window, abovePriority: busy?.queued_priority ?? 100 };
     const plan = planDispatch(input);
     for (const batchId of plan.budgetExhausted) {
       await stopBatch(tx, batchId, "BUDGET_EXHAUSTED", "The next job does not fit in the remaining budget", effects);

@@ -18,13 +18,16 @@ export interface OperationsSnapshot {
 export async function operationsSnapshot(deps: CoreDeps & { redis: Redis; redisPrefix: string }): Promise<OperationsSnapshot> {
   const keys = redisKeys(deps.redisPrefix);
   const [rows, batches, queue, workers, backlog, pending] = await Promise.all([
-    // Ended and waiting jobs from the per-user counters; the in-flight ones (at most
-    // capacity + look-ahead) counted on their partial index. No scan of the jobs table.
+    // Ended and waiting jobs from the per-user counters (one pass); the in-flight ones
+    // (at most capacity + look-ahead) counted on their partial index. No scan of the jobs table.
     deps.db.$queryRaw<{ status: string; released: boolean; n: number }[]>`
-      SELECT 'COMPLETED' AS status, false AS released, COALESCE(sum(jobs_completed), 0)::int AS n FROM user_counters
-      UNION ALL SELECT 'FAILED', false, COALESCE(sum(jobs_failed), 0)::int FROM user_counters
-      UNION ALL SELECT 'CANCELLED', false, COALESCE(sum(jobs_cancelled), 0)::int FROM user_counters
-      UNION ALL SELECT 'PENDING', false, COALESCE(sum(waiting_jobs), 0)::int FROM user_counters
+      WITH c AS (
+        SELECT COALESCE(sum(jobs_completed), 0)::int AS completed, COALESCE(sum(jobs_failed), 0)::int AS failed,
+          COALESCE(sum(jobs_cancelled), 0)::int AS cancelled, COALESCE(sum(waiting_jobs), 0)::int AS waiting
+        FROM user_counters
+      )
+      SELECT s.status, false AS released, s.n FROM c,
+        LATERAL (VALUES ('COMPLETED', c.completed), ('FAILED', c.failed), ('CANCELLED', c.cancelled), ('PENDING', c.waiting)) AS s(status, n)
       UNION ALL SELECT status::text, (released_at IS NOT NULL), count(*)::int FROM simulation_jobs
         WHERE status = 'RUNNING' OR (status = 'PENDING' AND released_at IS NOT NULL) GROUP BY 1, 2`,
     deps.db.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM batches WHERE completed_at IS NULL`,

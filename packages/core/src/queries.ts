@@ -24,11 +24,33 @@ export interface Page {
   pageSize: number;
 }
 
+/**
+ * The number of a user's jobs (in one status), from the user's counters; only
+ * RUNNING ones (at most the tier's concurrency) are counted on their index.
+ */
+async function countJobs(db: DbOrTx, userId: string, status: string | undefined): Promise<number> {
+  const [r] = await db.$queryRaw<{ total: bigint; unfinished: bigint; completed: bigint; failed: bigint; cancelled: bigint; running: bigint }[]>`
+    SELECT COALESCE(c.jobs_total, 0) AS total, COALESCE(c.jobs_unfinished, 0) AS unfinished, COALESCE(c.jobs_completed, 0) AS completed,
+      COALESCE(c.jobs_failed, 0) AS failed, COALESCE(c.jobs_cancelled, 0) AS cancelled,
+      (SELECT count(*) FROM simulation_jobs j WHERE j.owner_id = ${userId} AND j.status = 'RUNNING') AS running
+    FROM (SELECT 1) one LEFT JOIN user_counters c ON c.user_id = ${userId}`;
+  const n = (v: bigint | undefined) => Number(v ?? 0);
+  switch (status) {
+    case undefined: return n(r?.total);
+    case "PENDING": return n(r?.unfinished) - n(r?.running);
+    case "RUNNING": return n(r?.running);
+    case "COMPLETED": return n(r?.completed);
+    case "FAILED": return n(r?.failed);
+    case "CANCELLED": return n(r?.cancelled);
+    default: return 0;
+  }
+}
+
 export async function listJobs(db: DbOrTx, userId: string, status: string | undefined, p: Page) {
   const where = { ownerId: userId, ...(status ? { status: status as SimulationJob["status"] } : {}) };
   const [rows, total] = await Promise.all([
     db.simulationJob.findMany({ where, orderBy: [{ createdAt: "desc" }, { id: "desc" }], skip: (p.page - 1) * p.pageSize, take: p.pageSize }),
-    db.simulationJob.count({ where }),
+    countJobs(db, userId, status),
   ]);
   return { jobs: rows.map(jobView), total, page: p.page, page_size: p.pageSize };
 }
