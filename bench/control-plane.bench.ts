@@ -241,6 +241,7 @@ async function main(): Promise<void> {
       for (const p of Object.values(svc.procs)) p.child.kill("SIGTERM");
       await Promise.all(Object.values(svc.procs).map((p) => p.exited));
     }
+    if (process.env.BENCH_KEEP_OUTPUT) require("node:fs").writeFileSync("/tmp/api.out", svc.procs.api.output());
     await stopAll(Object.values(svc.procs));
     await svc.env.teardown();
   }

@@ -99,7 +99,15 @@ export class ReconcilerRuntime {
     for (const e of events) {
       if (e.type !== "progress") this.log.info(`job ${e.type}`, { job_id: e.jobId, attempt: e.attempt, request_id: e.requestId, cost_micros: e.costMicros });
     }
-    if (result.capacityChanged) await dispatch(this.opts.deps);
+    // Not awaited: the next read is applied while this dispatch runs. Passes are
+    // single-flight per process, so a burst of reads costs one or two passes.
+    if (result.capacityChanged) this.kickDispatch();
+  }
+
+  private dispatching: Promise<unknown> = Promise.resolve();
+
+  private kickDispatch(): void {
+    this.dispatching = dispatch(this.opts.deps).catch((err) => this.log.warn("dispatch failed; the next tick retries", { error: String(err) }));
   }
 
   async stop(): Promise<void> {
@@ -107,6 +115,7 @@ export class ReconcilerRuntime {
     for (const t of this.timers) clearInterval(t);
     this.opts.streamRedis.disconnect();
     await this.loop?.catch(() => undefined);
+    await this.dispatching;
     this.log.info("reconciler stopped", { reconciler_id: this.id });
   }
 }

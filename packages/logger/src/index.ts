@@ -1,3 +1,5 @@
+import { writeSync } from "node:fs";
+import { Writable } from "node:stream";
 import winston from "winston";
 
 export type Logger = winston.Logger;
@@ -29,6 +31,54 @@ const lineFormat = winston.format.printf((info) => {
   return JSON.stringify({ timestamp, level, service, message, ...fields }, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
 });
 
+/**
+ * Lines written in one tick leave in one write: on a pipe or file every
+ * stdout write is a synchronous system call, and at a few thousand lines a
+ * second (one per job event) those calls cost more than the logging itself.
+ * What is buffered is written synchronously when the process exits, so only a
+ * kill -9 can lose lines, and only those of the last tick.
+ */
+class TickBatchedStdout extends Writable {
+  private pending: string[] = [];
+  private scheduled = false;
+
+  constructor() {
+    super({ decodeStrings: false });
+    process.once("exit", () => this.flushSync());
+  }
+
+  override _write(chunk: string | Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.pending.push(String(chunk));
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+    done();
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    if (this.pending.length === 0) return;
+    const text = this.pending.join("");
+    this.pending = [];
+    process.stdout.write(text);
+  }
+
+  private flushSync(): void {
+    if (this.pending.length === 0) return;
+    const text = this.pending.join("");
+    this.pending = [];
+    try {
+      writeSync(1, text);
+    } catch {
+      /* stdout gone */
+    }
+  }
+}
+
+let stdout: TickBatchedStdout | null = null;
+const sharedStdout = () => (stdout ??= new TickBatchedStdout());
+
 export interface LoggerOptions {
   /** Role name bound to every line (`api`, `worker`, `reconciler`). */
   service: string;
@@ -45,6 +95,6 @@ export function createLogger(opts: LoggerOptions): Logger {
     silent: opts.silent ?? false,
     defaultMeta: { service: opts.service },
     format: winston.format.combine(winston.format.errors({ stack: true }), winston.format.timestamp(), redactFormat(), lineFormat),
-    transports: [new winston.transports.Console()],
+    transports: [new winston.transports.Stream({ stream: sharedStdout() })],
   });
 }

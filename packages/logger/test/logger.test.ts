@@ -1,3 +1,5 @@
+import { spawnSync } from "node:child_process";
+import path from "node:path";
 import { Writable } from "node:stream";
 import winston from "winston";
 import { createLogger } from "../src/index.ts";
@@ -26,5 +28,30 @@ describe("logger", () => {
     logger.warn("bad key tp_0123456789abcdef0123456789abcdef used");
     expect(lines[0]).toContain("tp_01234567…");
     expect(lines[0]).not.toContain("89abcdef0123456789abcdef");
+  });
+
+  it("writes the lines of one tick to stdout in one write", async () => {
+    const logger = createLogger({ service: "test" });
+    const writes: string[] = [];
+    const original = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string) => (writes.push(String(chunk)), true)) as typeof process.stdout.write;
+    try {
+      for (let i = 0; i < 50; i++) logger.info("line", { i });
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.stdout.write = original;
+    }
+    expect(writes).toHaveLength(1);
+    const lines = writes[0]!.trim().split("\n").map((l) => JSON.parse(l) as { i: number });
+    expect(lines.map((l) => l.i)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+  });
+
+  it("loses no line when the process exits right after logging", () => {
+    const script = `const { createLogger } = require(${JSON.stringify(path.join(__dirname, "../src/index.ts"))});
+      const log = createLogger({ service: "t" }); for (let i = 0; i < 200; i++) log.info("bye", { i }); process.exit(0);`;
+    const res = spawnSync(process.execPath, ["--import", "tsx", "-e", script], { encoding: "utf8" });
+    expect(res.status).toBe(0);
+    expect(res.stdout.trim().split("\n")).toHaveLength(200);
   });
 });
