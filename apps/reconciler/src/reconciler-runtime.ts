@@ -39,8 +39,15 @@ export class ReconcilerRuntime {
     return this.opts.deps.logger;
   }
 
+  private wake: Redis | null = null;
+
   async start(): Promise<void> {
     await this.stream.ensureGroup();
+    // Admissions and cancels ask for a pass over pub/sub (requestDispatch).
+    this.wake = this.opts.streamRedis.duplicate();
+    this.wake.on("message", () => this.kickDispatch());
+    this.wake.on("error", (err: Error) => this.log.warn("dispatch wake subscription error", { error: err.message }));
+    await this.wake.subscribe(redisKeys(this.opts.redisPrefix).dispatchWake);
     this.running = true;
     this.loop = this.readLoop();
     this.every(this.opts.sweepIntervalMs ?? 15_000, () => this.sweepOnce());
@@ -113,6 +120,7 @@ export class ReconcilerRuntime {
   async stop(): Promise<void> {
     this.running = false;
     for (const t of this.timers) clearInterval(t);
+    this.wake?.disconnect();
     this.opts.streamRedis.disconnect();
     await this.loop?.catch(() => undefined);
     await this.dispatching;

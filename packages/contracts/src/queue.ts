@@ -19,6 +19,8 @@ export const redisKeys = (prefix: string) => ({
   eventsGroup: "reconcilers",
   cancel: (jobId: string) => `${prefix}:cancel:${jobId}`,
   workers: `${prefix}:workers`,
+  /** Pub/sub channel: "run a dispatch pass soon" (admission and cancel → reconcilers). */
+  dispatchWake: `${prefix}:dispatch:wake`,
   apiCalls: (userId: string, period: string) => `${prefix}:usage:api:${period}:${userId}`,
   apiCallsDirty: `${prefix}:usage:api:dirty`,
 });

@@ -57,7 +57,7 @@ function jobRow(sim: ResolvedSimulation, ownerId: string, period: string, reques
 export async function admitSingle(deps: CoreDeps, userId: string, sim: ResolvedSimulation, requestId: string | null): Promise<SimulationJob> {
   return inTransaction(deps.db, async (tx) => {
     const now = deps.clock.now();
-    const { limits: l, quota: q } = await lockUserWithQuota(tx, userId, periodOf(now), deps.limits);
+    const { limits: l, quota: q } = await lockUserWithQuota(tx, userId, periodOf(now), deps.limits, "single");
     if (l.concurrency >= 0) {
       const active = q.activeSingleJobs;
       if (active >= l.concurrency) {
@@ -102,7 +102,7 @@ export async function admitBatch(
   return inTransaction(deps.db, async (tx) => {
     const now = deps.clock.now();
     const period = periodOf(now);
-    const { tier, limits: l, quota: q } = await lockUserWithQuota(tx, userId, period, deps.limits);
+    const { tier, limits: l, quota: q } = await lockUserWithQuota(tx, userId, period, deps.limits, "batch");
     if (sims.length > l.maxBatchSize) {
       throw new AppError("BatchTooLarge", {
         message: `Batch of ${sims.length} simulations exceeds the ${tier} tier's maximum of ${l.maxBatchSize}`,
@@ -157,17 +157,37 @@ export async function admitBatch(
   });
 }
 
+/** Whether a request of this kind is bounded by anything the user's usage counts. */
+const countsMatter = (l: TierLimits, kind: "batch" | "single") =>
+  l.simulations >= 0 || l.costMicros >= 0 || (kind === "single" && l.concurrency >= 0);
+
+const UNCOUNTED: QuotaState = { simulationsUsed: 0, costUsedMicros: 0n, reservedMicros: 0n, activeSingleJobs: 0 };
+
 /**
- * Locks the user row, then reads the quota counters. Two statements: a
- * statement that waited for the lock still reads from the snapshot it took
- * before waiting, which would miss the admission that held the lock.
+ * Locks the user row and reads the quota counters. A tier whose limits count
+ * usage takes the row exclusively, so one user's admissions run one at a time
+ * and cannot overshoot; the counters are read in a second statement (one that
+ * waited for the lock would still read the snapshot it took before waiting).
+ * A tier with nothing counted (unlimited simulations and cost) only shares the
+ * lock, so its admissions run side by side, and reads nothing more; sharing
+ * still orders them against a tier change, which takes the row exclusively.
  */
-async function lockUserWithQuota(tx: Tx, userId: string, period: string, limits: Record<Tier, TierLimits>) {
-  const locked = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM users WHERE id = ${userId} FOR UPDATE`;
-  if (locked.length === 0) throw new AppError("Unauthorized", { message: "Unknown user" });
+async function lockUserWithQuota(tx: Tx, userId: string, period: string, limits: Record<Tier, TierLimits>, kind: "batch" | "single") {
+  const [seen] = await tx.$queryRaw<{ tier: Tier }[]>`SELECT tier::text AS tier FROM users WHERE id = ${userId}`;
+  if (!seen) throw new AppError("Unauthorized", { message: "Unknown user" });
+  const exclusive = countsMatter(limits[seen.tier], kind);
+  const [locked] = exclusive
+    ? await tx.$queryRaw<{ tier: Tier }[]>`SELECT tier::text AS tier FROM users WHERE id = ${userId} FOR UPDATE`
+    : await tx.$queryRaw<{ tier: Tier }[]>`SELECT tier::text AS tier FROM users WHERE id = ${userId} FOR SHARE`;
+  if (!locked) throw new AppError("Unauthorized", { message: "Unknown user" });
+  const l = limits[locked.tier];
+  if (!countsMatter(l, kind)) return { tier: locked.tier, limits: l, quota: UNCOUNTED };
+  // The tier changed to a counted one between the two reads: take the row exclusively
+  // (a deadlock with another such upgrade is retried by inTransaction).
+  if (!exclusive) await tx.$queryRaw`SELECT 1 FROM users WHERE id = ${userId} FOR UPDATE`;
   const rows = await tx.$queryRaw<{ tier: Tier; sims: bigint | null; cost: bigint | null; reserved: bigint | null; singles: number | null }[]>`
     SELECT u.tier::text AS tier, p.simulations AS sims, p.cost_micros AS cost, c.unfinished_estimate_micros AS reserved, c.unfinished_single_jobs AS singles
-    FROM users u LEFT JOIN user_counters c ON c.user_id = u.id LEFT JOIN usage_periods p ON p.user_id = u.id AND p.period = ${period}
+    FROM users u LEFT JOIN user_totals c ON c.user_id = u.id LEFT JOIN usage_totals p ON p.user_id = u.id AND p.period = ${period}
     WHERE u.id = ${userId}`;
   const row = rows[0]!;
   const quota: QuotaState = {

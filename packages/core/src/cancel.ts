@@ -2,13 +2,13 @@ import { inTransaction, type Batch, type SimulationJob } from "@simbatch/db";
 import { invalidState } from "@simbatch/errors";
 import type { CoreDeps } from "./deps.ts";
 import { evaluateBatches, stopBatchJobs } from "./batch-state.ts";
-import { dispatch } from "./dispatcher.ts";
+import { requestDispatch } from "./dispatcher.ts";
 import { SideEffects } from "./side-effects.ts";
 import { loadOwnedBatch, loadOwnedJob } from "./queries.ts";
 
 async function afterCommit(deps: CoreDeps, effects: SideEffects): Promise<void> {
   await effects.run(deps);
-  if (effects.wantDispatch) await dispatch(deps).catch((err) => deps.logger.warn("dispatch after cancel failed", { error: String(err) }));
+  if (effects.wantDispatch) await requestDispatch(deps).catch((err) => deps.logger.warn("dispatch after cancel failed", { error: String(err) }));
 }
 
 /**

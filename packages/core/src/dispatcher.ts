@@ -42,19 +42,24 @@ interface CandidateRow {
 
 /**
  * What one pass needs, read in two statements whose cost follows what can be
- * released, not the backlog: the users with waiting work (a partial index on
- * their counters), then for each user that may start something its first
- * batches in priority order (partial index on batches with waiting jobs) with
- * each batch's next jobs in request order, and its oldest waiting single jobs
- * (partial indexes on waiting jobs), each bounded by `free`.
+ * released, not the backlog: the users with waiting work (from the partial
+ * indexes on batches with waiting jobs and on waiting single jobs), then for
+ * each user that may start something its first batches in priority order until
+ * their free `parallel_jobs` slots add up to `free`, with each batch's next jobs
+ * in request order, and its oldest waiting single jobs: at most `free` batches
+ * and `free` jobs of each kind per user.
  */
 async function loadInput(tx: Tx, deps: CoreDeps, free: number): Promise<PlanInput> {
   const period = periodOf(deps.clock.now());
   const userRows = await tx.$queryRaw<UserRow[]>`
-    SELECT c.user_id, u.tier::text AS tier, c.active_jobs, c.last_released_at, p.cost_micros AS cost_used
-    FROM user_counters c JOIN users u ON u.id = c.user_id
-      LEFT JOIN usage_periods p ON p.user_id = c.user_id AND p.period = ${period}
-    WHERE c.waiting_jobs > 0`;
+    SELECT o.owner_id AS user_id, u.tier::text AS tier, COALESCE(c.active_jobs, 0) AS active_jobs, c.last_released_at, p.cost_micros AS cost_used
+    FROM (
+      SELECT DISTINCT b.owner_id FROM batches b WHERE b.waiting_jobs > 0 AND b.stop_reason IS NULL AND b.status IN ('PENDING', 'RUNNING')
+      UNION
+      SELECT DISTINCT j.owner_id FROM simulation_jobs j WHERE j.batch_id IS NULL AND j.status = 'PENDING' AND j.released_at IS NULL
+    ) o JOIN users u ON u.id = o.owner_id
+      LEFT JOIN LATERAL (SELECT c.active_jobs, c.last_released_at FROM user_counters c WHERE c.user_id = o.owner_id LIMIT 1) c ON true
+      LEFT JOIN LATERAL (SELECT p.cost_micros FROM usage_periods p WHERE p.user_id = o.owner_id AND p.period = ${period} LIMIT 1) p ON true`;
   const users: PlanInput["users"] = new Map();
   const eligible: string[] = [];
   for (const u of userRows) {
@@ -238,4 +243,16 @@ export function dispatch(deps: CoreDeps): Promise<number> {
   })();
   inFlight.set(deps, state);
   return state.run;
+}
+
+/**
+ * Asks for a dispatch pass after a change that may let jobs start (admission,
+ * cancel): the reconcilers are woken over Redis pub/sub and run it, coalesced
+ * with the passes their events cause, so an API process never holds the
+ * dispatch lock or its pool for it. With no reconciler listening (or Redis
+ * failing) this process dispatches itself.
+ */
+export async function requestDispatch(deps: CoreDeps): Promise<void> {
+  const listening = await deps.queue.wakeDispatchers().catch(() => 0);
+  if (listening === 0) await dispatch(deps);
 }

@@ -23,7 +23,8 @@ export async function operationsSnapshot(deps: CoreDeps & { redis: Redis; redisP
     deps.db.$queryRaw<{ status: string; released: boolean; n: number }[]>`
       WITH c AS (
         SELECT COALESCE(sum(jobs_completed), 0)::int AS completed, COALESCE(sum(jobs_failed), 0)::int AS failed,
-          COALESCE(sum(jobs_cancelled), 0)::int AS cancelled, COALESCE(sum(waiting_jobs), 0)::int AS waiting
+          COALESCE(sum(jobs_cancelled), 0)::int AS cancelled,
+          (COALESCE(sum(waiting_jobs), 0) + (SELECT COALESCE(sum(waiting_jobs), 0) FROM user_admissions))::int AS waiting
         FROM user_counters
       )
       SELECT s.status, false AS released, s.n FROM c,

@@ -33,7 +33,7 @@ async function countJobs(db: DbOrTx, userId: string, status: string | undefined)
     SELECT COALESCE(c.jobs_total, 0) AS total, COALESCE(c.jobs_unfinished, 0) AS unfinished, COALESCE(c.jobs_completed, 0) AS completed,
       COALESCE(c.jobs_failed, 0) AS failed, COALESCE(c.jobs_cancelled, 0) AS cancelled,
       (SELECT count(*) FROM simulation_jobs j WHERE j.owner_id = ${userId} AND j.status = 'RUNNING') AS running
-    FROM (SELECT 1) one LEFT JOIN user_counters c ON c.user_id = ${userId}`;
+    FROM (SELECT 1) one LEFT JOIN user_totals c ON c.user_id = ${userId}`;
   const n = (v: bigint | undefined) => Number(v ?? 0);
   switch (status) {
     case undefined: return n(r?.total);
@@ -97,7 +97,7 @@ export async function jobStats(db: DbOrTx, userId: string) {
       c.jobs_cancelled AS cancelled, c.charged_micros AS cost, c.charged_tokens AS tokens,
       CASE WHEN c.duration_count > 0 THEN c.duration_seconds_sum / c.duration_count END AS avg_s,
       (SELECT count(*) FROM simulation_jobs j WHERE j.owner_id = ${userId} AND j.status = 'RUNNING') AS running
-    FROM user_counters c WHERE c.user_id = ${userId}`;
+    FROM user_totals c WHERE c.user_id = ${userId}`;
   const running = num(r?.running);
   return {
     total_jobs: num(r?.total), pending_jobs: num(r?.unfinished) - running, running_jobs: running,

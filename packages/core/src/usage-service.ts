@@ -59,7 +59,7 @@ const hit = (limit: number, used: number) => limit >= 0 && used >= limit;
 export async function usageView(db: DbOrTx, user: { id: string; tier: Tier }, l: TierLimits, apiCallsUsed: number, now: Date): Promise<UsageView> {
   const period = periodOf(now);
   const [row] = await db.$queryRaw<{ sims: bigint; cost: bigint; tokens: bigint }[]>`
-    SELECT simulations AS sims, cost_micros AS cost, tokens FROM usage_periods WHERE user_id = ${user.id} AND period = ${period}`;
+    SELECT simulations AS sims, cost_micros AS cost, tokens FROM usage_totals WHERE user_id = ${user.id} AND period = ${period}`;
   const sims = Number(row?.sims ?? 0);
   const cost = Number(row?.cost ?? 0);
   const tokens = Number(row?.tokens ?? 0);
@@ -112,7 +112,7 @@ export async function usageHistory(db: DbOrTx, userId: string, currentPeriod: st
   const rows = await db.$queryRaw<HistorySqlRow[]>`
     SELECT period, (api_calls + ledger_api_calls)::bigint AS api_calls, simulations AS simulations_run, completed, failed,
       cost_micros AS cost, tokens
-    FROM usage_periods
+    FROM usage_totals
     WHERE user_id = ${userId} AND period < ${currentPeriod}
       AND (api_calls + ledger_api_calls <> 0 OR simulations <> 0 OR completed <> 0 OR failed <> 0 OR cost_micros <> 0 OR tokens <> 0)
     ORDER BY period DESC LIMIT ${periods}`;

@@ -1,5 +1,5 @@
 import { Queue, type JobsOptions } from "bullmq";
-import { RUN_SIMULATION_JOB, SIMULATIONS_QUEUE, toBullPriority, type RunSimulationPayload } from "@simbatch/contracts";
+import { redisKeys, RUN_SIMULATION_JOB, SIMULATIONS_QUEUE, toBullPriority, type RunSimulationPayload } from "@simbatch/contracts";
 import type { Redis } from "./redis.ts";
 
 /** Job options for every simulation: bounded retention, retries for infrastructure errors. */
@@ -21,8 +21,16 @@ const LIVE_STATES = new Set(["active", "waiting", "waiting-children", "delayed",
 export class SimulationQueue {
   readonly queue: Queue<RunSimulationPayload>;
 
-  constructor(connection: Redis, prefix: string) {
+  private readonly wakeChannel: string;
+
+  constructor(private readonly connection: Redis, prefix: string) {
     this.queue = new Queue<RunSimulationPayload>(SIMULATIONS_QUEUE, { connection, prefix });
+    this.wakeChannel = redisKeys(prefix).dispatchWake;
+  }
+
+  /** Asks the reconcilers for a dispatch pass; answers how many were listening. */
+  async wakeDispatchers(): Promise<number> {
+    return this.connection.publish(this.wakeChannel, "1");
   }
 
   /** Adds with the row id as BullMQ job id, so adding twice is a no-op. */

@@ -1,5 +1,5 @@
 import { CancelRequestSchema, ListJobsQuerySchema } from "@simbatch/contracts";
-import { admitSingle, cancelJob, dispatch, getExport, getResult, jobStats, jobView, listJobs, loadOwnedJob, resolveSimulation } from "@simbatch/core";
+import { admitSingle, cancelJob, requestDispatch, getExport, getResult, jobStats, jobView, listJobs, loadOwnedJob, resolveSimulation } from "@simbatch/core";
 import { validationError } from "@simbatch/errors";
 import type { RequestHandler } from "express";
 import type { ApiDeps } from "../deps.ts";
@@ -7,9 +7,9 @@ import { user } from "../http/auth.ts";
 import { locals } from "../http/request-context.ts";
 import { parse } from "../http/validate.ts";
 
-/** Dispatch right away so a new job starts without waiting for the reconciler's tick. */
+/** Ask for a dispatch pass right away so a new job starts without waiting for the reconciler's tick. */
 export function kickDispatch(deps: ApiDeps, log = deps.logger): void {
-  dispatch(deps).catch((err) => log.warn("dispatch after admission failed; the reconciler will release the jobs", { error: String(err) }));
+  requestDispatch(deps).catch((err) => log.warn("dispatch after admission failed; the reconciler will release the jobs", { error: String(err) }));
 }
 
 export function simulationHandlers(deps: ApiDeps) {
