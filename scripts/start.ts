@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
-import { ApiEnvSchema, loadEnvOrExit, parseTierLimits, ReconcilerEnvSchema, WorkerEnvSchemaChecked } from "@simbatch/config";
+import { ApiEnvSchemaChecked, loadEnvOrExit, parseTierLimits, ReconcilerEnvSchema, WorkerEnvSchemaChecked } from "@simbatch/config";
 import { migrate } from "./migrate.ts";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -14,7 +14,7 @@ const ROLES = ["api", "worker", "reconciler"] as const;
 
 async function main(): Promise<void> {
   // Validate every role's env up front, so a bad key stops everything at once.
-  const env = loadEnvOrExit(ApiEnvSchema, "start");
+  const env = loadEnvOrExit(ApiEnvSchemaChecked, "start");
   loadEnvOrExit(WorkerEnvSchemaChecked, "start");
   loadEnvOrExit(ReconcilerEnvSchema, "start");
   try {

@@ -13,7 +13,7 @@ import { FINAL_JOB, scripted, Stack } from "../support/stack.ts";
  * field), and error bodies parse as ErrorBody with X-Request-Id = request_id.
  */
 describe("responses conform to the contract's schemas", () => {
-  const ADMIN = "contract-admin-token";
+  const ADMIN = "contract-admin-token-0123456789abcdef";
   const stack = new Stack({ workers: [1], adminToken: ADMIN });
   let pro: { id: string; key: string };
   let other: { id: string; key: string };

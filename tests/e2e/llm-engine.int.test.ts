@@ -7,6 +7,9 @@ import { Stack, FINAL_JOB } from "../support/stack.ts";
  * The OpenAI-compatible engine through the whole service: a fake endpoint on
  * localhost answers per request; the job's charge is the usage it reported.
  */
+/** What a provider's error text can hold: a masked key and billing details. */
+const PROVIDER_SECRET = "model not allowed for key sk-proj-Ab12****************yz89; billing account acct_98765 is past due";
+
 describe("LLM engine end to end", () => {
   let mode: "ok" | "reject" = "ok";
   let calls = 0;
@@ -14,7 +17,7 @@ describe("LLM engine end to end", () => {
     req.resume();
     req.on("end", () => {
       calls++;
-      if (mode === "reject") return res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: "model not allowed" } }));
+      if (mode === "reject") return res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: PROVIDER_SECRET } }));
       res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({
         choices: [{ message: { content: "The board hears the offer.\nDana Okafor: Not at this price." } }],
         usage: { prompt_tokens: 150, completion_tokens: 50, total_tokens: 200 },
@@ -48,13 +51,16 @@ describe("LLM engine end to end", () => {
     expect(ledger.map((l) => [Number(l.tokens), Number(l.costMicros)])).toEqual([[400, 800]]);
   });
 
-  it("fails the job with the provider's message on a permanent 4xx", async () => {
+  it("fails the job on a permanent 4xx with a generic message naming the status, never the provider's text", async () => {
     mode = "reject";
     const res = await stack.http().post("/simulations").set("X-API-Key", alice.key).send({ template_id: "board_meeting" });
     const job = await stack.waitJob(alice.key, res.body.job_id, (j) => FINAL_JOB.has(j.status));
     expect(job.status).toBe("FAILED");
-    expect(job.error_message).toContain("400");
-    expect(job.error_message).toContain("model not allowed");
+    expect(job.error_message).toBe("LLM provider error: HTTP 400 (request rejected)");
+    for (const leak of ["model not allowed", "sk-proj", "acct_98765", "billing"]) expect(job.error_message).not.toContain(leak);
     expect(job.cost_usd).toBe(0);
+    // Not in any view a client can read either.
+    const list = await stack.http().get("/simulations?page_size=100").set("X-API-Key", alice.key);
+    expect(JSON.stringify(list.body)).not.toContain("sk-proj");
   });
 });

@@ -2,7 +2,7 @@ import { Stack } from "../support/stack.ts";
 
 /** Odd but possible client input never produces a 500: every answer is a contract error or success. */
 describe("odd input never yields a 500", () => {
-  const stack = new Stack({ workers: [1], adminToken: "robust-admin-token" });
+  const stack = new Stack({ workers: [1], adminToken: "robust-admin-token-0123456789abcdef01" });
   let key: string;
   beforeAll(async () => {
     await stack.start();
@@ -67,7 +67,7 @@ describe("odd input never yields a 500", () => {
 
   it("answers 4xx for odd admin input", async () => {
     const admin = (p: string, body: unknown, method: "post" | "patch" = "post") =>
-      stack.http()[method](p).set("Authorization", "Bearer robust-admin-token").set("Content-Type", "application/json").send(JSON.stringify(body));
+      stack.http()[method](p).set("Authorization", "Bearer robust-admin-token-0123456789abcdef01").set("Content-Type", "application/json").send(JSON.stringify(body));
     for (const [p, body, method] of [
       ["/admin/users", { user_id: "" }], ["/admin/users", { user_id: "a b" }], ["/admin/users", { user_id: "x", tier: "gold" }],
       ["/admin/users/nobody", { tier: "pro" }, "patch"], ["/admin/users/odd", { tier: 3 }, "patch"], ["/admin/users/nobody/api-keys", {}],

@@ -2,7 +2,7 @@ import { Stack, scripted, FINAL_JOB } from "../support/stack.ts";
 import { waitFor } from "@simbatch/testing";
 
 describe("single simulations end to end", () => {
-  const stack = new Stack({ workers: [1], adminToken: "test-admin-token" });
+  const stack = new Stack({ workers: [1], adminToken: "test-admin-token-0123456789abcdef0123" });
   let alice: { id: string; key: string };
   let bob: { id: string; key: string };
 
@@ -199,7 +199,7 @@ describe("single simulations end to end", () => {
   });
 
   it("shows operators where jobs are and how much worker capacity is live", async () => {
-    const admin = (r: request.Test) => r.set("Authorization", "Bearer test-admin-token");
+    const admin = (r: request.Test) => r.set("Authorization", "Bearer test-admin-token-0123456789abcdef0123");
     expect((await stack.http().get("/admin/metrics")).status).toBe(401);
     const ops = await admin(stack.http().get("/admin/operations"));
     expect(ops.status).toBe(200);
@@ -219,7 +219,7 @@ describe("single simulations end to end", () => {
   });
 
   it("manages users and keys through the admin API", async () => {
-    const admin = (r: request.Test) => r.set("Authorization", "Bearer test-admin-token");
+    const admin = (r: request.Test) => r.set("Authorization", "Bearer test-admin-token-0123456789abcdef0123");
     expect((await stack.http().post("/admin/users").send({ user_id: "carol" })).status).toBe(401);
     const created = await admin(stack.http().post("/admin/users")).send({ user_id: "carol", tier: "basic" });
     expect(created.status).toBe(201);

@@ -13,7 +13,7 @@ describe("usage periods, history and adjustments", () => {
   let fixed: Date | null = null;
   const stack = new Stack({
     workers: [4],
-    adminToken: "test-admin-token",
+    adminToken: "test-admin-token-0123456789abcdef0123",
     clock: { now: () => fixed ?? new Date() },
     limits: { basic: { apiCalls: 5 } },
   });
@@ -25,7 +25,7 @@ describe("usage periods, history and adjustments", () => {
 
   const usage = (key: string) => stack.http().get("/simulations/batch/usage").set("X-API-Key", key);
   const history = (key: string, q = "") => stack.http().get(`/simulations/batch/usage/history${q}`).set("X-API-Key", key);
-  const admin = (r: request.Test) => r.set("Authorization", "Bearer test-admin-token");
+  const admin = (r: request.Test) => r.set("Authorization", "Bearer test-admin-token-0123456789abcdef0123");
   const adjust = (userId: string, body: object) => admin(stack.http().post(`/admin/users/${userId}/usage-adjustments`)).send(body);
   const db = () => stack.env.core.db;
 

@@ -1,6 +1,8 @@
 import express, { type Express } from "express";
 import type { ApiDeps } from "./deps.ts";
-import { jsonBody, requireAdmin, requireApiKey } from "./http/auth.ts";
+import { requireAdmin } from "./http/admin-auth.ts";
+import { jsonBody, requireApiKey } from "./http/auth.ts";
+import { contentLengthGuard, readBody } from "./http/body.ts";
 import { errorHandler } from "./http/errors.ts";
 import { ApiMetrics, operationsHandlers } from "./http/metrics.ts";
 import { apiCallQuota } from "./http/gates.ts";
@@ -19,6 +21,10 @@ import { usageHandlers } from "./routes/usage.routes.ts";
  * limit (429) → JSON and validation (422) → the route's own checks. The usage
  * routes count like every authenticated call but are never refused by the
  * quota, so a client at its limit can still see why (docs/usage-and-quotas.md).
+ * A declared Content-Length over the limit is refused before anything else; a
+ * body is read only on the routes that take one (POST, PATCH), and there before
+ * auth so that a chunked body past the limit is 413 too. Without ADMIN_TOKEN no
+ * admin route exists: every /admin/* path and method is 404.
  */
 export function createApp(deps: ApiDeps): Express {
   const app = express();
@@ -27,14 +33,15 @@ export function createApp(deps: ApiDeps): Express {
   app.use(requestContext(deps.logger));
   const metrics = new ApiMetrics();
   app.use(metrics.middleware());
-  app.use(express.raw({ type: () => true, limit: deps.config.maxBodyBytes }));
+  app.use(contentLengthGuard(deps.config.maxBodyBytes));
+  const body = readBody(deps.config.maxBodyBytes);
 
   const router = express.Router({ caseSensitive: true });
   const routes = new RouteTable(router);
   const quota = [apiCallQuota(deps.apiCalls, deps.limits, deps.clock)];
-  const authed = [requireApiKey(deps.db), ...quota, ...deps.gates, jsonBody];
-  const usageChain = [requireApiKey(deps.db), apiCallQuota(deps.apiCalls, deps.limits, deps.clock, { refuse: false }), ...deps.gates, jsonBody];
-  const admin = [requireAdmin(deps.config.adminToken), jsonBody];
+  const authed = [requireApiKey(deps.db), ...quota, ...deps.gates];
+  const authedBody = [body, ...authed, jsonBody];
+  const usageChain = [requireApiKey(deps.db), apiCallQuota(deps.apiCalls, deps.limits, deps.clock, { refuse: false }), ...deps.gates];
 
   const h = healthHandlers(deps);
   routes.add("get", "/", h.root);
@@ -46,7 +53,7 @@ export function createApp(deps: ApiDeps): Express {
   routes.add("get", "/simulations/templates/*template_id", ...authed, t.get);
 
   const b = batchHandlers(deps);
-  routes.add("post", "/simulations/batch", ...authed, b.create);
+  routes.add("post", "/simulations/batch", ...authedBody, b.create);
   routes.add("get", "/simulations/batch", ...authed, b.list);
   routes.add("get", "/simulations/batch/stats", ...authed, b.stats);
   const u = usageHandlers(deps);
@@ -54,26 +61,32 @@ export function createApp(deps: ApiDeps): Express {
   routes.add("get", "/simulations/batch/usage/history", ...usageChain, u.history);
   routes.add("get", "/simulations/batch/:batch_id", ...authed, b.get);
   routes.add("get", "/simulations/batch/:batch_id/jobs", ...authed, b.jobs);
-  routes.add("post", "/simulations/batch/:batch_id/cancel", ...authed, b.cancel);
+  routes.add("post", "/simulations/batch/:batch_id/cancel", ...authedBody, b.cancel);
 
   const s = simulationHandlers(deps);
-  routes.add("post", "/simulations", ...authed, s.create);
+  routes.add("post", "/simulations", ...authedBody, s.create);
   routes.add("get", "/simulations", ...authed, s.list);
   routes.add("get", "/simulations/stats", ...authed, s.stats);
   routes.add("get", "/simulations/:job_id", ...authed, s.get);
-  routes.add("post", "/simulations/:job_id/cancel", ...authed, s.cancel);
+  routes.add("post", "/simulations/:job_id/cancel", ...authedBody, s.cancel);
   routes.add("get", "/simulations/:job_id/result", ...authed, s.result);
   routes.add("get", "/simulations/:job_id/exports/:format", ...authed, s.exportFile);
 
-  const a = adminHandlers(deps);
-  routes.add("post", "/admin/users", ...admin, a.createUser);
-  routes.add("patch", "/admin/users/:user_id", ...admin, a.updateUser);
-  routes.add("post", "/admin/users/:user_id/api-keys", ...admin, a.createKey);
-  routes.add("delete", "/admin/api-keys/:key_id", ...admin, a.revokeKey);
-  const ops = operationsHandlers(deps, metrics);
-  routes.add("get", "/admin/metrics", ...admin, ops.prometheus);
-  routes.add("get", "/admin/operations", ...admin, ops.snapshot);
-  routes.add("post", "/admin/users/:user_id/usage-adjustments", ...admin, a.adjustUsage);
+  const adminToken = deps.config.adminToken;
+  if (adminToken) {
+    const adminAuth = requireAdmin({ token: adminToken, redis: deps.redis, redisPrefix: deps.redisPrefix, ...deps.config.adminAuth });
+    const admin = [adminAuth];
+    const adminBody = [body, adminAuth, jsonBody];
+    const a = adminHandlers(deps);
+    routes.add("post", "/admin/users", ...adminBody, a.createUser);
+    routes.add("patch", "/admin/users/:user_id", ...adminBody, a.updateUser);
+    routes.add("post", "/admin/users/:user_id/api-keys", ...adminBody, a.createKey);
+    routes.add("delete", "/admin/api-keys/:key_id", ...admin, a.revokeKey);
+    const ops = operationsHandlers(deps, metrics);
+    routes.add("get", "/admin/metrics", ...admin, ops.prometheus);
+    routes.add("get", "/admin/operations", ...admin, ops.snapshot);
+    routes.add("post", "/admin/users/:user_id/usage-adjustments", ...adminBody, a.adjustUsage);
+  }
 
   app.use(router);
   app.use(routes.fallback());

@@ -7,6 +7,8 @@ export interface ApiConfig {
   adminToken: string | undefined;
   /** Largest accepted body; larger ones get 413 before auth. Default 2 MiB. */
   maxBodyBytes: number;
+  /** Throttle on failed admin authentications per client IP (ADMIN_AUTH_*). Defaults: 10 per 15 minutes. */
+  adminAuth?: { maxFailures?: number; windowMs?: number };
 }
 
 export interface ApiDeps extends CoreDeps {

@@ -1,13 +1,13 @@
-import { ApiEnvSchema, loadEnvOrExit } from "@simbatch/config";
+import { ApiEnvSchemaChecked, loadEnvOrExit } from "@simbatch/config";
 import { wireFromEnv } from "@simbatch/core";
 import { waitReady } from "@simbatch/queue";
 import { onShutdown, runRole } from "@simbatch/runtime";
-import { createServer } from "node:http";
 import { createApp } from "./app.ts";
 import { buildGates, startUsageCounting } from "./http/gates.ts";
+import { createHttpServer } from "./http/server.ts";
 
 async function main(): Promise<void> {
-  const env = loadEnvOrExit(ApiEnvSchema, "api");
+  const env = loadEnvOrExit(ApiEnvSchemaChecked, "api");
   const core = wireFromEnv(env, "api", "producer");
   const { logger, limits } = core;
   // The rate-limit store loads its Lua scripts at construction; the producer connection refuses commands until ready.
@@ -18,8 +18,21 @@ async function main(): Promise<void> {
   const gates = buildGates({
     limits, redis: core.redis, redisPrefix: env.REDIS_PREFIX, rateLimitEnabled: env.RATE_LIMIT_ENABLED,
   });
-  const app = createApp({ ...core, config: { adminToken: env.ADMIN_TOKEN, maxBodyBytes: env.MAX_BODY_BYTES }, apiCalls: counter, gates });
-  const server = createServer(app);
+  const app = createApp({
+    ...core,
+    config: {
+      adminToken: env.ADMIN_TOKEN,
+      maxBodyBytes: env.MAX_BODY_BYTES,
+      adminAuth: { maxFailures: env.ADMIN_AUTH_MAX_FAILURES, windowMs: env.ADMIN_AUTH_WINDOW_MS },
+    },
+    apiCalls: counter,
+    gates,
+  });
+  const server = createHttpServer(app, {
+    headersTimeoutMs: env.HTTP_HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: env.HTTP_REQUEST_TIMEOUT_MS,
+    keepAliveTimeoutMs: env.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+  });
   server.listen(env.PORT, () =>
     logger.info("api listening", { port: env.PORT, admin_api: env.ADMIN_TOKEN ? "on" : "off", rate_limit: env.RATE_LIMIT_ENABLED ? "on" : "off" }),
   );

@@ -6,6 +6,8 @@ const bool = z
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.string().regex(/^-?\d+$/, "must be an integer").transform(Number).pipe(z.number().int().min(min).max(max));
 
+export const MIN_ADMIN_TOKEN_LENGTH = 32;
+
 export const TIERS = ["free", "basic", "pro", "enterprise"] as const;
 export type Tier = (typeof TIERS)[number];
 
@@ -23,12 +25,32 @@ export const CommonEnvSchema = z.object({
 
 export const ApiEnvSchema = CommonEnvSchema.extend({
   PORT: int(0, 65535).default(8080),
-  ADMIN_TOKEN: z.string().min(8).optional(),
+  /**
+   * Bearer token of the admin API; unset → the admin routes answer 404. At least
+   * MIN_ADMIN_TOKEN_LENGTH characters: a short token stops the API at boot.
+   */
+  ADMIN_TOKEN: z.string().min(MIN_ADMIN_TOKEN_LENGTH, `must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`).optional(),
+  /** Failed admin authentications per client IP per window before 429 (ADMIN_AUTH_WINDOW_MS). */
+  ADMIN_AUTH_MAX_FAILURES: int(1, 1_000_000).default(10),
+  ADMIN_AUTH_WINDOW_MS: int(1_000, 86_400_000).default(15 * 60_000),
+  /** Time a client has to send the request headers (slowloris). */
+  HTTP_HEADERS_TIMEOUT_MS: int(1_000, 600_000).default(10_000),
+  /** Time a client has to send the whole request, headers and body. */
+  HTTP_REQUEST_TIMEOUT_MS: int(1_000, 3_600_000).default(30_000),
+  /** Idle time before a keep-alive connection is closed. */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: int(100, 600_000).default(5_000),
   MAX_BODY_BYTES: int(1024).default(2 * 1024 * 1024),
   /** false switches the per-tier rate limit off; API-call quotas stay on. */
   RATE_LIMIT_ENABLED: bool.default(true),
   /** How often each API process writes its pending API-call counts to Postgres. */
   USAGE_FLUSH_INTERVAL_MS: int(100, 600_000).default(5_000),
+});
+
+/** ApiEnvSchema plus the rules between keys; what the API and `npm start` boot with. */
+export const ApiEnvSchemaChecked = ApiEnvSchema.superRefine((env, ctx) => {
+  if (env.HTTP_HEADERS_TIMEOUT_MS > env.HTTP_REQUEST_TIMEOUT_MS) {
+    ctx.addIssue({ code: "custom", path: ["HTTP_HEADERS_TIMEOUT_MS"], message: "must not exceed HTTP_REQUEST_TIMEOUT_MS" });
+  }
 });
 
 export const WorkerEnvSchema = CommonEnvSchema.extend({

@@ -1,4 +1,4 @@
-import { ApiEnvSchema, ConfigError, parseEnv, parseTierLimits, WorkerEnvSchemaChecked } from "../src/index.ts";
+import { ApiEnvSchema, ApiEnvSchemaChecked, ConfigError, parseEnv, parseTierLimits, WorkerEnvSchemaChecked } from "../src/index.ts";
 
 describe("parseEnv", () => {
   it("applies the documented defaults", () => {
@@ -25,6 +25,32 @@ describe("parseEnv", () => {
     expect(env.MODEL_PRICES_JSON).toEqual({ "my-model": 1.25 });
     expect(() => parseEnv(WorkerEnvSchemaChecked, { MODEL_PRICES_JSON: "{not json" })).toThrow(/MODEL_PRICES_JSON/);
     expect(() => parseEnv(WorkerEnvSchemaChecked, { MODEL_PRICES_JSON: '{"m": -1}' })).toThrow(/MODEL_PRICES_JSON/);
+  });
+
+  it("refuses an ADMIN_TOKEN shorter than 32 characters, naming the key and never the value", () => {
+    for (const schema of [ApiEnvSchema, ApiEnvSchemaChecked]) {
+      let err: unknown;
+      try {
+        parseEnv(schema, { ADMIN_TOKEN: "change-me-admin-token" });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).keys).toEqual(["ADMIN_TOKEN"]);
+      expect((err as Error).message).toContain("ADMIN_TOKEN");
+      expect((err as Error).message).toContain("32");
+      expect((err as Error).message).not.toContain("change-me");
+    }
+    expect(() => parseEnv(ApiEnvSchemaChecked, { ADMIN_TOKEN: "x".repeat(31) })).toThrow(/ADMIN_TOKEN/);
+    expect(parseEnv(ApiEnvSchemaChecked, { ADMIN_TOKEN: "x".repeat(32) }).ADMIN_TOKEN).toBe("x".repeat(32));
+  });
+
+  it("gives the HTTP server bounded timeouts by default, overridable, headers within request", () => {
+    const env = parseEnv(ApiEnvSchemaChecked, {});
+    expect(env).toMatchObject({ HTTP_HEADERS_TIMEOUT_MS: 10_000, HTTP_REQUEST_TIMEOUT_MS: 30_000, HTTP_KEEP_ALIVE_TIMEOUT_MS: 5_000, ADMIN_AUTH_MAX_FAILURES: 10, ADMIN_AUTH_WINDOW_MS: 900_000 });
+    expect(parseEnv(ApiEnvSchemaChecked, { HTTP_REQUEST_TIMEOUT_MS: "120000", HTTP_KEEP_ALIVE_TIMEOUT_MS: "65000" })).toMatchObject({ HTTP_REQUEST_TIMEOUT_MS: 120_000, HTTP_KEEP_ALIVE_TIMEOUT_MS: 65_000 });
+    expect(() => parseEnv(ApiEnvSchemaChecked, { HTTP_HEADERS_TIMEOUT_MS: "40000", HTTP_REQUEST_TIMEOUT_MS: "30000" })).toThrow(/HTTP_HEADERS_TIMEOUT_MS/);
+    expect(() => parseEnv(ApiEnvSchemaChecked, { HTTP_REQUEST_TIMEOUT_MS: "0" })).toThrow(/HTTP_REQUEST_TIMEOUT_MS/);
   });
 
   it("needs an API key for the openai engine", () => {

@@ -17,6 +17,37 @@ const metadata = z
   .record(z.string(), z.unknown())
   .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= MAX_METADATA_BYTES, "must be at most 16 KiB serialized");
 
+export const MAX_CONFIG_BYTES = 16 * 1024;
+
+/** `config` keys every template understands: `seed` (int ≥ 0) makes a run reproducible. */
+export const COMMON_CONFIG_KEYS: readonly string[] = ["seed"];
+
+/**
+ * `config` keys a template defines for itself (spec/templates.md), by catalog id.
+ * Values are validated by the engine (packages/engine/src/run-config.ts).
+ */
+export const TEMPLATE_CONFIG_KEYS: Readonly<Record<string, readonly string[]>> = {
+  "test/scripted": ["steps", "step_ms", "cost_usd_per_step", "tokens_per_step", "fail_at_step", "estimate_usd"],
+};
+
+/** The keys of `config` that mean something for this template id (a catalog id or its short name). */
+export function knownConfigKeys(templateId: string | null | undefined): ReadonlySet<string> {
+  const key = templateId?.trim() ?? "";
+  const own = Object.entries(TEMPLATE_CONFIG_KEYS).find(([id]) => id === key || id.split("/")[1] === key)?.[1] ?? [];
+  return new Set([...COMMON_CONFIG_KEYS, ...own]);
+}
+
+/** `config` without the keys no template understands: they are ignored, so they are neither stored nor echoed. */
+export function dropUnknownConfigKeys(config: Record<string, unknown>, templateId: string | null | undefined): Record<string, unknown> {
+  const known = knownConfigKeys(templateId);
+  return Object.fromEntries(Object.entries(config).filter(([k]) => known.has(k)));
+}
+
+/** Capped as given, unknown keys included: the cap bounds what a client may send. */
+const runConfig = z
+  .record(z.string(), z.unknown())
+  .refine((c) => Buffer.byteLength(JSON.stringify(c)) <= MAX_CONFIG_BYTES, "must be at most 16 KiB serialized");
+
 export const SimulationRequestSchema = z
   .object({
     template_id: opt(z.string().max(200)),
@@ -24,7 +55,7 @@ export const SimulationRequestSchema = z
     entity_count: opt(z.number().int().min(1).max(20)),
     timepoint_count: opt(z.number().int().min(1).max(20)),
     temporal_mode: opt(upperEnum(TEMPORAL_MODES)),
-    config: opt(z.record(z.string(), z.unknown())),
+    config: opt(runConfig),
     generate_summaries: opt(z.boolean()),
     export_formats: opt(z.array(lowerEnum(EXPORT_FORMATS)).max(3)),
     metadata: opt(metadata),
@@ -33,7 +64,8 @@ export const SimulationRequestSchema = z
     if (!req.template_id?.trim() && !req.description?.trim()) {
       ctx.addIssue({ code: "custom", path: ["template_id"], message: "template_id or description is required" });
     }
-  });
+  })
+  .transform((req) => (req.config ? { ...req, config: dropUnknownConfigKeys(req.config, req.template_id) } : req));
 export type SimulationRequest = z.infer<typeof SimulationRequestSchema>;
 
 const PRIORITY_WORDS: Record<string, number> = { low: 25, normal: 50, high: 75 };

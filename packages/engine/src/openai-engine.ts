@@ -5,7 +5,7 @@ import { pricePerMillion } from "./pricing.ts";
 import { runSimulation } from "./simulation.ts";
 import type { RunContext, RunOutcome, SimulationEngine, SimulationSpec } from "./types.ts";
 
-export type { OpenAIOptions } from "./openai-client.ts";
+export type { OpenAIOptions, ProviderErrorEvent } from "./openai-client.ts";
 
 const SYSTEM = "You narrate one timepoint of a multi-party simulation. Given the cast, their state and the events, write "
   + "one sentence of scene-setting, then short dialog lines, each on its own line as `Name: words`. No headings, no commentary.";

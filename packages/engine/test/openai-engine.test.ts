@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createEngine } from "../src/index.ts";
+import type { ProviderErrorEvent } from "../src/openai-client.ts";
 import { recordingCtx, specFor } from "./helpers.ts";
 
 type Reply = { status: number; body: unknown };
@@ -31,10 +32,15 @@ const ok = (tokens: number): Reply => ({
 async function runAgainst(replies: Reply[], over: Parameters<typeof specFor>[1] = {}) {
   const fake = fakeServer(replies);
   const baseUrl = await fake.start();
+  const logged: ProviderErrorEvent[] = [];
   try {
-    const engine = createEngine({ kind: "openai", openai: { baseUrl, apiKey: "sk-test", model: "gpt-4o-mini", maxRetries: 2, retryBaseDelayMs: 1 }, prices: { "gpt-4o-mini": 0.6 } });
+    const engine = createEngine({
+      kind: "openai",
+      openai: { baseUrl, apiKey: "sk-test", model: "gpt-4o-mini", maxRetries: 2, retryBaseDelayMs: 1, onProviderError: (e) => logged.push(e) },
+      prices: { "gpt-4o-mini": 0.6 },
+    });
     const out = await engine.run(specFor("showcase/board_meeting", over), recordingCtx().ctx);
-    return { out, seen: fake.seen };
+    return { out, seen: fake.seen, logged };
   } finally {
     await fake.stop();
   }
@@ -60,18 +66,44 @@ describe("OpenAI engine against a fake server", () => {
     expect(out).toMatchObject({ kind: "completed", tokens: 50, costMicros: 30 });
   });
 
-  it("fails permanently on a 400 with a message naming the status", async () => {
-    const { out, seen } = await runAgainst([{ status: 400, body: { error: { message: "model not supported" } } }]);
+  it("fails permanently on a 400 with a generic message naming the status; the provider's text goes to the log only", async () => {
+    const { out, seen, logged } = await runAgainst([{ status: 400, body: { error: { message: "model not supported" } } }]);
     expect(seen).toHaveLength(1);
     expect(out).toMatchObject({ kind: "failed", steps: 0, tokens: 0, costMicros: 0, retryable: false });
-    if (out.kind === "failed") expect(out.errorMessage).toBe("LLM request rejected with HTTP 400: model not supported");
+    if (out.kind === "failed") expect(out.errorMessage).toBe("LLM provider error: HTTP 400 (request rejected)");
+    expect(logged).toEqual([{ status: 400, detail: "HTTP 400: model not supported", retryable: false, attempt: 1 }]);
+  });
+
+  it("never puts the provider's error text (masked keys, billing details) in the job's error message", async () => {
+    const secret = "Incorrect API key provided: sk-proj-AbCd************************wxYZ. Billing: card ending 4242 declined";
+    for (const status of [401, 402, 403, 404, 429, 500, 503]) {
+      const { out, logged } = await runAgainst([{ status, body: { error: { message: secret } } }]);
+      expect(out.kind).toBe("failed");
+      if (out.kind !== "failed") continue;
+      expect(out.errorMessage).toContain(`HTTP ${status}`);
+      expect(out.errorMessage).toMatch(/^LLM provider error: HTTP \d{3} \([a-z ]+\)/);
+      for (const leak of ["sk-proj", "4242", "Billing", "Incorrect"]) expect(out.errorMessage).not.toContain(leak);
+      expect(logged.length).toBeGreaterThan(0);
+      expect(logged[0]!.detail).toContain(secret);
+    }
+    // Plain-text bodies too.
+    const { out } = await runAgainst([{ status: 401, body: "sk-live-abcdef is invalid" }]);
+    if (out.kind === "failed") expect(out.errorMessage).toBe("LLM provider error: HTTP 401 (authentication failed)");
+  });
+
+  it("says 'rate limited' with the status when 429s outlast the retries", async () => {
+    const { out, seen } = await runAgainst([{ status: 429, body: { error: { message: "You exceeded your current quota, please check your plan and billing details" } } }], { timepointCount: 1 });
+    expect(seen).toHaveLength(3);
+    expect(out).toMatchObject({ kind: "failed", retryable: true, errorMessage: "LLM provider error: HTTP 429 (rate limited) (gave up after 3 attempts)" });
   });
 
   it("gives up after its retries on repeated 5xx, keeping what earlier steps spent", async () => {
-    const { out, seen } = await runAgainst([ok(40), { status: 503, body: { error: { message: "overloaded" } } }]);
+    const { out, seen, logged } = await runAgainst([ok(40), { status: 503, body: { error: { message: "overloaded" } } }]);
     expect(seen).toHaveLength(4);
     expect(out).toMatchObject({ kind: "failed", steps: 1, tokens: 40, retryable: true });
     if (out.kind === "failed") expect(out.errorMessage).toContain("HTTP 503");
+    if (out.kind === "failed") expect(out.errorMessage).not.toContain("overloaded");
+    expect(logged.map((e) => e.attempt)).toEqual([1, 2, 3]);
   });
 
   it("needs a price for its model", () => {

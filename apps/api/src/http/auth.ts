@@ -1,7 +1,6 @@
 import { authenticate } from "@simbatch/core";
 import type { Db } from "@simbatch/db";
 import { AppError, validationError } from "@simbatch/errors";
-import { timingSafeEqual } from "node:crypto";
 import type { RequestHandler } from "express";
 import { locals } from "./request-context.ts";
 
@@ -17,19 +16,10 @@ export function requireApiKey(db: Db): RequestHandler {
   };
 }
 
-/** Admin routes: absent (404) without ADMIN_TOKEN; a wrong or missing bearer token is 401. */
-export function requireAdmin(token: string | undefined): RequestHandler {
-  return (req, _res, next) => {
-    if (!token) return next(new AppError("NotFound", { message: `No route for ${req.method} ${req.path}` }));
-    const given = /^Bearer (.+)$/.exec(req.header("authorization") ?? "")?.[1] ?? "";
-    const a = Buffer.from(given);
-    const b = Buffer.from(token);
-    if (a.length !== b.length || !timingSafeEqual(a, b)) return next(new AppError("Unauthorized", { message: "Invalid admin token" }));
-    next();
-  };
-}
-
-/** Bodies arrive raw (size checked before routing); JSON is parsed after auth, as the check order wants. */
+/**
+ * Routes that take a body read it raw first (readBody, before auth, so 413 still
+ * comes first); JSON is parsed here, after auth and the quotas, as the check order wants.
+ */
 export const jsonBody: RequestHandler = (req, _res, next) => {
   const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
   if (raw.length === 0 || raw.toString("utf8").trim() === "") {

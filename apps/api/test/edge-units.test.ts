@@ -1,0 +1,78 @@
+import { connect, type Socket } from "node:net";
+import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
+import { tokenComparer } from "../src/http/admin-auth.ts";
+import { createHttpServer } from "../src/http/server.ts";
+
+describe("admin token comparison", () => {
+  const token = "a".repeat(16) + "0123456789abcdef";
+  const matches = tokenComparer(token);
+
+  it("accepts exactly the token", () => {
+    expect(matches(token)).toBe(true);
+  });
+
+  it("refuses prefixes, extensions, other lengths and near misses without throwing", () => {
+    for (const given of ["", "a", token.slice(0, -1), `${token}x`, token.toUpperCase(), `${token.slice(0, -1)}e`, "x".repeat(10_000), "é".repeat(32)]) {
+      expect({ given: given.slice(0, 40), ok: matches(given) }).toEqual({ given: given.slice(0, 40), ok: false });
+    }
+  });
+});
+
+describe("HTTP server timeouts", () => {
+  let server: Server;
+  let port: number;
+  const sockets: Socket[] = [];
+
+  beforeAll(async () => {
+    server = createHttpServer((req, res) => {
+      // Like the API's body-taking routes: answer once the whole body has arrived.
+      req.resume();
+      req.on("end", () => res.end("ok"));
+    }, { headersTimeoutMs: 300, requestTimeoutMs: 600, keepAliveTimeoutMs: 200 });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  /** Opens a connection, writes `chunks` as told, resolves with what came back and how long the server kept it open. */
+  function slowClient(first: string): Promise<{ data: string; ms: number }> {
+    return new Promise((resolve) => {
+      const started = Date.now();
+      const sock = connect(port, "127.0.0.1", () => sock.write(first));
+      sockets.push(sock);
+      let data = "";
+      sock.on("data", (d) => (data += String(d)));
+      sock.on("close", () => resolve({ data, ms: Date.now() - started }));
+      sock.on("error", () => undefined);
+    });
+  }
+
+  it("applies the configured values", () => {
+    expect(server.headersTimeout).toBe(300);
+    expect(server.requestTimeout).toBe(600);
+    expect(server.keepAliveTimeout).toBe(200);
+  });
+
+  it("drops a client that never finishes its headers (408, connection closed)", async () => {
+    const { data, ms } = await slowClient("GET / HTTP/1.1\r\nHost: x\r\n");
+    expect(data).toMatch(/^HTTP\/1\.1 408/);
+    expect(ms).toBeLessThan(3_000);
+  });
+
+  it("drops a client that never finishes its body", async () => {
+    const { data, ms } = await slowClient("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc");
+    expect(data).toMatch(/^HTTP\/1\.1 408/);
+    expect(ms).toBeLessThan(3_000);
+  });
+
+  it("closes idle keep-alive connections after keepAliveTimeout", async () => {
+    const { data, ms } = await slowClient("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect(data).toMatch(/^HTTP\/1\.1 200/);
+    expect(ms).toBeLessThan(3_000);
+  });
+});
