@@ -54,10 +54,10 @@ function jobRow(sim: ResolvedSimulation, ownerId: string, period: string, reques
 }
 
 /** POST /simulations: concurrency → simulation quota → cost quota, then one insert. */
-export async function admitSingle(deps: CoreDeps, userId: string, sim: ResolvedSimulation, requestId: string | null): Promise<SimulationJob> {
+export async function admitSingle(deps: CoreDeps, userId: string, sim: ResolvedSimulation, requestId: string | null, tierHint?: Tier): Promise<SimulationJob> {
   return inTransaction(deps.db, async (tx) => {
     const now = deps.clock.now();
-    const { limits: l, quota: q } = await lockUserWithQuota(tx, userId, periodOf(now), deps.limits, "single");
+    const { limits: l, quota: q } = await lockUserWithQuota(tx, userId, periodOf(now), deps.limits, "single", tierHint);
     if (l.concurrency >= 0) {
       const active = q.activeSingleJobs;
       if (active >= l.concurrency) {
@@ -95,6 +95,8 @@ export async function admitBatch(
   sims: ResolvedSimulation[],
   opts: BatchOptions,
   requestId: string | null,
+  /** The tier the caller saw (authentication read it): saves a read when it is still right. */
+  tierHint?: Tier,
 ): Promise<{ batch: Batch }> {
   const total = sims.reduce((a, s) => a + s.estimatedCostMicros, 0);
   const batchId = newBatchId();
@@ -102,7 +104,7 @@ export async function admitBatch(
   return inTransaction(deps.db, async (tx) => {
     const now = deps.clock.now();
     const period = periodOf(now);
-    const { tier, limits: l, quota: q } = await lockUserWithQuota(tx, userId, period, deps.limits, "batch");
+    const { tier, limits: l, quota: q } = await lockUserWithQuota(tx, userId, period, deps.limits, "batch", tierHint);
     if (sims.length > l.maxBatchSize) {
       throw new AppError("BatchTooLarge", {
         message: `Batch of ${sims.length} simulations exceeds the ${tier} tier's maximum of ${l.maxBatchSize}`,
@@ -172,17 +174,21 @@ const UNCOUNTED: QuotaState = { simulationsUsed: 0, costUsedMicros: 0n, reserved
  * lock, so its admissions run side by side, and reads nothing more; sharing
  * still orders them against a tier change, which takes the row exclusively.
  */
-async function lockUserWithQuota(tx: Tx, userId: string, period: string, limits: Record<Tier, TierLimits>, kind: "batch" | "single") {
-  const [seen] = await tx.$queryRaw<{ tier: Tier }[]>`SELECT tier::text AS tier FROM users WHERE id = ${userId}`;
-  if (!seen) throw new AppError("Unauthorized", { message: "Unknown user" });
-  const exclusive = countsMatter(limits[seen.tier], kind);
+async function lockUserWithQuota(tx: Tx, userId: string, period: string, limits: Record<Tier, TierLimits>, kind: "batch" | "single", tierHint?: Tier) {
+  let tier = tierHint;
+  if (!tier) {
+    const [seen] = await tx.$queryRaw<{ tier: Tier }[]>`SELECT tier::text AS tier FROM users WHERE id = ${userId}`;
+    if (!seen) throw new AppError("Unauthorized", { message: "Unknown user" });
+    tier = seen.tier;
+  }
+  const exclusive = countsMatter(limits[tier], kind);
   const [locked] = exclusive
     ? await tx.$queryRaw<{ tier: Tier }[]>`SELECT tier::text AS tier FROM users WHERE id = ${userId} FOR UPDATE`
     : await tx.$queryRaw<{ tier: Tier }[]>`SELECT tier::text AS tier FROM users WHERE id = ${userId} FOR SHARE`;
   if (!locked) throw new AppError("Unauthorized", { message: "Unknown user" });
   const l = limits[locked.tier];
   if (!countsMatter(l, kind)) return { tier: locked.tier, limits: l, quota: UNCOUNTED };
-  // The tier changed to a counted one between the two reads: take the row exclusively
+  // The tier changed to a counted one since it was read: take the row exclusively
   // (a deadlock with another such upgrade is retried by inTransaction).
   if (!exclusive) await tx.$queryRaw`SELECT 1 FROM users WHERE id = ${userId} FOR UPDATE`;
   const rows = await tx.$queryRaw<{ tier: Tier; sims: bigint | null; cost: bigint | null; reserved: bigint | null; singles: number | null }[]>`

@@ -32,6 +32,7 @@ export function batchHandlers(deps: ApiDeps) {
         metadata: body.metadata ?? null,
       },
       locals(res).requestId,
+      u.tier,
     );
     locals(res).log.info("batch accepted", { batch_id: batch.id, total_jobs: batch.totalJobs, priority: batch.priority });
     kickDispatch(deps, locals(res).log);

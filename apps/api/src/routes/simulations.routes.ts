@@ -17,7 +17,7 @@ export function simulationHandlers(deps: ApiDeps) {
     const u = user(res);
     const resolved = resolveSimulation(deps.catalog, req.body);
     if (!resolved.ok) throw validationError(resolved.issues);
-    const job = await admitSingle(deps, u.id, resolved.value, locals(res).requestId);
+    const job = await admitSingle(deps, u.id, resolved.value, locals(res).requestId, u.tier);
     locals(res).log.info("simulation accepted", { job_id: job.id, template_id: job.templateId });
     kickDispatch(deps, locals(res).log);
     res.status(202).json(jobView(job));
