@@ -109,7 +109,7 @@ function bind(q: HotQuery, values: Record<string, unknown>): { text: string; val
 }
 
 const DISPATCH_BUSY = from("dispatcher.ts")`
-      SELECT count(*)::int AS n, max(priority) FILTER (WHERE status = 'PENDING') AS queued_priority
+      SELECT count(*)::int AS n, min(priority) FILTER (WHERE status = 'PENDING') AS queued_priority
       FROM simulation_jobs WHERE status = 'RUNNING' OR (status = 'PENDING' AND released_at IS NOT NULL)`;
 
 const DISPATCH_USERS = from("dispatcher.ts")`
@@ -186,12 +186,18 @@ const AGGREGATE_BATCHES = from("batch-queries.ts")`
     FROM batches b WHERE b.id IN (${"Prisma.join(batchIds)"})`;
 
 const SWEEP_IN_FLIGHT = from("sweep.ts")`
-    SELECT id, priority, request_id, cancel_requested, status::text FROM simulation_jobs
-    WHERE status = 'RUNNING' OR (status = 'PENDING' AND released_at IS NOT NULL)
-    ORDER BY created_at LIMIT 1000`;
+    SELECT j.id, j.priority, j.request_id, j.cancel_requested, j.status::text, j.attempts, j.created_at,
+      o.status AS outcome, o.cost_micros AS outcome_cost, o.tokens AS outcome_tokens, o.error_message AS outcome_error, o.ended_at AS outcome_at
+    FROM simulation_jobs j
+    LEFT JOIN job_attempt_outcomes o ON j.status = 'RUNNING' AND o.job_id = j.id AND o.attempt = j.attempts
+    WHERE (j.status = 'RUNNING' OR (j.status = 'PENDING' AND j.released_at IS NOT NULL))
+      AND (${"jc === null"}::boolean OR (j.created_at, j.id) > (${"jc?.createdAt ?? new Date(0)"}::timestamp, ${'jc?.id ?? ""'}::text))
+    ORDER BY j.created_at, j.id LIMIT ${"limit"}::int`;
 
 const SWEEP_OPEN_BATCHES = from("sweep.ts")`
-    SELECT id FROM batches WHERE completed_at IS NULL ORDER BY created_at LIMIT 1000`;
+    SELECT id, created_at FROM batches WHERE completed_at IS NULL
+      AND (${"bc === null"}::boolean OR (created_at, id) > (${"bc?.createdAt ?? new Date(0)"}::timestamp, ${'bc?.id ?? ""'}::text))
+    ORDER BY created_at, id LIMIT ${"limit"}::int`;
 
 /** evaluateBatches on a batch no job of which has started (every open batch of a backlog, on every sweep). */
 const EVALUATE_FIRST_START = from("batch-state.ts")`SELECT min(started_at) AS first FROM simulation_jobs WHERE batch_id = ${"b.id"}`;
@@ -596,8 +602,8 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
       ["usageHistory", await explain("usageHistory", USAGE_HISTORY, { userId: MAIN, currentPeriod: CUR, periods: 24 }), 0],
       ["jobStats", await explain("jobStats", JOB_STATS, { userId: MAIN }), 20],
       ["aggregateBatches (page of 20)", await explain("aggregateBatches (page of 20)", AGGREGATE_BATCHES, { "Prisma.join(batchIds)": page }), 20 * 10],
-      ["sweep in-flight scan", await explain("sweep in-flight scan", SWEEP_IN_FLIGHT, {}), 2 * WINDOW],
-      ["sweep open batches", await explain("sweep open batches", SWEEP_OPEN_BATCHES, {}), 0],
+      ["sweep in-flight scan", await explain("sweep in-flight scan", SWEEP_IN_FLIGHT, { "jc === null": true, "jc?.createdAt ?? new Date(0)": new Date(0), 'jc?.id ?? ""': "", limit: 1000 }), 2 * WINDOW],
+      ["sweep open batches", await explain("sweep open batches", SWEEP_OPEN_BATCHES, { "bc === null": true, "bc?.createdAt ?? new Date(0)": new Date(0), 'bc?.id ?? ""': "", limit: 1000 }), 0],
       ["operations snapshot", await explain("operations snapshot", OPERATIONS_JOBS, {}), 2 * WINDOW],
       // Bounded by one batch's size (<= 100); the sweep runs it for every open batch that has not started.
       ["evaluateBatches first start", await explain("evaluateBatches first start", EVALUATE_FIRST_START, { "b.id": unstarted }), JOBS_PER_BATCH],

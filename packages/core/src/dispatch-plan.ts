@@ -35,10 +35,11 @@ export interface UserState {
 export interface PlanInput {
   free: number;
   /**
-   * Releases beyond `free` for jobs that outrank everything already released but
-   * not started: BullMQ hands them out first, so a high-priority job never waits
-   * behind the look-ahead. `abovePriority` is the highest priority released and
-   * not started (-1 when none).
+   * Releases beyond `free` for jobs that outrank a job already released but not
+   * started: BullMQ hands them out before it, so a waiting job never starts after
+   * a lower-priority one that the look-ahead queued earlier. `abovePriority` is the
+   * lowest priority released and not started; `free` bounds how far the queue may
+   * grow this way.
    */
   overtake?: { free: number; abovePriority: number };
   /** Candidates per group, in request order. */

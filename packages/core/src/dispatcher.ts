@@ -18,6 +18,13 @@ const DISPATCH_LOCK = 0x51b_a7c4;
  */
 export const LOOKAHEAD_PER_SLOT = 1;
 
+/**
+ * How far overtaking may grow the jobs released or running, in windows
+ * (capacity x (1 + LOOKAHEAD_PER_SLOT)). Strict priority holds as long as fewer
+ * higher-priority jobs than that arrive while lower ones sit in the look-ahead.
+ */
+export const OVERTAKE_WINDOWS = 5;
+
 interface UserRow {
   user_id: string;
   tier: Tier;
@@ -173,14 +180,19 @@ async function dispatchOnce(deps: CoreDeps): Promise<number> {
     await tx.$executeRaw`SELECT pg_advisory_xact_lock(${DISPATCH_LOCK})`;
     // Busy slots: jobs released or running, counted on their partial index (at most capacity + look-ahead rows).
     const [busy] = await tx.$queryRaw<{ n: number; queued_priority: number | null }[]>`
-      SELECT count(*)::int AS n, max(priority) FILTER (WHERE status = 'PENDING') AS queued_priority
+      SELECT count(*)::int AS n, min(priority) FILTER (WHERE status = 'PENDING') AS queued_priority
       FROM simulation_jobs WHERE status = 'RUNNING' OR (status = 'PENDING' AND released_at IS NOT NULL)`;
     const window = capacity * (1 + LOOKAHEAD_PER_SLOT);
     const free = Math.max(0, window - (busy?.n ?? 0));
     const input = await loadInput(tx, deps, Math.max(window, 1));
     input.free = free;
-    // Overtaking jumps queued jobs; with none queued there is nothing to jump.
-    input.overtake = { free: busy?.queued_priority == null ? 0 : window, abovePriority: busy?.queued_priority ?? 100 };
+    // Overtaking jumps the lowest-priority queued job (with none queued there is nothing
+    // to jump): up to a window per pass, while jobs released or running stay within
+    // OVERTAKE_WINDOWS windows.
+    input.overtake = {
+      free: busy?.queued_priority == null ? 0 : Math.min(window, Math.max(0, OVERTAKE_WINDOWS * window - (busy?.n ?? 0) - free)),
+      abovePriority: busy?.queued_priority ?? 100,
+    };
     const plan = planDispatch(input);
     for (const batchId of plan.budgetExhausted) {
       await stopBatch(tx, batchId, "BUDGET_EXHAUSTED", "The next job does not fit in the remaining budget", effects);
