@@ -61,7 +61,8 @@ describe("usage periods, history and adjustments", () => {
     const u = await stack.env.user("veteran", "pro");
     await db().usagePeriod.create({ data: { userId: u.id, period: "2024-01", apiCalls: 7n } });
     await db().usagePeriod.create({ data: { userId: u.id, period: "2024-02", apiCalls: 0n } });
-    await db().ledgerEntry.create({ data: { userId: u.id, period: "2024-03", kind: "CHARGE", costMicros: 1_500_000n, tokens: 42n } });
+    // An adjustment carrying cost: a CHARGE row must name its job and attempt (ledger_entries_charge_check).
+    await db().ledgerEntry.create({ data: { userId: u.id, period: "2024-03", kind: "ADJUSTMENT", costMicros: 1_500_000n, tokens: 42n, reason: "seed" } });
     await db().ledgerEntry.create({ data: { userId: u.id, period: "2024-05", kind: "ADJUSTMENT", simulations: 3, reason: "seed" } });
     const all = (await history(u.key, "?periods=24")).body.history;
     expect(all.map((r: { period: string }) => r.period)).toEqual(["2024-05", "2024-03", "2024-01"]);

@@ -16,6 +16,10 @@ export interface StackOptions extends TestEnvOptions {
   flushIntervalMs?: number;
   engine?: SimulationEngine;
   lockDurationMs?: number;
+  /** As MAX_JOB_ATTEMPTS. Default 5. */
+  maxJobAttempts?: number;
+  /** As REPAIR_AFTER_MS for the reconciler's sweep. Default 60 s. */
+  repairAfterMs?: number;
 }
 
 /**
@@ -40,6 +44,7 @@ export class Stack {
     for (const concurrency of this.opts.workers ?? [4]) await this.addWorker(concurrency);
     this.reconciler = new ReconcilerRuntime({
       deps: this.env.core, streamRedis: this.env.redis(), redisPrefix: this.env.prefix, sweepIntervalMs: 60_000, dispatchIntervalMs: 200,
+      repairAfterMs: this.opts.repairAfterMs,
     });
     await this.reconciler.start();
     return this;
@@ -70,6 +75,7 @@ export class Stack {
       db: this.env.core.db, redis: this.env.redis(), redisPrefix: this.env.prefix,
       engine: this.opts.engine ?? createEngine({ kind: "builtin" }), logger: this.env.core.logger,
       concurrency, stepDelayMs: 0, lockDurationMs: this.opts.lockDurationMs ?? 30_000, progressIntervalMs: 0,
+      maxJobAttempts: this.opts.maxJobAttempts,
     });
     await w.start();
     this.workers.push(w);

@@ -26,6 +26,7 @@ async function main(): Promise<void> {
   const runtime = new WorkerRuntime({
     db, redis, redisPrefix: env.REDIS_PREFIX, engine, logger,
     concurrency: env.WORKER_CONCURRENCY, stepDelayMs: env.SIM_STEP_MS, lockDurationMs: env.JOB_LOCK_MS,
+    maxJobAttempts: env.MAX_JOB_ATTEMPTS,
   });
   await runtime.start();
 

@@ -1,5 +1,5 @@
 import { RunSimulationPayloadSchema, type JobEvent } from "@simbatch/contracts";
-import type { ClaimedJob, ClaimResult, ResultToStore } from "@simbatch/core";
+import type { ClaimedJob, ClaimResult, OutcomeToRecord, ResultToStore } from "@simbatch/core";
 import type { Db } from "@simbatch/db";
 import type { ExportFormat, RunOutcome, SimulationEngine, SimulationSpec, TemporalMode } from "@simbatch/engine";
 import type { Logger } from "@simbatch/logger";
@@ -12,6 +12,12 @@ export interface HandlerDeps {
   claim: (jobId: string) => Promise<ClaimResult>;
   /** Stores a completed run's result; false when the attempt is stale. The runtime batches these (ResultWriter). */
   storeResult: (item: ResultToStore) => Promise<boolean>;
+  /**
+   * Records a failed or interrupted attempt's outcome in Postgres before its
+   * event is published; false when the attempt is stale. The runtime batches
+   * these (OutcomeWriter). Absent: nothing is recorded (unit tests).
+   */
+  recordOutcome?: (item: OutcomeToRecord) => Promise<boolean>;
   events: EventStream;
   signals: StopSignals;
   engine: SimulationEngine;
@@ -45,6 +51,24 @@ const toSpec = (job: ClaimedJob): SimulationSpec => ({
   exportFormats: job.exportFormats as ExportFormat[],
 });
 
+/**
+ * Retries a write of a finished attempt through a short outage (Postgres
+ * restarting): the run is done, and throwing would run it again. Up to ~20 s,
+ * never past shutdown.
+ */
+async function durably<T>(deps: HandlerDeps, what: string, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 20_000;
+  for (let wait = 100; ; wait = Math.min(2_000, wait * 2)) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() + wait > deadline || deps.shuttingDown()) throw err;
+      deps.logger.warn(`${what} failed; retrying`, { error: String(err) });
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
 export function createRunSimulationHandler(deps: HandlerDeps) {
   return async function handle(bullJob: Job): Promise<{ outcome: string }> {
     const payload = RunSimulationPayloadSchema.safeParse(bullJob.data);
@@ -55,37 +79,68 @@ export function createRunSimulationHandler(deps: HandlerDeps) {
       deps.logger.info("job not runnable; skipped", { job_id: jobId, status: claim.status, request_id: requestId });
       return { outcome: "skipped" };
     }
-    const base = { at: new Date().toISOString(), requestId, costMicros: 0, tokens: 0 };
+    const record = async (o: OutcomeToRecord) => (deps.recordOutcome ? durably(deps, "recording an outcome", () => deps.recordOutcome!(o)) : true);
+    if (claim.kind === "finished") {
+      // Its attempt ran to the end: the outcome is in Postgres and its event in the stream (or the sweep applies it).
+      deps.logger.info("job already finished its attempt; not run again", { job_id: jobId, attempt: claim.attempt, request_id: requestId });
+      return { outcome: "skipped" };
+    }
+    if (claim.kind === "exhausted") {
+      // The claim recorded the FAILED outcome; the event lets the reconciler end and charge it now.
+      await deps.events.publish({
+        type: "failed", jobId, attempt: claim.attempt, at: claim.at.toISOString(), requestId: claim.requestId,
+        costMicros: claim.costMicros, tokens: claim.tokens, errorMessage: claim.errorMessage,
+      });
+      deps.logger.warn("job used its attempts; failed", { job_id: jobId, attempt: claim.attempt, request_id: requestId });
+      return { outcome: "failed" };
+    }
     if (claim.kind === "cancel-requested") {
-      await deps.events.publish({ type: "cancelled", jobId, attempt: claim.attempt, ...base });
+      const at = new Date();
+      if (!(await record({ jobId, attempt: claim.attempt, status: "CANCELLED", costMicros: 0, tokens: 0, errorMessage: null, at }))) return { outcome: "stale" };
+      await deps.events.publish({ type: "cancelled", jobId, attempt: claim.attempt, at: at.toISOString(), requestId, costMicros: 0, tokens: 0 });
       return { outcome: "cancelled" };
     }
     const job = claim.job;
     const log = deps.logger.child({ job_id: job.id, batch_id: job.batchId, attempt: job.attempt, request_id: job.requestId });
     log.debug("simulation started", { template_id: job.templateId });
-    const event = (e: EventBody) =>
-      deps.events.publish({ ...e, jobId: job.id, attempt: job.attempt, at: new Date().toISOString(), requestId: job.requestId } as JobEvent);
+    const event = (e: EventBody, at = new Date()) =>
+      deps.events.publish({ ...e, jobId: job.id, attempt: job.attempt, at: at.toISOString(), requestId: job.requestId } as JobEvent);
     // No `started` event: the claim itself moved the job (and a pending batch) to RUNNING.
 
-    const outcome = await runWithReporting(deps, job, event);
-    if (outcome === "shutdown") throw new ShutdownInterrupt(job.id);
+    const run = await runWithReporting(deps, job, event);
+    if (run === "shutdown") throw new ShutdownInterrupt(job.id);
+    const { outcome, verdict } = run;
+    // Every end is made durable first (guarded on this attempt), then published:
+    // a finished attempt is never run again, whatever the reconciler's lag.
+    const at = new Date();
     if (outcome.kind === "completed") {
-      const stored = await deps.storeResult({ jobId: job.id, attempt: job.attempt, result: outcome.result, exports: outcome.exports });
+      const stored = await durably(deps, "storing a result", () => deps.storeResult({
+        jobId: job.id, attempt: job.attempt, result: outcome.result, exports: outcome.exports, costMicros: outcome.costMicros, tokens: outcome.tokens, at,
+      }));
       if (!stored) {
         // Another attempt owns the job now (this worker's lock lapsed and it was re-claimed) or it has ended.
         log.warn("simulation result refused: attempt is stale", { steps: outcome.steps });
         return { outcome: "stale" };
       }
-      await event({ type: "completed", costMicros: outcome.costMicros, tokens: outcome.tokens });
+      await event({ type: "completed", costMicros: outcome.costMicros, tokens: outcome.tokens }, at);
       log.info("simulation completed", { steps: outcome.steps, cost_micros: outcome.costMicros, tokens: outcome.tokens });
       return { outcome: "completed" };
     }
+    const base = { jobId: job.id, attempt: job.attempt, costMicros: outcome.costMicros, tokens: outcome.tokens, at };
     if (outcome.kind === "interrupted") {
-      await event({ type: "cancelled", costMicros: outcome.costMicros, tokens: outcome.tokens });
-      log.info("simulation interrupted", { steps: outcome.steps, cost_micros: outcome.costMicros });
+      if (!(await record({ ...base, status: "CANCELLED", errorMessage: null }))) {
+        log.warn("interrupted attempt is stale; nothing published", { steps: outcome.steps });
+        return { outcome: "stale" };
+      }
+      await event({ type: "cancelled", costMicros: outcome.costMicros, tokens: outcome.tokens, ...(verdict === "budget" ? { stoppedBy: "budget" } : {}) }, at);
+      log.info("simulation interrupted", { steps: outcome.steps, cost_micros: outcome.costMicros, stopped_by: verdict });
       return { outcome: "cancelled" };
     }
-    await event({ type: "failed", costMicros: outcome.costMicros, tokens: outcome.tokens, errorMessage: outcome.errorMessage });
+    if (!(await record({ ...base, status: "FAILED", errorMessage: outcome.errorMessage }))) {
+      log.warn("failed attempt is stale; nothing published", { steps: outcome.steps });
+      return { outcome: "stale" };
+    }
+    await event({ type: "failed", costMicros: outcome.costMicros, tokens: outcome.tokens, errorMessage: outcome.errorMessage }, at);
     log.warn("simulation failed", { error: outcome.errorMessage, steps: outcome.steps });
     // A failed simulation is a result, not an infrastructure fault: never retried.
     throw new UnrecoverableError(outcome.errorMessage);
@@ -96,7 +151,7 @@ async function runWithReporting(
   deps: HandlerDeps,
   job: ClaimedJob,
   event: (e: EventBody) => Promise<void>,
-): Promise<RunOutcome | "shutdown"> {
+): Promise<{ outcome: RunOutcome; verdict: StopVerdict } | "shutdown"> {
   let verdict: StopVerdict = "continue";
   let lastCost = 0;
   let lastSent = 0;
@@ -125,5 +180,5 @@ async function runWithReporting(
   });
   if (finalProgress && outcome.kind === "interrupted") await event(finalProgress);
   if (outcome.kind === "interrupted" && verdict === "continue" && deps.shuttingDown()) return "shutdown";
-  return outcome;
+  return { outcome, verdict };
 }

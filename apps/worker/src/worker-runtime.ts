@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { redisKeys, RUN_SIMULATION_JOB, SIMULATIONS_QUEUE } from "@simbatch/contracts";
-import { ClaimBatcher, ResultWriter } from "@simbatch/core";
+import { ClaimBatcher, DEFAULT_MAX_JOB_ATTEMPTS, OutcomeWriter, ResultWriter } from "@simbatch/core";
 import type { Db } from "@simbatch/db";
 import type { SimulationEngine } from "@simbatch/engine";
 import type { Logger } from "@simbatch/logger";
@@ -20,6 +20,8 @@ export interface WorkerRuntimeOptions {
   lockDurationMs?: number;
   /** Default 200 ms. */
   progressIntervalMs?: number;
+  /** A job's attempts are capped (MAX_JOB_ATTEMPTS); a claim past the cap ends it FAILED. Default 5. */
+  maxJobAttempts?: number;
 }
 
 /** One handler per job name; the worker refuses to boot when one is missing. */
@@ -46,13 +48,15 @@ export class WorkerRuntime {
     // Claims and result writes of jobs that reach them within the same tick share one statement.
     const claims = new ClaimBatcher(this.opts.db, (started) => {
       for (const b of started) logger.info("batch state", { batch_id: b.batchId, from: "PENDING", to: "RUNNING", request_id: b.requestId });
-    });
+    }, this.opts.maxJobAttempts ?? DEFAULT_MAX_JOB_ATTEMPTS);
     const results = new ResultWriter(this.opts.db);
+    const outcomes = new OutcomeWriter(this.opts.db);
     const handlers: Handlers = {
       [RUN_SIMULATION_JOB]: createRunSimulationHandler({
         db: this.opts.db,
         claim: (jobId) => claims.claim(jobId),
         storeResult: (item) => results.store(item),
+        recordOutcome: (item) => outcomes.record(item),
         events: new EventStream(this.opts.redis, keys.events, keys.eventsGroup),
         signals: new StopSignals(this.opts.redis, this.opts.redisPrefix),
         engine: this.opts.engine,

@@ -27,10 +27,12 @@ describe("EventStream.publish", () => {
     const read = await stream.read("c", 100, 10);
     expect(read.map((e) => e.event?.jobId)).toEqual(Array.from({ length: 20 }, (_, i) => `sim_${i}`));
 
-    // Alone in its tick: a plain XADD.
+    // Alone in its tick: one pipeline as well (its XADD and the stream's expiry pushed out).
     await stream.publish(ev(99));
-    expect(pipeline).toHaveBeenCalledTimes(1);
-    expect(xadd).toHaveBeenCalledTimes(1);
+    expect(pipeline).toHaveBeenCalledTimes(2);
+    expect(xadd).not.toHaveBeenCalled();
+    const ttl = await redis.pttl(key);
+    expect(ttl).toBeGreaterThan(6 * 24 * 3600 * 1000);
     pipeline.mockRestore();
     xadd.mockRestore();
   });

@@ -77,6 +77,11 @@ export const WorkerEnvSchema = CommonEnvSchema.extend({
     .optional(),
   /** BullMQ lock duration: a crashed worker's job is retried after about this long. */
   JOB_LOCK_MS: int(1000).default(30_000),
+  /**
+   * Attempts a job may use (each claim is one, counted in Postgres); a claim past
+   * the cap does not run: the job ends FAILED, charged what its attempts spent.
+   */
+  MAX_JOB_ATTEMPTS: int(1, 100).default(5),
 });
 
 export const WorkerEnvSchemaChecked = WorkerEnvSchema.superRefine((env, ctx) => {
@@ -87,6 +92,14 @@ export const WorkerEnvSchemaChecked = WorkerEnvSchema.superRefine((env, ctx) => 
 
 export const ReconcilerEnvSchema = CommonEnvSchema.extend({
   SWEEP_INTERVAL_MS: int(100).default(15_000),
+  /**
+   * Repair timeout of the sweep: a finished attempt whose outcome is recorded but
+   * whose event has not been applied this long is applied from the outcome, and a
+   * RUNNING job BullMQ has not held for this long is re-queued.
+   */
+  REPAIR_AFTER_MS: int(100, 3_600_000).default(60_000),
+  /** Events another reconciler read but did not acknowledge for this long are taken over (XAUTOCLAIM). */
+  EVENT_CLAIM_IDLE_MS: int(100, 3_600_000).default(30_000),
 });
 
 export type CommonEnv = z.infer<typeof CommonEnvSchema>;

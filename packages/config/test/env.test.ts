@@ -1,4 +1,4 @@
-import { ApiEnvSchema, ApiEnvSchemaChecked, ConfigError, parseEnv, parseTierLimits, WorkerEnvSchemaChecked } from "../src/index.ts";
+import { ApiEnvSchema, ApiEnvSchemaChecked, ConfigError, parseEnv, parseTierLimits, ReconcilerEnvSchema, WorkerEnvSchemaChecked } from "../src/index.ts";
 
 describe("parseEnv", () => {
   it("applies the documented defaults", () => {
@@ -51,6 +51,14 @@ describe("parseEnv", () => {
     expect(parseEnv(ApiEnvSchemaChecked, { HTTP_REQUEST_TIMEOUT_MS: "120000", HTTP_KEEP_ALIVE_TIMEOUT_MS: "65000" })).toMatchObject({ HTTP_REQUEST_TIMEOUT_MS: 120_000, HTTP_KEEP_ALIVE_TIMEOUT_MS: 65_000 });
     expect(() => parseEnv(ApiEnvSchemaChecked, { HTTP_HEADERS_TIMEOUT_MS: "40000", HTTP_REQUEST_TIMEOUT_MS: "30000" })).toThrow(/HTTP_HEADERS_TIMEOUT_MS/);
     expect(() => parseEnv(ApiEnvSchemaChecked, { HTTP_REQUEST_TIMEOUT_MS: "0" })).toThrow(/HTTP_REQUEST_TIMEOUT_MS/);
+  });
+
+  it("caps a job's attempts (MAX_JOB_ATTEMPTS, default 5) and takes the sweep's repair timeouts", () => {
+    expect(parseEnv(WorkerEnvSchemaChecked, {}).MAX_JOB_ATTEMPTS).toBe(5);
+    expect(parseEnv(WorkerEnvSchemaChecked, { MAX_JOB_ATTEMPTS: "2" }).MAX_JOB_ATTEMPTS).toBe(2);
+    for (const bad of ["0", "-1", "two", "1.5", "101"]) expect(() => parseEnv(WorkerEnvSchemaChecked, { MAX_JOB_ATTEMPTS: bad })).toThrow(/MAX_JOB_ATTEMPTS/);
+    expect(parseEnv(ReconcilerEnvSchema, {})).toMatchObject({ REPAIR_AFTER_MS: 60_000, EVENT_CLAIM_IDLE_MS: 30_000 });
+    expect(() => parseEnv(ReconcilerEnvSchema, { REPAIR_AFTER_MS: "soon" })).toThrow(/REPAIR_AFTER_MS/);
   });
 
   it("needs an API key for the openai engine", () => {

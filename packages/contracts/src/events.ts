@@ -19,7 +19,8 @@ export const JobEventSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("progress"), ...base, progress: z.number().min(0).max(100), step: z.string().nullable() }),
   z.object({ type: z.literal("completed"), ...base }),
   z.object({ type: z.literal("failed"), ...base, errorMessage: z.string() }),
-  z.object({ type: z.literal("cancelled"), ...base }),
+  /** `stoppedBy: "budget"`: the batch's spending reached its cap (the budget interrupted the job). */
+  z.object({ type: z.literal("cancelled"), ...base, stoppedBy: z.enum(["cancel", "budget"]).optional() }),
 ]);
 export type JobEvent = z.infer<typeof JobEventSchema>;
 export type JobEventType = JobEvent["type"];

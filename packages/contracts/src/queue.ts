@@ -17,6 +17,8 @@ export const toBullPriority = (priority: number): number => 101 - Math.min(100, 
 export const redisKeys = (prefix: string) => ({
   events: `${prefix}:events`,
   eventsGroup: "reconcilers",
+  /** Entries that were not valid events (dead letters, see EventStream.deadLetter). */
+  eventsDead: `${prefix}:events:dead`,
   cancel: (jobId: string) => `${prefix}:cancel:${jobId}`,
   workers: `${prefix}:workers`,
   /** Pub/sub channel: "run a dispatch pass soon" (admission and cancel → reconcilers). */

@@ -37,34 +37,43 @@ async function applyProgress(tx: Tx, events: ProgressEvent[]): Promise<string[]>
   const values = events.map((e) => Prisma.sql`(${e.jobId}::text, ${e.attempt}::int, ${e.progress}::float8, ${e.step}::text, ${BigInt(e.costMicros)}::bigint, ${BigInt(e.tokens)}::bigint)`);
   const rows = await tx.$queryRaw<{ batch_id: string | null; capped: boolean | null }[]>`
     UPDATE simulation_jobs j SET progress_percent = GREATEST(j.progress_percent, v.progress), current_step = v.step,
-      cost_micros = GREATEST(j.cost_micros, v.cost), tokens_used = GREATEST(j.tokens_used, v.tokens)
+      cost_micros = GREATEST(j.cost_micros, j.carried_cost_micros + v.cost), tokens_used = GREATEST(j.tokens_used, j.carried_tokens + v.tokens)
     FROM (VALUES ${Prisma.join(values)}) AS v(id, attempt, progress, step, cost, tokens)
     WHERE j.id = v.id AND j.status = 'RUNNING' AND j.attempts = v.attempt
     RETURNING j.batch_id, (SELECT b.budget_cap_micros IS NOT NULL FROM batches b WHERE b.id = j.batch_id) AS capped`;
   return rows.flatMap((r) => (r.batch_id && r.capped ? [r.batch_id] : []));
 }
 
+/** The cancel reason a budget interruption leaves on its job (evaluateBatches reads it for the stop reason). */
+export const BUDGET_CANCEL_REASON = "budget_exhausted: the batch reached its budget cap";
+
 /**
  * Ends the attempts (guarded on RUNNING and the same attempt, so a replayed or
  * stale event changes nothing) and charges the ledger once per (job, attempt),
- * each in one statement for the whole read.
+ * each in one statement for the whole read. The job's cost is what its
+ * superseded attempts were charged (carried) plus this attempt's spending; the
+ * charge row is this attempt's part. An event never lowers what progress
+ * already reported for the attempt (an attempt ended on behalf of a crashed
+ * worker reports 0).
  */
 async function applyTerminal(tx: Tx, events: TerminalEvent[]): Promise<{ applied: number; batches: string[] }> {
   if (events.length === 0) return { applied: 0, batches: [] };
   const values = events.map((e) => Prisma.sql`(${e.jobId}::text, ${e.attempt}::int, ${TERMINAL[e.type]}::text, ${new Date(e.at)}::timestamp,
-    ${BigInt(e.costMicros)}::bigint, ${BigInt(e.tokens)}::bigint, ${e.type === "failed" ? e.errorMessage : null}::text, ${periodOf(new Date(e.at))}::text)`);
+    ${BigInt(e.costMicros)}::bigint, ${BigInt(e.tokens)}::bigint, ${e.type === "failed" ? e.errorMessage : null}::text, ${periodOf(new Date(e.at))}::text,
+    ${e.type === "cancelled" && e.stoppedBy === "budget" ? BUDGET_CANCEL_REASON : "interrupted"}::text)`);
   // The ends and their charges in one statement: a charge row per ended attempt
   // (unique on job and attempt, so a replay inserts nothing).
   const ended = await tx.$queryRaw<{ id: string; batch_id: string | null }[]>`
     WITH ended AS (
-      UPDATE simulation_jobs j SET status = v.status::"JobStatus", completed_at = v.at, cost_micros = v.cost, tokens_used = v.tokens,
+      UPDATE simulation_jobs j SET status = v.status::"JobStatus", completed_at = v.at,
+        cost_micros = GREATEST(j.cost_micros, j.carried_cost_micros + v.cost), tokens_used = GREATEST(j.tokens_used, j.carried_tokens + v.tokens),
         progress_percent = CASE WHEN v.status = 'COMPLETED' THEN 100 ELSE j.progress_percent END,
         current_step = CASE WHEN v.status = 'COMPLETED' THEN 'completed' ELSE j.current_step END,
         error_message = COALESCE(v.error, j.error_message),
-        cancel_reason = CASE WHEN v.status = 'CANCELLED' THEN COALESCE(j.cancel_reason, 'interrupted') ELSE j.cancel_reason END
-      FROM (VALUES ${Prisma.join(values)}) AS v(id, attempt, status, at, cost, tokens, error, period)
+        cancel_reason = CASE WHEN v.status = 'CANCELLED' THEN COALESCE(j.cancel_reason, v.stop) ELSE j.cancel_reason END
+      FROM (VALUES ${Prisma.join(values)}) AS v(id, attempt, status, at, cost, tokens, error, period, stop)
       WHERE j.id = v.id AND j.status = 'RUNNING' AND j.attempts = v.attempt
-      RETURNING j.id, j.owner_id, j.batch_id, v.attempt, v.cost, v.tokens, v.period
+      RETURNING j.id, j.owner_id, j.batch_id, v.attempt, (j.cost_micros - j.carried_cost_micros) AS cost, (j.tokens_used - j.carried_tokens) AS tokens, v.period
     ), charged AS (
       INSERT INTO ledger_entries (user_id, period, kind, job_id, batch_id, attempt, cost_micros, tokens)
       SELECT owner_id, period, 'CHARGE'::"LedgerKind", id, batch_id, attempt, cost, tokens FROM ended

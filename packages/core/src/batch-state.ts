@@ -103,6 +103,14 @@ async function firstFailure(tx: Tx, batchId: string): Promise<{ id: string; mess
   return row ? { id: row.id, message: row.error_message } : null;
 }
 
+/** Whether the budget interrupted one of the batch's jobs (the cancel reason its event left). */
+async function budgetInterrupted(tx: Tx, batchId: string): Promise<boolean> {
+  const [row] = await tx.$queryRaw<{ hit: boolean }[]>`
+    SELECT EXISTS (SELECT 1 FROM simulation_jobs WHERE batch_id = ${batchId} AND status = 'CANCELLED'
+      AND cancel_reason LIKE 'budget_exhausted:%') AS hit`;
+  return Boolean(row?.hit);
+}
+
 type CostCache = (ownerId: string) => Promise<bigint>;
 
 /** Stop rules, in order: fail-fast, budget cap, monthly cost quota. True when one stopped the batch. */
@@ -115,8 +123,16 @@ async function applyStopRules(deps: CoreDeps, tx: Tx, b: EvalRow, s: JobStats, e
   }
   // Budget and quota stops cut off work still to do; a batch whose every job has
   // ended (its last job meeting the cap exactly) has nothing to stop.
-  if (s.completed + s.failed + s.cancelled === b.total_jobs) return false;
   const cap = b.budget_cap_micros === null ? null : BigInt(b.budget_cap_micros);
+  if (s.completed + s.failed + s.cancelled === b.total_jobs) {
+    // Nothing left to stop, but a job the budget interrupted (its worker saw the
+    // batch's spending reach the cap) still makes the budget the batch's stop reason.
+    if (cap !== null && s.cancelled > 0 && (await budgetInterrupted(tx, b.id))) {
+      await stopBatch(tx, b.id, "BUDGET_EXHAUSTED", `Budget cap reached: spent ${Number(s.charged) / 1e6} of ${Number(cap) / 1e6} USD`, effects);
+      return true;
+    }
+    return false;
+  }
   const spent = cap === null ? 0n : s.charged + (await runningSpend(tx, b.id));
   if (cap !== null && spent >= cap) {
     await stopBatch(tx, b.id, "BUDGET_EXHAUSTED", `Budget cap reached: spent ${Number(spent) / 1e6} of ${Number(cap) / 1e6} USD`, effects);

@@ -1,4 +1,12 @@
+import { periodOf } from "@simbatch/contracts";
 import { Prisma, type Db } from "@simbatch/db";
+
+/** Default cap on a job's attempts (MAX_JOB_ATTEMPTS). */
+export const DEFAULT_MAX_JOB_ATTEMPTS = 5;
+
+/** The error message of a job that used up its attempts. */
+export const attemptsExhaustedMessage = (attempts: number): string =>
+  `Job failed after ${attempts} attempts: none of its runs finished (worker crashes or errors outside the simulation)`;
 
 export interface ClaimedJob {
   id: string;
@@ -22,7 +30,7 @@ interface ClaimRow {
   owner_id: string;
   batch_id: string | null;
   attempts: number;
-  cap: bigint | null;
+  cap: bigint | number | string | null;
   template_id: string | null;
   description: string | null;
   entity_count: number;
@@ -32,14 +40,23 @@ interface ClaimRow {
   generate_summaries: boolean;
   export_formats: string[];
   request_id: string | null;
-  started_batches: string[] | null;
 }
 
 export type ClaimResult =
   | { kind: "claimed"; job: ClaimedJob }
   /** Cancel was requested while a crashed attempt held it: end it as cancelled. */
   | { kind: "cancel-requested"; jobId: string; attempt: number; requestId: string | null }
-  | { kind: "not-runnable"; status: string | null };
+  | { kind: "not-runnable"; status: string | null }
+  /**
+   * The job's current attempt already finished (its outcome is recorded; the
+   * event may still wait in the stream): it must not run again.
+   */
+  | { kind: "finished"; jobId: string; attempt: number }
+  /**
+   * The job used its MAX_JOB_ATTEMPTS: its last attempt's FAILED outcome is now
+   * recorded (with that attempt's last reported spending); the caller publishes it.
+   */
+  | { kind: "exhausted"; jobId: string; attempt: number; requestId: string | null; costMicros: number; tokens: number; errorMessage: string; at: Date };
 
 export interface ClaimBatchResult {
   /** One result per distinct job id asked for. */
@@ -96,25 +113,56 @@ const toClaimedJob = (r: ClaimRow): ClaimedJob => ({
 /**
  * Takes released jobs for a run in one statement: PENDING (released) → RUNNING,
  * or a RUNNING job whose previous attempt's worker died (BullMQ redelivered it).
- * Each claim is a new attempt, and resets the attempt's spending. The same
- * statement moves the claimed jobs' batches from PENDING to RUNNING; a batch row
- * locked by someone else is skipped rather than waited for (the holder is
- * another claim that starts it, a cancel that ends it, or a reconciler that
+ * Each claim is a new attempt. A claim that supersedes a RUNNING attempt charges
+ * that attempt's last reported spending (a ledger row for (job, old attempt),
+ * unique, so it is charged once) and carries it in `carried_cost_micros`: the
+ * job's `cost_micros` stays the sum over its attempts.
+ *
+ * Never claimed: a job whose current attempt has a recorded outcome (it ran to
+ * its end; its event may be unapplied: "finished"), and a job that already used
+ * `maxAttempts` (its last attempt's FAILED outcome is recorded: "exhausted").
+ *
+ * The same statement moves the claimed jobs' batches from PENDING to RUNNING; a
+ * batch row locked by someone else is skipped rather than waited for (the holder
+ * is another claim that starts it, a cancel that ends it, or a reconciler that
  * re-derives it), so a claim never waits on a batch lock and cannot deadlock
  * with a cancel that locks the batch before its jobs.
  */
-export async function claimJobs(db: Db, jobIds: string[]): Promise<ClaimBatchResult> {
+export async function claimJobs(db: Db, jobIds: string[], maxAttempts = DEFAULT_MAX_JOB_ATTEMPTS): Promise<ClaimBatchResult> {
   const ids = [...new Set(jobIds)];
   const results = new Map<string, ClaimResult>();
   if (ids.length === 0) return { results, startedBatches: [] };
-  const rows = await db.$queryRaw<ClaimRow[]>`
-    WITH claimed AS (
-      UPDATE simulation_jobs j SET status = 'RUNNING', attempts = j.attempts + 1, started_at = COALESCE(j.started_at, now()),
-        cost_micros = 0, tokens_used = 0, progress_percent = 0, current_step = 'starting'
+  const now = new Date();
+  const period = periodOf(now);
+  const [out] = await db.$queryRaw<{ claimed: ClaimRow[] | string | null; started_batches: string[] | null; exhausted: ExhaustedRow[] | string | null; finished: { id: string; attempt: number }[] | string | null }[]>`
+    WITH cand AS (
+      SELECT j.id, j.status::text AS status, j.attempts, j.owner_id, j.batch_id, j.request_id,
+        (j.cost_micros - j.carried_cost_micros) AS attempt_cost, (j.tokens_used - j.carried_tokens) AS attempt_tokens,
+        (j.status = 'RUNNING' AND EXISTS (SELECT 1 FROM job_attempt_outcomes o WHERE o.job_id = j.id AND o.attempt = j.attempts)) AS ended
+      FROM simulation_jobs j
       WHERE j.id = ANY(${ids}::text[]) AND NOT j.cancel_requested
         AND ((j.status = 'PENDING' AND j.released_at IS NOT NULL) OR j.status = 'RUNNING')
+      FOR UPDATE OF j
+    ), exhausted AS (
+      INSERT INTO job_attempt_outcomes (job_id, attempt, status, cost_micros, tokens, error_message, ended_at)
+      SELECT c.id, c.attempts, 'FAILED', GREATEST(c.attempt_cost, 0), GREATEST(c.attempt_tokens, 0),
+        'Job failed after ' || c.attempts || ' attempts: none of its runs finished (worker crashes or errors outside the simulation)', ${now}::timestamp
+      FROM cand c WHERE NOT c.ended AND c.status = 'RUNNING' AND c.attempts >= ${maxAttempts}::int
+      ON CONFLICT (job_id, attempt) DO NOTHING
+      RETURNING job_id, attempt, cost_micros, tokens, error_message
+    ), claimed AS (
+      UPDATE simulation_jobs j SET status = 'RUNNING', attempts = j.attempts + 1, started_at = COALESCE(j.started_at, now()),
+        carried_cost_micros = j.cost_micros, carried_tokens = j.tokens_used, progress_percent = 0, current_step = 'starting'
+      FROM cand c
+      WHERE j.id = c.id AND NOT c.ended AND NOT (c.status = 'RUNNING' AND c.attempts >= ${maxAttempts}::int)
       RETURNING j.id, j.owner_id, j.batch_id, j.attempts, j.template_id, j.description, j.entity_count, j.timepoint_count,
-        j.temporal_mode::text AS temporal_mode, j.config, j.generate_summaries, j.export_formats, j.request_id
+        j.temporal_mode::text AS temporal_mode, j.config, j.generate_summaries, j.export_formats, j.request_id,
+        c.status AS prev_status, c.attempt_cost, c.attempt_tokens
+    ), superseded AS (
+      INSERT INTO ledger_entries (user_id, period, kind, job_id, batch_id, attempt, cost_micros, tokens)
+      SELECT c.owner_id, ${period}, 'CHARGE'::"LedgerKind", c.id, c.batch_id, c.attempts - 1, GREATEST(c.attempt_cost, 0), GREATEST(c.attempt_tokens, 0)
+      FROM claimed c WHERE c.prev_status = 'RUNNING'
+      ON CONFLICT (job_id, attempt) DO NOTHING
     ), started AS (
       UPDATE batches b SET status = 'RUNNING', started_at = COALESCE(b.started_at, now())
       WHERE b.id IN (
@@ -124,32 +172,59 @@ export async function claimJobs(db: Db, jobIds: string[]): Promise<ClaimBatchRes
         AND b.status = 'PENDING'
       RETURNING b.id
     )
-    SELECT c.*, (SELECT b.budget_cap_micros FROM batches b WHERE b.id = c.batch_id) AS cap,
-      (SELECT array_agg(s.id) FROM started s) AS started_batches
-    FROM claimed c`;
-  for (const r of rows) results.set(r.id, { kind: "claimed", job: toClaimedJob(r) });
-  const startedBatches = rows[0]?.started_batches ?? [];
+    SELECT
+      (SELECT json_agg(json_build_object('id', c.id, 'owner_id', c.owner_id, 'batch_id', c.batch_id, 'attempts', c.attempts,
+        'template_id', c.template_id, 'description', c.description, 'entity_count', c.entity_count, 'timepoint_count', c.timepoint_count,
+        'temporal_mode', c.temporal_mode, 'config', c.config, 'generate_summaries', c.generate_summaries, 'export_formats', c.export_formats,
+        'request_id', c.request_id, 'cap', (SELECT b.budget_cap_micros FROM batches b WHERE b.id = c.batch_id))) FROM claimed c) AS claimed,
+      (SELECT array_agg(s.id) FROM started s) AS started_batches,
+      (SELECT json_agg(json_build_object('id', x.job_id, 'attempt', x.attempt, 'cost', x.cost_micros, 'tokens', x.tokens, 'error', x.error_message,
+        'request_id', (SELECT c.request_id FROM cand c WHERE c.id = x.job_id))) FROM exhausted x) AS exhausted,
+      (SELECT json_agg(json_build_object('id', c.id, 'attempt', c.attempts)) FROM cand c WHERE c.ended) AS finished`;
+  const parse = <T>(v: T[] | string | null | undefined): T[] => (v == null ? [] : typeof v === "string" ? (JSON.parse(v) as T[]) : v);
+  for (const r of parse(out?.claimed)) results.set(r.id, { kind: "claimed", job: toClaimedJob(r) });
+  for (const x of parse(out?.exhausted)) {
+    results.set(x.id, {
+      kind: "exhausted", jobId: x.id, attempt: x.attempt, requestId: x.request_id, costMicros: Number(x.cost), tokens: Number(x.tokens),
+      errorMessage: x.error, at: now,
+    });
+  }
+  for (const f of parse(out?.finished)) results.set(f.id, { kind: "finished", jobId: f.id, attempt: f.attempt });
+  const startedBatches = out?.started_batches ?? [];
   const missing = ids.filter((id) => !results.has(id));
   if (missing.length > 0) {
-    const current = await db.$queryRaw<{ id: string; status: string; attempts: number; cancel_requested: boolean; request_id: string | null }[]>`
-      SELECT id, status::text AS status, attempts, cancel_requested, request_id FROM simulation_jobs WHERE id = ANY(${missing}::text[])`;
+    const current = await db.$queryRaw<{ id: string; status: string; attempts: number; cancel_requested: boolean; request_id: string | null; outcome: boolean }[]>`
+      SELECT id, status::text AS status, attempts, cancel_requested, request_id,
+        EXISTS (SELECT 1 FROM job_attempt_outcomes o WHERE o.job_id = j.id AND o.attempt = j.attempts) AS outcome
+      FROM simulation_jobs j WHERE id = ANY(${missing}::text[])`;
     const byId = new Map(current.map((c) => [c.id, c]));
     for (const id of missing) {
       const c = byId.get(id);
       results.set(
         id,
-        c?.status === "RUNNING" && c.cancel_requested
-          ? { kind: "cancel-requested", jobId: id, attempt: c.attempts, requestId: c.request_id }
-          : { kind: "not-runnable", status: c?.status ?? null },
+        c?.status === "RUNNING" && c.outcome
+          ? { kind: "finished", jobId: id, attempt: c.attempts }
+          : c?.status === "RUNNING" && c.cancel_requested
+            ? { kind: "cancel-requested", jobId: id, attempt: c.attempts, requestId: c.request_id }
+            : { kind: "not-runnable", status: c?.status ?? null },
       );
     }
   }
   return { results, startedBatches };
 }
 
+interface ExhaustedRow {
+  id: string;
+  attempt: number;
+  cost: number | string;
+  tokens: number | string;
+  error: string;
+  request_id: string | null;
+}
+
 /** Claims one job (see claimJobs). */
-export async function claimJob(db: Db, jobId: string): Promise<ClaimResult> {
-  return (await claimJobs(db, [jobId])).results.get(jobId)!;
+export async function claimJob(db: Db, jobId: string, maxAttempts = DEFAULT_MAX_JOB_ATTEMPTS): Promise<ClaimResult> {
+  return (await claimJobs(db, [jobId], maxAttempts)).results.get(jobId)!;
 }
 
 /**
@@ -164,6 +239,7 @@ export class ClaimBatcher {
     db: Db,
     /** Called with the batches a claim statement moved to RUNNING (and the request id of a job that started each). */
     onBatchesStarted: (batches: { batchId: string; requestId: string | null }[]) => void = () => undefined,
+    maxAttempts = DEFAULT_MAX_JOB_ATTEMPTS,
   ) {
     this.batcher = new TickBatcher(async (ids) => {
       const out: ClaimResult[] = new Array(ids.length);
@@ -172,7 +248,7 @@ export class ClaimBatcher {
         const seen = new Set<string>();
         const now = todo.filter((t) => !seen.has(t.id) && seen.add(t.id));
         todo = todo.filter((t) => !now.includes(t));
-        const { results, startedBatches } = await claimJobs(db, now.map((t) => t.id));
+        const { results, startedBatches } = await claimJobs(db, now.map((t) => t.id), maxAttempts);
         if (startedBatches.length > 0) {
           const requestIds = new Map<string, string | null>();
           for (const r of results.values()) if (r.kind === "claimed" && r.job.batchId) requestIds.set(r.job.batchId, r.job.requestId);
@@ -194,12 +270,20 @@ export interface ResultToStore {
   attempt: number;
   result: unknown;
   exports: { format: string; contentType: string; content: Buffer }[];
+  /** The attempt's spending, recorded as its COMPLETED outcome with the result. */
+  costMicros?: number;
+  tokens?: number;
+  /** When the attempt ended (the completed event carries the same time). */
+  at?: Date;
 }
 
 /** A result ready to write: serialized once, exports one per format. */
 interface PreparedResult {
   jobId: string;
   attempt: number;
+  costMicros: number;
+  tokens: number;
+  at: Date;
   json: string;
   exports: { format: string; contentType: string; content: Buffer }[];
   bytes: number;
@@ -208,7 +292,7 @@ interface PreparedResult {
 function prepare(it: ResultToStore): PreparedResult {
   const json = JSON.stringify(it.result);
   const exports = [...new Map(it.exports.map((e) => [e.format, e])).values()];
-  return { jobId: it.jobId, attempt: it.attempt, json, exports, bytes: json.length + exports.reduce((n, e) => n + e.content.length, 0) };
+  return { jobId: it.jobId, attempt: it.attempt, costMicros: it.costMicros ?? 0, tokens: it.tokens ?? 0, at: it.at ?? new Date(), json, exports, bytes: json.length + exports.reduce((n, e) => n + e.content.length, 0) };
 }
 
 /** node-postgres sends a Buffer as bytea; a slice of a larger (pooled) buffer is copied so only its own bytes travel. */
@@ -223,7 +307,7 @@ const toBytes = (b: Buffer): Buffer => (b.byteOffset === 0 && b.byteLength === b
  * refuse), and never replaces a result of a later attempt.
  */
 async function writeResults(db: Db, items: PreparedResult[]): Promise<Set<string>> {
-  const rows = items.map((it) => Prisma.sql`(${it.jobId}::text, ${it.attempt}::int, ${it.json}::jsonb)`);
+  const rows = items.map((it) => Prisma.sql`(${it.jobId}::text, ${it.attempt}::int, ${it.json}::jsonb, ${BigInt(it.costMicros)}::bigint, ${BigInt(it.tokens)}::bigint, ${it.at}::timestamp)`);
   const exportRows = items.flatMap((it) =>
     it.exports.map((e) => Prisma.sql`(${it.jobId}::text, ${it.attempt}::int, ${e.format}::text, ${e.contentType}::text, ${toBytes(e.content)}::bytea)`),
   );
@@ -238,9 +322,10 @@ async function writeResults(db: Db, items: PreparedResult[]): Promise<Set<string
     : Prisma.empty;
   const written = await db.$queryRaw<{ job_id: string; attempt: number }[]>`
     WITH live AS (
-      SELECT v.job_id, v.attempt, v.result
-      FROM (VALUES ${Prisma.join(rows)}) AS v(job_id, attempt, result)
+      SELECT v.job_id, v.attempt, v.result, v.cost, v.tokens, v.at
+      FROM (VALUES ${Prisma.join(rows)}) AS v(job_id, attempt, result, cost, tokens, at)
       JOIN simulation_jobs j ON j.id = v.job_id AND j.status = 'RUNNING' AND j.attempts = v.attempt
+      WHERE NOT EXISTS (SELECT 1 FROM job_attempt_outcomes o WHERE o.job_id = v.job_id AND o.attempt = v.attempt)
       FOR SHARE OF j
     ), res AS (
       INSERT INTO simulation_results AS r (job_id, attempt, result)
@@ -248,6 +333,11 @@ async function writeResults(db: Db, items: PreparedResult[]): Promise<Set<string
       ON CONFLICT (job_id) DO UPDATE SET attempt = EXCLUDED.attempt, result = EXCLUDED.result
       WHERE r.attempt <= EXCLUDED.attempt
       RETURNING r.job_id, r.attempt
+    ), outcome AS (
+      -- The attempt's COMPLETED outcome, durable before its event is published.
+      INSERT INTO job_attempt_outcomes (job_id, attempt, status, cost_micros, tokens, ended_at)
+      SELECT l.job_id, l.attempt, 'COMPLETED', l.cost, l.tokens, l.at FROM live l JOIN res ON res.job_id = l.job_id AND res.attempt = l.attempt
+      ON CONFLICT (job_id, attempt) DO NOTHING
     )${writeExports}
     SELECT job_id, attempt FROM res`;
   return new Set(written.map((w) => `${w.job_id}:${w.attempt}`));
@@ -289,8 +379,9 @@ export async function storeResult(
   attempt: number,
   result: unknown,
   exports: { format: string; contentType: string; content: Buffer }[],
+  spending: { costMicros: number; tokens: number } = { costMicros: 0, tokens: 0 },
 ): Promise<boolean> {
-  return (await storeResults(db, [{ jobId, attempt, result, exports }])).has(`${jobId}:${attempt}`);
+  return (await storeResults(db, [{ jobId, attempt, result, exports, ...spending }])).has(`${jobId}:${attempt}`);
 }
 
 /**
@@ -309,6 +400,55 @@ export class ResultWriter {
   }
 
   store(item: ResultToStore): Promise<boolean> {
+    return this.batcher.submit(item);
+  }
+}
+
+export interface OutcomeToRecord {
+  jobId: string;
+  attempt: number;
+  status: "FAILED" | "CANCELLED";
+  costMicros: number;
+  tokens: number;
+  errorMessage: string | null;
+  at: Date;
+}
+
+/**
+ * Records the outcomes of attempts that ended without a result (failed,
+ * interrupted), one statement for all: only while the job is RUNNING at that
+ * attempt (the job row is share-locked against a concurrent re-claim) and only
+ * once per attempt. Returns the `${jobId}:${attempt}` keys recorded; a worker
+ * publishes an attempt's terminal event only once its outcome is recorded.
+ */
+export async function recordOutcomes(db: Db, items: OutcomeToRecord[]): Promise<Set<string>> {
+  if (items.length === 0) return new Set();
+  const rows = items.map((o) => Prisma.sql`(${o.jobId}::text, ${o.attempt}::int, ${o.status}::text, ${BigInt(o.costMicros)}::bigint, ${BigInt(o.tokens)}::bigint, ${o.errorMessage}::text, ${o.at}::timestamp)`);
+  const written = await db.$queryRaw<{ job_id: string; attempt: number }[]>`
+    WITH live AS (
+      SELECT v.* FROM (VALUES ${Prisma.join(rows)}) AS v(job_id, attempt, status, cost, tokens, error, at)
+      JOIN simulation_jobs j ON j.id = v.job_id AND j.status = 'RUNNING' AND j.attempts = v.attempt
+      FOR SHARE OF j
+    )
+    INSERT INTO job_attempt_outcomes (job_id, attempt, status, cost_micros, tokens, error_message, ended_at)
+    SELECT DISTINCT ON (job_id, attempt) job_id, attempt, status, cost, tokens, error, at FROM live
+    ON CONFLICT (job_id, attempt) DO NOTHING
+    RETURNING job_id, attempt`;
+  return new Set(written.map((w) => `${w.job_id}:${w.attempt}`));
+}
+
+/** Outcomes recorded within the same tick share one statement (see recordOutcomes). */
+export class OutcomeWriter {
+  private readonly batcher: TickBatcher<OutcomeToRecord, boolean>;
+
+  constructor(db: Db) {
+    this.batcher = new TickBatcher(async (items) => {
+      const done = await recordOutcomes(db, items);
+      return items.map((it) => done.has(`${it.jobId}:${it.attempt}`));
+    }, 200);
+  }
+
+  record(item: OutcomeToRecord): Promise<boolean> {
     return this.batcher.submit(item);
   }
 }

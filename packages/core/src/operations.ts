@@ -12,12 +12,13 @@ export interface OperationsSnapshot {
   batches_open: number;
   queue: Record<string, number>;
   workers: { live: number; capacity: number };
-  events: { backlog: number; unacknowledged: number };
+  /** dead_lettered: stream entries that were not valid events, kept in `<prefix>:events:dead`. */
+  events: { backlog: number; unacknowledged: number; dead_lettered: number };
 }
 
 export async function operationsSnapshot(deps: CoreDeps & { redis: Redis; redisPrefix: string }): Promise<OperationsSnapshot> {
   const keys = redisKeys(deps.redisPrefix);
-  const [rows, batches, queue, workers, backlog, pending] = await Promise.all([
+  const [rows, batches, queue, workers, backlog, pending, dead] = await Promise.all([
     // Ended and waiting jobs from the per-user counters (one pass); the in-flight ones
     // (at most capacity + look-ahead) counted on their partial index. No scan of the jobs table.
     deps.db.$queryRaw<{ status: string; released: boolean; n: number }[]>`
@@ -37,6 +38,7 @@ export async function operationsSnapshot(deps: CoreDeps & { redis: Redis; redisP
     deps.redis.xlen(keys.events),
     // XPENDING fails until a reconciler has created the group: nothing is unacknowledged then.
     (deps.redis.xpending(keys.events, keys.eventsGroup) as Promise<[number, ...unknown[]]>).then((r) => Number(r[0] ?? 0)).catch(() => 0),
+    deps.redis.xlen(keys.eventsDead),
   ]);
   const jobs = { PENDING: 0, RUNNING: 0, COMPLETED: 0, FAILED: 0, CANCELLED: 0 };
   let waiting = 0;
@@ -52,6 +54,6 @@ export async function operationsSnapshot(deps: CoreDeps & { redis: Redis; redisP
     batches_open: batches[0]?.n ?? 0,
     queue,
     workers: { live: workers.workers, capacity: workers.capacity },
-    events: { backlog: Number(backlog), unacknowledged: pending },
+    events: { backlog: Number(backlog), unacknowledged: pending, dead_lettered: Number(dead) },
   };
 }

@@ -19,6 +19,7 @@ if limit >= 0 and cur >= limit then return {0, cur} end
 local n = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+redis.call('EXPIRE', KEYS[2], ARGV[3])
 return {1, n}`;
 
 /** Seeds the live key unless another replica did first; pending calls not yet flushed are added. */
@@ -109,6 +110,7 @@ export class ApiCallCounter {
     } catch (err) {
       const m = this.opts.redis.multi();
       for (const r of rows) m.hincrby(this.keys.apiCallsDirty, field(r.userId, r.period), r.calls);
+      m.expire(this.keys.apiCallsDirty, TTL_SECONDS);
       await m.exec();
       throw err;
     }

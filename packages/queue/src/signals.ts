@@ -1,6 +1,10 @@
 import type { Redis } from "./redis.ts";
 
-const SIGNAL_TTL_S = 7 * 24 * 3600;
+/**
+ * Lifetime of stop keys and batch spending (refreshed on every write): far
+ * longer than any run, and bounded, so an abandoned key goes away by itself.
+ */
+export const SIGNAL_TTL_S = 7 * 24 * 3600;
 
 /**
  * Stop signals for running jobs and live batch spending.
@@ -48,7 +52,7 @@ export class StopSignals {
 
   /** Marks a batch's budget exhausted so all its running jobs stop at their next step. */
   async markBudgetExhausted(batchId: string): Promise<void> {
-    await this.redis.hset(this.spendKey(batchId), "exhausted", "1");
+    await this.redis.multi().hset(this.spendKey(batchId), "exhausted", "1").expire(this.spendKey(batchId), SIGNAL_TTL_S).exec();
   }
 
   private boundaries: { args: (string | number)[]; resolve: (v: StopVerdict) => void; reject: (err: unknown) => void }[] = [];

@@ -23,6 +23,7 @@ export class ApiMetrics {
     capacity: this.gauge("simbatch_worker_capacity", "Summed concurrency of live workers"),
     backlog: this.gauge("simbatch_events_backlog", "Worker events not yet applied by a reconciler"),
     unacked: this.gauge("simbatch_events_unacknowledged", "Events read by a reconciler but not acknowledged"),
+    dead: this.gauge("simbatch_events_dead_lettered", "Stream entries that were not valid events, kept in <prefix>:events:dead"),
   };
 
   constructor() {
@@ -55,6 +56,7 @@ export class ApiMetrics {
     this.gauges.capacity.set(s.workers.capacity);
     this.gauges.backlog.set(s.events.backlog);
     this.gauges.unacked.set(s.events.unacknowledged);
+    this.gauges.dead.set(s.events.dead_lettered);
   }
 }
 
