@@ -161,7 +161,7 @@ export async function claimJobs(db: Db, jobIds: string[], maxAttempts = DEFAULT_
     ), superseded AS (
       INSERT INTO ledger_entries (user_id, period, kind, job_id, batch_id, attempt, cost_micros, tokens)
       SELECT c.owner_id, ${period}, 'CHARGE'::"LedgerKind", c.id, c.batch_id, c.attempts - 1, GREATEST(c.attempt_cost, 0), GREATEST(c.attempt_tokens, 0)
-      FROM claimed c WHERE c.prev_status = 'RUNNING'
+      FROM claimed c WHERE c.prev_status = 'RUNNING' AND (c.attempt_cost > 0 OR c.attempt_tokens > 0)
       ON CONFLICT (job_id, attempt) DO NOTHING
     ), started AS (
       UPDATE batches b SET status = 'RUNNING', started_at = COALESCE(b.started_at, now())
