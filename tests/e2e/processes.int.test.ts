@@ -1,5 +1,5 @@
 import { TestEnv, waitFor } from "@simbatch/testing";
-import { freePort, run, stopAll, waitHttp, type Proc } from "../support/processes.ts";
+import { freePort, run, stopAll, waitHttp, waitListening, type Proc } from "../support/processes.ts";
 
 /**
  * The roles as real processes: what operators run. Covers boot-time env
@@ -90,6 +90,7 @@ describe("service processes", () => {
     const api = spawnRole("api", { PORT: String(port) });
     const reconciler = spawnRole("reconciler", { SWEEP_INTERVAL_MS: "1000" });
     const worker1 = spawnRole("worker", { WORKER_CONCURRENCY: "1" });
+    await waitListening(api, port);
     await waitHttp(`http://127.0.0.1:${port}/health`, 60_000);
     const alice = await env.user("alice", "pro");
     const url = `http://127.0.0.1:${port}`;

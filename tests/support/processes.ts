@@ -24,15 +24,32 @@ export function run(script: string, env: Record<string, string>, args: string[] 
   return { child, output: () => out, exited };
 }
 
+/**
+ * A port free right now, picked below the kernel's ephemeral range: a port the
+ * kernel handed out (listen on 0) may be given again at once to some client's
+ * outgoing connection, and the server spawned for it then fails to bind while a
+ * test talks to whatever else holds the port.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = net.createServer();
+      srv.once("error", () => resolve(false));
+      srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
     });
-    srv.on("error", reject);
-  });
+    if (free) return port;
+  }
+}
+
+/** Waits until a spawned API (or `npm start`) says it listens on `port`; fails at once if it exits first. */
+export async function waitListening(proc: Proc, port: number, timeoutMs = 60_000): Promise<void> {
+  await waitFor(() => {
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+      throw new Error(`process exited before listening on ${port}:\n${proc.output().slice(-2000)}`);
+    }
+    return proc.output().includes('"message":"api listening"') && proc.output().includes(`"port":${port}`);
+  }, { timeoutMs, what: `api listening on ${port}`, intervalMs: 50 });
 }
 
 export async function waitHttp(url: string, timeoutMs = 30_000): Promise<void> {
