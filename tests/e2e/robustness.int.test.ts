@@ -20,7 +20,7 @@ describe("odd input never yields a 500", () => {
     { simulations: [{ template_id: "test/scripted", config: { steps: 0 } }] },
     { simulations: [{ template_id: "test/scripted", config: { steps: 2, fail_at_step: 5 } }] },
     { simulations: [{ template_id: "board_meeting" }], budget_cap_usd: -1 }, { simulations: [{ template_id: "board_meeting" }], budget_cap_usd: "1" },
-    { simulations: [{ template_id: "board_meeting" }], priority: 1e309 }, { simulations: [{ template_id: "board_meeting" }], parallel_jobs: 1.5 },
+    { simulations: [{ template_id: "board_meeting" }], priority: Number.POSITIVE_INFINITY }, { simulations: [{ template_id: "board_meeting" }], parallel_jobs: 1.5 },
     { simulations: [{ template_id: "board_meeting" }], metadata: "m" }, { simulations: [{ template_id: "board_meeting" }], fail_fast: "true" },
     { template_id: { $ne: null } }, { template_id: "board_meeting", entity_count: 2 ** 53 }, { description: "\u0000\uffff" },
   ];

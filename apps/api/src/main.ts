@@ -8,7 +8,7 @@ import { createHttpServer } from "./http/server.ts";
 
 async function main(): Promise<void> {
   const env = loadEnvOrExit(ApiEnvSchemaChecked, "api");
-  const core = wireFromEnv(env, "api", "producer");
+  const core = wireFromEnv(env, process.env, "api", "producer");
   const { logger, limits } = core;
   // The rate-limit store loads its Lua scripts at construction; the producer connection refuses commands until ready.
   await waitReady(core.redis, 10_000);

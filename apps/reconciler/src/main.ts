@@ -6,7 +6,7 @@ import { ReconcilerRuntime } from "./reconciler-runtime.ts";
 
 async function main(): Promise<void> {
   const env = loadEnvOrExit(ReconcilerEnvSchema, "reconciler");
-  const deps = wireFromEnv(env, "reconciler", "consumer");
+  const deps = wireFromEnv(env, process.env, "reconciler", "consumer");
   const { logger } = deps;
   const runtime = new ReconcilerRuntime({
     deps, streamRedis: createRedis(env.REDIS_URL, "consumer"), redisPrefix: env.REDIS_PREFIX, sweepIntervalMs: env.SWEEP_INTERVAL_MS,

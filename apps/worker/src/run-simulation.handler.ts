@@ -3,8 +3,7 @@ import type { ClaimedJob, ClaimResult, OutcomeToRecord, ResultToStore } from "@s
 import type { Db } from "@simbatch/db";
 import type { ExportFormat, RunOutcome, SimulationEngine, SimulationSpec, TemporalMode } from "@simbatch/engine";
 import type { Logger } from "@simbatch/logger";
-import type { EventStream, StopSignals, StopVerdict } from "@simbatch/queue";
-import { UnrecoverableError, type Job } from "bullmq";
+import { UnrecoverableError, type EventStream, type Job, type StopSignals, type StopVerdict } from "@simbatch/queue";
 
 export interface HandlerDeps {
   db: Db;

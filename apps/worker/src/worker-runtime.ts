@@ -4,8 +4,7 @@ import { ClaimBatcher, DEFAULT_MAX_JOB_ATTEMPTS, OutcomeWriter, ResultWriter } f
 import type { Db } from "@simbatch/db";
 import type { SimulationEngine } from "@simbatch/engine";
 import type { Logger } from "@simbatch/logger";
-import { EventStream, StopSignals, WorkerRegistry, type Redis } from "@simbatch/queue";
-import { Worker, type Job } from "bullmq";
+import { EventStream, StopSignals, Worker, WorkerRegistry, type Job, type Redis } from "@simbatch/queue";
 import { createRunSimulationHandler } from "./run-simulation.handler.ts";
 
 export interface WorkerRuntimeOptions {

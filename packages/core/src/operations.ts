@@ -45,7 +45,9 @@ export async function operationsSnapshot(deps: CoreDeps & { redis: Redis; redisP
   let released = 0;
   for (const r of rows) {
     jobs[r.status as keyof typeof jobs] += r.n;
-    if (r.status === "PENDING") r.released ? (released += r.n) : (waiting += r.n);
+    if (r.status !== "PENDING") continue;
+    if (r.released) released += r.n;
+    else waiting += r.n;
   }
   return {
     jobs,

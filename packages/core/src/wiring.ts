@@ -51,11 +51,12 @@ export function wireCore(opts: WiringOptions): Wired {
 }
 
 /**
- * A role's composition root from its parsed env: tier limits (overrides
- * validated here, at boot), a logger named after the role, and the core clients.
+ * A role's core clients from its parsed env and the raw environment its
+ * composition root read (tier limit overrides are validated here, at boot), with
+ * a logger named after the role.
  */
-export function wireFromEnv(env: CommonEnv, role: string, redisRole: WiringOptions["redisRole"]): Wired {
-  const limits = parseTierLimits(process.env);
+export function wireFromEnv(env: CommonEnv, rawEnv: Record<string, string | undefined>, role: string, redisRole: WiringOptions["redisRole"]): Wired {
+  const limits = parseTierLimits(rawEnv);
   const logger = createLogger({ service: role, level: env.LOG_LEVEL });
   return wireCore({
     databaseUrl: env.DATABASE_URL, redisUrl: env.REDIS_URL, redisPrefix: env.REDIS_PREFIX,

@@ -30,5 +30,7 @@ export async function ensureDatabase(url: string): Promise<void> {
 /** Applies prisma/migrations with the offline Prisma CLI (`prisma migrate deploy`). */
 export async function migrateDeploy(url: string): Promise<void> {
   const prismaBin = path.join(REPO_ROOT, "node_modules", ".bin", "prisma");
+  // The CLI child inherits this process's environment (PATH, proxies) with the target database set.
+  // eslint-disable-next-line no-restricted-properties
   await run(prismaBin, ["migrate", "deploy"], { cwd: REPO_ROOT, env: { ...process.env, DATABASE_URL: url } });
 }

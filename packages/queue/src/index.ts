@@ -4,3 +4,5 @@ export * from "./event-stream.ts";
 export * from "./signals.ts";
 export * from "./worker-registry.ts";
 export * from "./api-call-counter.ts";
+// The worker app builds its BullMQ Worker from these; BullMQ itself is imported here only.
+export { UnrecoverableError, Worker, type Job } from "bullmq";

@@ -84,9 +84,13 @@ export class StopSignals {
       (this.redis as unknown as StepBoundaryCommand).simbatchStepBoundary(...only!.args).then((v) => only!.resolve(verdictOf(v)), only!.reject);
       return;
     }
-    const pipeline = this.redis.pipeline() as unknown as StepBoundaryCommand & { exec(): Promise<[Error | null, unknown][] | null> };
+    // On a pipeline the script command queues (it returns the pipeline, not a promise).
+    const pipeline = this.redis.pipeline() as unknown as {
+      simbatchStepBoundary(...args: Parameters<StepBoundaryCommand["simbatchStepBoundary"]>): unknown;
+      exec(): Promise<[Error | null, unknown][] | null>;
+    };
     for (const c of calls) pipeline.simbatchStepBoundary(...c.args);
-    pipeline.exec().then(
+    void pipeline.exec().then(
       (results) => calls.forEach((c, i) => {
         const [err, v] = results?.[i] ?? [new Error("step boundary: no reply"), null];
         if (err) c.reject(err);
