@@ -23,7 +23,7 @@ export interface WorkerRuntimeOptions {
   maxJobAttempts?: number;
 }
 
-/** One handler per job name; the worker refuses to boot when one is missing. */
+/** One handler per job name; the type makes a missing handler a compile error, and an unknown name fails the job. */
 type Handlers = Record<typeof RUN_SIMULATION_JOB, (job: Job) => Promise<unknown>>;
 
 const HEARTBEAT_MS = 2_000;

@@ -19,7 +19,7 @@ export const CommonEnvSchema = z.object({
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default("simbatch"),
   LOG_LEVEL: z.enum(["error", "warn", "info", "http", "verbose", "debug", "silly"]).default("info"),
   SIMBATCH_TEST_TEMPLATES: bool.default(false),
-  /** Seconds a role may take to drain on SIGTERM before it exits anyway. */
+  /** Milliseconds a role may take to drain on SIGTERM before it exits anyway. */
   SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(10_000),
 });
 

@@ -23,4 +23,3 @@ export const JobEventSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("cancelled"), ...base, stoppedBy: z.enum(["cancel", "budget"]).optional() }),
 ]);
 export type JobEvent = z.infer<typeof JobEventSchema>;
-export type JobEventType = JobEvent["type"];

@@ -19,7 +19,10 @@ export const redisKeys = (prefix: string) => ({
   eventsGroup: "reconcilers",
   /** Entries that were not valid events (dead letters, see EventStream.deadLetter). */
   eventsDead: `${prefix}:events:dead`,
+  /** Stop request of a running job, checked by its worker at every step boundary. */
   cancel: (jobId: string) => `${prefix}:cancel:${jobId}`,
+  /** Live spending of a capped batch's running jobs, added to at every step. */
+  batchSpend: (batchId: string) => `${prefix}:batch-spend:${batchId}`,
   workers: `${prefix}:workers`,
   /** Pub/sub channel: "run a dispatch pass soon" (admission and cancel → reconcilers). */
   dispatchWake: `${prefix}:dispatch:wake`,

@@ -144,12 +144,6 @@ async function loadInput(tx: Tx, deps: CoreDeps, free: number): Promise<PlanInpu
 }
 
 /**
- * Releases waiting jobs into BullMQ as worker capacity, batch slots, tier
- * concurrency and budgets allow. The decision is made under one advisory lock;
- * the rows are marked released in that transaction and enqueued after commit
- * (an enqueue lost to a crash is repaired by the sweep).
- */
-/**
  * Owners at their monthly cost limit start nothing more: their waiting batches stop
  * with QUOTA_EXHAUSTED (running jobs finish) and their waiting single jobs are
  * cancelled. Returns the batches stopped.
@@ -173,6 +167,12 @@ async function stopForQuota(tx: Tx, input: PlanInput, groups: string[], effects:
   return batches;
 }
 
+/**
+ * One pass: releases waiting jobs into BullMQ as worker capacity (plus the
+ * look-ahead), batch slots, tier concurrency and budgets allow. The decision is
+ * made under one advisory lock; the rows are marked released in that transaction
+ * and enqueued after commit (an enqueue lost to a crash is repaired by the sweep).
+ */
 async function dispatchOnce(deps: CoreDeps): Promise<number> {
   const capacity = await deps.registry.capacity();
   const effects = new SideEffects();

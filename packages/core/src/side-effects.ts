@@ -2,9 +2,11 @@ import type { CoreDeps } from "./deps.ts";
 
 /**
  * Redis-side effects decided inside a Postgres transaction and carried out
- * after it commits: stop signals for running jobs, removal of released jobs
- * that were cancelled before a worker took them. Both are repeatable and the
- * sweep re-issues stop signals, so a crash between commit and here loses nothing.
+ * after it commits: stop signals for running jobs, budget-exhausted marks for
+ * capped batches, removal of released jobs that were cancelled before a worker
+ * took them, and whether a dispatch pass should follow. All are repeatable; the
+ * sweep re-issues stop signals and a cancelled job's claim fails on its row, so a
+ * crash between commit and here loses nothing.
  */
 export class SideEffects {
   readonly stopJobs = new Set<string>();

@@ -1,3 +1,4 @@
+import { redisKeys } from "@simbatch/contracts";
 import type { Redis } from "./redis.ts";
 
 /**
@@ -40,8 +41,8 @@ export class StopSignals {
     this.redis.defineCommand("simbatchStepBoundary", { numberOfKeys: 2, lua: STEP_BOUNDARY_LUA });
   }
 
-  private cancelKey = (jobId: string) => `${this.prefix}:cancel:${jobId}`;
-  private spendKey = (batchId: string) => `${this.prefix}:batch-spend:${batchId}`;
+  private cancelKey = (jobId: string) => redisKeys(this.prefix).cancel(jobId);
+  private spendKey = (batchId: string) => redisKeys(this.prefix).batchSpend(batchId);
 
   async requestStop(jobIds: string[]): Promise<void> {
     if (jobIds.length === 0) return;
