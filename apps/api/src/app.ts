@@ -61,6 +61,8 @@ export function createApp(deps: ApiDeps): Express {
   routes.add("get", "/simulations/batch/usage/history", ...usageChain, u.history);
   routes.add("get", "/simulations/batch/:batch_id", ...authed, b.get);
   routes.add("get", "/simulations/batch/:batch_id/jobs", ...authed, b.jobs);
+  routes.add("get", "/simulations/batch/:batch_id/results", ...authed, b.results);
+  routes.add("get", "/simulations/batch/:batch_id/report", ...authed, b.report);
   routes.add("post", "/simulations/batch/:batch_id/cancel", ...authedBody, b.cancel);
 
   const s = simulationHandlers(deps);

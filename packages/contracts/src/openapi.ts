@@ -1,6 +1,6 @@
 import { z } from "zod";
 import {
-  CancelBatchRequestSchema, CancelRequestSchema, CreateBatchRequestSchema, ListBatchesQuerySchema, ListJobsQuerySchema,
+  BatchReportQuerySchema, CancelBatchRequestSchema, CancelRequestSchema, CreateBatchRequestSchema, ListBatchesQuerySchema, ListJobsQuerySchema,
   SimulationRequestSchema, UsageHistoryQuerySchema,
 } from "./requests.ts";
 import { RESPONSE_SCHEMAS } from "./responses.ts";
@@ -34,7 +34,8 @@ interface Route {
   auth: Auth;
   body?: string;
   query?: z.ZodObject;
-  ok: { status: number; schema?: ResponseName; content?: Record<string, string> };
+  /** `content`: per media type, a kind (object, string, binary) or a response schema. */
+  ok: { status: number; schema?: ResponseName; content?: Record<string, string | { schema: ResponseName }> };
   /** Route-specific error codes by status, added to those the auth chain can give. */
   errors?: Record<number, string[]>;
 }
@@ -65,6 +66,13 @@ function routes(): Route[] {
     { method: "get", path: "/simulations/batch/{batch_id}", summary: "One batch", tag: "batches", auth: "key", ok: { status: 200, schema: "Batch" }, errors: owned },
     { method: "get", path: "/simulations/batch/{batch_id}/jobs", summary: "A batch and its jobs in request order", tag: "batches", auth: "key",
       ok: { status: 200, schema: "BatchWithJobs" }, errors: owned },
+    { method: "get", path: "/simulations/batch/{batch_id}/results",
+      summary: "Every job's result in one download: NDJSON, one BatchResultLine per job in job_ids order, streamed (allowed at any time)",
+      tag: "batches", auth: "key", ok: { status: 200, content: { "application/x-ndjson": { schema: "BatchResultLine" } } }, errors: owned },
+    { method: "get", path: "/simulations/batch/{batch_id}/report",
+      summary: "Cross-run report: counts, cost and duration statistics, convergence, grades, per-entity final stance (json, markdown or csv)",
+      tag: "batches", auth: "key", query: BatchReportQuerySchema,
+      ok: { status: 200, content: { "application/json": { schema: "BatchReport" }, "text/markdown": "string", "text/csv": "string" } }, errors: owned },
     { method: "post", path: "/simulations/batch/{batch_id}/cancel", summary: "Cancel a PENDING or RUNNING batch", tag: "batches", auth: "key",
       body: "CancelBatchRequest", ok: { status: 200, schema: "Batch" }, errors: { ...owned, 400: ["InvalidState"] } },
     { method: "post", path: "/simulations", summary: "Submit one simulation", tag: "simulations", auth: "key", body: "SimulationRequest",
@@ -123,7 +131,10 @@ function okResponse(r: Route): JsonObject {
   if (r.ok.schema) return { ...base, content: { "application/json": { schema: ref(r.ok.schema) } } };
   if (!r.ok.content) return base;
   const kinds: Record<string, JsonObject> = { object: { type: "object" }, string: { type: "string" }, binary: { type: "string", contentMediaType: "application/pdf" } };
-  return { ...base, content: Object.fromEntries(Object.entries(r.ok.content).map(([type, kind]) => [type, { schema: kinds[kind]! }])) };
+  return {
+    ...base,
+    content: Object.fromEntries(Object.entries(r.ok.content).map(([type, kind]) => [type, { schema: typeof kind === "string" ? kinds[kind]! : ref(kind.schema) }])),
+  };
 }
 
 function errorResponses(r: Route): JsonObject {

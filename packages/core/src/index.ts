@@ -18,3 +18,5 @@ export * from "./wiring.ts";
 export * from "./usage-service.ts";
 export * from "./usage-adjustments.ts";
 export * from "./operations.ts";
+export * from "./batch-results.ts";
+export * from "./batch-report.ts";

@@ -1,7 +1,10 @@
-import { CancelBatchRequestSchema, CreateBatchRequestSchema, ListBatchesQuerySchema } from "@simbatch/contracts";
-import { admitBatch, admittedBatchView, batchJobs, batchStats, cancelBatch, getBatchView, listBatches, loadOwnedBatch, resolveSimulation, type ResolvedSimulation } from "@simbatch/core";
+import { BatchReportQuerySchema, CancelBatchRequestSchema, CreateBatchRequestSchema, ListBatchesQuerySchema } from "@simbatch/contracts";
+import {
+  admitBatch, admittedBatchView, batchJobs, batchReport, batchReportCsv, batchResultLines, batchStats, cancelBatch, getBatchView, listBatches,
+  loadOwnedBatch, reportMarkdown, resolveSimulation, type ResolvedSimulation,
+} from "@simbatch/core";
 import { validationError, type FieldIssue } from "@simbatch/errors";
-import type { RequestHandler } from "express";
+import type { RequestHandler, Response } from "express";
 import type { ApiDeps } from "../deps.ts";
 import { user } from "../http/auth.ts";
 import { locals } from "../http/request-context.ts";
@@ -66,5 +69,72 @@ export function batchHandlers(deps: ApiDeps) {
     res.json(await getBatchView(deps.db, batch));
   };
 
-  return { create, list, stats, get, jobs, cancel };
+  /**
+   * NDJSON, one line per job in job_ids order, streamed from Postgres page by page:
+   * each line is written when the socket has room ('drain' otherwise), and the
+   * stream stops when the client goes away, so a request holds one page at most.
+   * The first page is read before the status line, so a failure there is a clean
+   * error response; a failure later can only cut the stream (the connection is
+   * destroyed, so the client sees an incomplete body, never a complete-looking one).
+   */
+  const results: RequestHandler = async (req, res) => {
+    const batch = await loadOwnedBatch(deps.db, user(res).id, String(req.params.batch_id));
+    const lines = batchResultLines(deps.db, batch.id);
+    let closed = false;
+    res.on("close", () => (closed = true));
+    let next = await lines.next();
+    res.status(200);
+    res.setHeader("Content-Type", "application/x-ndjson");
+    res.setHeader("Cache-Control", "no-store");
+    res.flushHeaders();
+    try {
+      while (!next.done && !closed) {
+        if (!res.write(next.value)) await drained(res);
+        if (closed) break;
+        next = await lines.next();
+      }
+    } catch (err) {
+      locals(res).log.error("batch results stream failed", { batch_id: batch.id, error: (err as Error)?.message });
+      res.destroy(err as Error);
+      return;
+    } finally {
+      await lines.return(undefined);
+    }
+    if (!closed) res.end();
+  };
+
+  const report: RequestHandler = async (req, res) => {
+    const q = parse(BatchReportQuerySchema, req.query);
+    const batch = await loadOwnedBatch(deps.db, user(res).id, String(req.params.batch_id));
+    const format = q.format ?? "json";
+    if (format === "csv") {
+      const csv = await batchReportCsv(deps.db, batch);
+      res.status(200).setHeader("Content-Type", "text/csv; charset=utf-8");
+      res.send(csv);
+      return;
+    }
+    const body = await batchReport(deps.db, batch);
+    if (format === "markdown") {
+      res.status(200).setHeader("Content-Type", "text/markdown; charset=utf-8");
+      res.send(reportMarkdown(body));
+      return;
+    }
+    res.json(body);
+  };
+
+  return { create, list, stats, get, jobs, cancel, results, report };
+}
+
+/** Resolves when the response can take more ('drain') or is gone ('close'). */
+function drained(res: Response): Promise<void> {
+  if (res.destroyed || res.closed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
 }
