@@ -39,6 +39,8 @@ export default tseslint.config(
       "@typescript-eslint/no-non-null-assertion": "off",
       "@typescript-eslint/no-require-imports": "off",
       "no-empty": ["error", { allowEmptyCatch: true }],
+      // Layout is Prettier's (npm run format); this rule only fights its line breaks.
+      "no-unexpected-multiline": "off",
     },
   },
   {
@@ -47,9 +49,12 @@ export default tseslint.config(
     files: ["apps/**/*.ts", "packages/**/*.ts", "scripts/**/*.ts"],
     ignores: ["packages/testing/**", "**/test/**"],
     rules: {
-      "no-restricted-imports": ["error", {
-        patterns: BOUNDARIES.map((b) => ({ group: b.what, message: `only ${b.where} may import this (see eslint.config.mjs: layering)` })),
-      }],
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: BOUNDARIES.map((b) => ({ group: b.what, message: `only ${b.where} may import this (see eslint.config.mjs: layering)` })),
+        },
+      ],
     },
   },
   ...BOUNDARIES.map((b) => ({
@@ -61,7 +66,10 @@ export default tseslint.config(
     files: ["apps/**/*.ts", "packages/**/*.ts"],
     ignores: ["packages/config/**", "packages/testing/**", "apps/*/src/main.ts", "**/test/**"],
     rules: {
-      "no-restricted-properties": ["error", { object: "process", property: "env", message: "read the environment in packages/config or a composition root (apps/*/src/main.ts)" }],
+      "no-restricted-properties": [
+        "error",
+        { object: "process", property: "env", message: "read the environment in packages/config or a composition root (apps/*/src/main.ts)" },
+      ],
     },
   },
   {

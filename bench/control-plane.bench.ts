@@ -97,8 +97,14 @@ async function startService(): Promise<Service> {
   const env = await new TestEnv().setup();
   const port = await freePort();
   const base = {
-    DATABASE_URL: env.databaseUrl, REDIS_URL: env.redisUrl, REDIS_PREFIX: env.prefix, PORT: String(port),
-    SIMBATCH_TEST_TEMPLATES: "1", SIM_STEP_MS: "0", WORKER_CONCURRENCY: String(CONCURRENCY), LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info",
+    DATABASE_URL: env.databaseUrl,
+    REDIS_URL: env.redisUrl,
+    REDIS_PREFIX: env.prefix,
+    PORT: String(port),
+    SIMBATCH_TEST_TEMPLATES: "1",
+    SIM_STEP_MS: "0",
+    WORKER_CONCURRENCY: String(CONCURRENCY),
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info",
   };
   const procs = {
     api: run("apps/api/src/main.ts", base, [], profArgs()),
@@ -106,7 +112,10 @@ async function startService(): Promise<Service> {
     reconciler: run("apps/reconciler/src/main.ts", base, [], profArgs()),
   };
   await waitHttp(`http://127.0.0.1:${port}/ready`, 60_000);
-  await waitFor(() => procs.worker.output().includes("worker started") && procs.reconciler.output().includes("reconciler started"), { timeoutMs: 60_000, what: "roles" });
+  await waitFor(() => procs.worker.output().includes("worker started") && procs.reconciler.output().includes("reconciler started"), {
+    timeoutMs: 60_000,
+    what: "roles",
+  });
   const pg = new Client({ connectionString: env.databaseUrl });
   await pg.connect();
   return { url: `http://127.0.0.1:${port}`, procs, pg, env };
@@ -118,14 +127,19 @@ async function newUser(svc: Service, id: string): Promise<string> {
   return (await createApiKey(db, id, "bench")).api_key;
 }
 
-const batchBody = (n: number) => JSON.stringify({
-  parallel_jobs: 100,
-  simulations: Array.from({ length: n }, () => ({ template_id: "test/scripted", config: { steps: 1 } })),
-});
+const batchBody = (n: number) =>
+  JSON.stringify({
+    parallel_jobs: 100,
+    simulations: Array.from({ length: n }, () => ({ template_id: "test/scripted", config: { steps: 1 } })),
+  });
 
 async function createBatch(svc: Service, key: string, n = JOBS_PER_BATCH): Promise<{ id: string; ms: number }> {
   const t0 = performance.now();
-  const res = await fetch(`${svc.url}/simulations/batch`, { method: "POST", headers: { "X-API-Key": key, "Content-Type": "application/json" }, body: batchBody(n) });
+  const res = await fetch(`${svc.url}/simulations/batch`, {
+    method: "POST",
+    headers: { "X-API-Key": key, "Content-Type": "application/json" },
+    body: batchBody(n),
+  });
   const ms = performance.now() - t0;
   const body = (await res.json()) as { batch_id: string };
   if (res.status !== 202) throw new Error(`create failed: ${res.status} ${JSON.stringify(body)}`);
@@ -133,16 +147,21 @@ async function createBatch(svc: Service, key: string, n = JOBS_PER_BATCH): Promi
 }
 
 async function waitAllFinished(svc: Service, owner: string, timeoutMs = 900_000): Promise<void> {
-  await waitFor(async () => {
-    const r = await svc.pg.query("SELECT count(*)::int AS n FROM batches WHERE owner_id = $1 AND completed_at IS NULL", [owner]);
-    return r.rows[0].n === 0;
-  }, { timeoutMs, intervalMs: 20, what: `batches of ${owner} finished` });
+  await waitFor(
+    async () => {
+      const r = await svc.pg.query("SELECT count(*)::int AS n FROM batches WHERE owner_id = $1 AND completed_at IS NULL", [owner]);
+      return r.rows[0].n === 0;
+    },
+    { timeoutMs, intervalMs: 20, what: `batches of ${owner} finished` },
+  );
 }
 
 /** Jobs per second between the first start and the last completion, from the job rows. */
 async function drainRate(svc: Service, owner: string): Promise<number> {
   const r = await svc.pg.query(
-    `SELECT count(*)::int AS n, extract(epoch FROM max(completed_at) - min(started_at))::float8 AS s FROM simulation_jobs WHERE owner_id = $1`, [owner]);
+    `SELECT count(*)::int AS n, extract(epoch FROM max(completed_at) - min(started_at))::float8 AS s FROM simulation_jobs WHERE owner_id = $1`,
+    [owner],
+  );
   return r.rows[0].n / r.rows[0].s;
 }
 
@@ -153,8 +172,11 @@ async function main(): Promise<void> {
   const svc = await startService();
   try {
     const cpu = () => ({
-      api: cpuMs(svc.procs.api.child.pid!), worker: cpuMs(svc.procs.worker.child.pid!), reconciler: cpuMs(svc.procs.reconciler.child.pid!),
-      postgres: cpuOfNamed("postgres"), redis: cpuOfNamed("redis-server"),
+      api: cpuMs(svc.procs.api.child.pid!),
+      worker: cpuMs(svc.procs.worker.child.pid!),
+      reconciler: cpuMs(svc.procs.reconciler.child.pid!),
+      postgres: cpuOfNamed("postgres"),
+      redis: cpuOfNamed("redis-server"),
     });
 
     // Warm-up: one small batch through every path.
@@ -167,12 +189,14 @@ async function main(): Promise<void> {
     const before = cpu();
     const t0 = performance.now();
     let next = 0;
-    await Promise.all(Array.from({ length: CLIENTS }, async () => {
-      while (next < E2E_BATCHES) {
-        next++;
-        await createBatch(svc, e2eKey);
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async () => {
+        while (next < E2E_BATCHES) {
+          next++;
+          await createBatch(svc, e2eKey);
+        }
+      }),
+    );
     await waitAllFinished(svc, "e2e");
     const e2e = (E2E_BATCHES * JOBS_PER_BATCH) / ((performance.now() - t0) / 1000);
     const after = cpu();
@@ -185,9 +209,11 @@ async function main(): Promise<void> {
     await waitAllFinished(svc, "seq");
     const concKey = await newUser(svc, "conc");
     const conc: number[] = [];
-    await Promise.all(Array.from({ length: CLIENTS }, async () => {
-      for (let i = 0; i < 5; i++) conc.push((await createBatch(svc, concKey)).ms);
-    }));
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async () => {
+        for (let i = 0; i < 5; i++) conc.push((await createBatch(svc, concKey)).ms);
+      }),
+    );
     await waitAllFinished(svc, "conc");
 
     // 3. Drain rate: a small run, then a backlog built while no worker runs.
@@ -199,12 +225,14 @@ async function main(): Promise<void> {
     await svc.procs.worker.exited;
     const bigKey = await newUser(svc, "backlog");
     let made = 0;
-    await Promise.all(Array.from({ length: CLIENTS }, async () => {
-      while (made < BACKLOG) {
-        made += JOBS_PER_BATCH;
-        await createBatch(svc, bigKey);
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async () => {
+        while (made < BACKLOG) {
+          made += JOBS_PER_BATCH;
+          await createBatch(svc, bigKey);
+        }
+      }),
+    );
     svc.procs.worker = run("apps/worker/src/main.ts", workerEnv(svc), [], profArgs());
     await waitAllFinished(svc, "backlog");
     const big = await drainRate(svc, "backlog");
@@ -230,9 +258,15 @@ async function main(): Promise<void> {
     row(`end to end: ${E2E_BATCHES} batches x ${JOBS_PER_BATCH} from ${CLIENTS} clients`, `${fmt(e2e)} jobs/s`);
     row("ratio end to end / raw BullMQ", `${fmt(e2e / raw, 3)}   (issue: >= 0.25)`);
     row("create-batch(100), one client sequential", `p50 ${fmt(pct(seq, 50), 1)} ms   (issue: <= 20)`);
-    row(`create-batch(100), ${CLIENTS} concurrent clients of one user`, `p50 ${fmt(pct(conc, 50), 1)} ms, p99 ${fmt(pct(conc, 99), 1)} ms   (issue: p99 <= 200)`);
+    row(
+      `create-batch(100), ${CLIENTS} concurrent clients of one user`,
+      `p50 ${fmt(pct(conc, 50), 1)} ms, p99 ${fmt(pct(conc, 99), 1)} ms   (issue: p99 <= 200)`,
+    );
     row(`drain: ${BACKLOG}-job backlog vs ${SMALL}-job run`, `${fmt(big)} vs ${fmt(small)} jobs/s, ratio ${fmt(big / small, 2)}   (issue: >= 0.7)`);
-    row(`GET /usage p50: ${BACKLOG + 0}-job user vs fresh user`, `${fmt(usageBig, 1)} vs ${fmt(usageFresh, 1)} ms, ratio ${fmt(usageBig / usageFresh, 2)}   (issue: <= 2)`);
+    row(
+      `GET /usage p50: ${BACKLOG + 0}-job user vs fresh user`,
+      `${fmt(usageBig, 1)} vs ${fmt(usageFresh, 1)} ms, ratio ${fmt(usageBig / usageFresh, 2)}   (issue: <= 2)`,
+    );
     console.log(`  CPU per job over the end-to-end run (ms):`);
     for (const k of Object.keys(before) as (keyof typeof before)[]) row(`    ${k}`, fmt((after[k] - before[k]) / jobs, 2));
   } finally {
@@ -250,8 +284,13 @@ async function main(): Promise<void> {
 
 function workerEnv(svc: Service): Record<string, string> {
   return {
-    DATABASE_URL: svc.env.databaseUrl, REDIS_URL: svc.env.redisUrl, REDIS_PREFIX: svc.env.prefix,
-    SIMBATCH_TEST_TEMPLATES: "1", SIM_STEP_MS: "0", WORKER_CONCURRENCY: String(CONCURRENCY), LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info",
+    DATABASE_URL: svc.env.databaseUrl,
+    REDIS_URL: svc.env.redisUrl,
+    REDIS_PREFIX: svc.env.prefix,
+    SIMBATCH_TEST_TEMPLATES: "1",
+    SIM_STEP_MS: "0",
+    WORKER_CONCURRENCY: String(CONCURRENCY),
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info",
   };
 }
 

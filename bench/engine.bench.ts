@@ -9,7 +9,13 @@ import type { RunContext, SimulationResultPayload, SimulationSpec } from "../pac
 
 const BUDGET_MS = 50;
 const RUNS = 20;
-const TEMPLATES = ["showcase/board_meeting", "showcase/hound_shadow_directorial", "showcase/mars_mission_portal", "showcase/castaway_colony_branching", "persona/agent4_elk_migration"];
+const TEMPLATES = [
+  "showcase/board_meeting",
+  "showcase/hound_shadow_directorial",
+  "showcase/mars_mission_portal",
+  "showcase/castaway_colony_branching",
+  "persona/agent4_elk_migration",
+];
 const ctx: RunContext = { stepDelayMs: 0, onStep: async () => {}, shouldStop: async () => false };
 
 const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
@@ -18,18 +24,26 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 function spec(id: string, i: number): SimulationSpec {
   const t = CATALOG.find((x) => x.template_id === id)!;
   return {
-    jobId: `sim_${String(i).padStart(12, "0")}`, templateId: id, description: null, entityCount: t.default_entity_count,
-    timepointCount: t.default_timepoint_count, temporalMode: t.default_temporal_mode, config: { seed: i },
-    generateSummaries: true, exportFormats: ["json", "markdown"],
+    jobId: `sim_${String(i).padStart(12, "0")}`,
+    templateId: id,
+    description: null,
+    entityCount: t.default_entity_count,
+    timepointCount: t.default_timepoint_count,
+    temporalMode: t.default_temporal_mode,
+    config: { seed: i },
+    generateSummaries: true,
+    exportFormats: ["json", "markdown"],
   };
 }
 
-const texts = (r: SimulationResultPayload) => [
-  ...(r.timepoints as { narrative: string }[]), ...((r["branches"] ?? []) as { timepoints: { narrative: string }[] }[]).flatMap((b) => b.timepoints),
-].map((t) => t.narrative);
+const texts = (r: SimulationResultPayload) =>
+  [...(r.timepoints as { narrative: string }[]), ...((r["branches"] ?? []) as { timepoints: { narrative: string }[] }[]).flatMap((b) => b.timepoints)].map(
+    (t) => t.narrative,
+  );
 
 async function measure(id: string, engine: BuiltinEngine) {
-  const runs: number[] = [], base: number[] = [];
+  const runs: number[] = [],
+    base: number[] = [];
   let tokens = 0;
   for (let i = 0; i < RUNS; i++) {
     const t0 = process.cpuUsage();
@@ -60,7 +74,9 @@ async function main() {
   console.log(`first run (cold JIT): ${warm.toFixed(1)} ms CPU; scripted 3-step run: ${scripted.toFixed(2)} ms CPU`);
   console.log(`${"template".padEnd(38)} ${"median".padStart(8)} ${"max".padStart(8)} ${"tokenize".padStart(9)} ${"ratio".padStart(6)} ${"tokens".padStart(7)}`);
   for (const r of rows) {
-    console.log(`${r.id.padEnd(38)} ${r.median.toFixed(2).padStart(8)} ${r.max.toFixed(2).padStart(8)} ${r.baseline.toFixed(2).padStart(9)} ${(r.median / Math.max(r.baseline, 0.01)).toFixed(1).padStart(6)} ${String(r.tokens).padStart(7)}`);
+    console.log(
+      `${r.id.padEnd(38)} ${r.median.toFixed(2).padStart(8)} ${r.max.toFixed(2).padStart(8)} ${r.baseline.toFixed(2).padStart(9)} ${(r.median / Math.max(r.baseline, 0.01)).toFixed(1).padStart(6)} ${String(r.tokens).padStart(7)}`,
+    );
   }
   const board = rows.find((r) => r.id === "showcase/board_meeting")!;
   if (board.median > BUDGET_MS) {

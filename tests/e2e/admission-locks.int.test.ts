@@ -30,7 +30,8 @@ describe("admission lock modes", () => {
   /** Backends of this database waiting for a lock (other than the holder). */
   const lockWaiters = async () => {
     const r = await holder.query(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`);
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
+    );
     return r.rows[0].n as number;
   };
 

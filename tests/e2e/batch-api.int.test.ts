@@ -24,12 +24,35 @@ describe("batch API routes", () => {
     const b = res.body;
     expect(b.batch_id).toMatch(/^batch_[0-9a-f]{12}$/);
     expect(b).toMatchObject({
-      status: "PENDING", priority: 50, fail_fast: false, parallel_jobs: 3, started_at: null, completed_at: null,
-      stop_reason: null, error_message: null, cancel_reason: null, owner_id: "alice", metadata: null,
+      status: "PENDING",
+      priority: 50,
+      fail_fast: false,
+      parallel_jobs: 3,
+      started_at: null,
+      completed_at: null,
+      stop_reason: null,
+      error_message: null,
+      cancel_reason: null,
+      owner_id: "alice",
+      metadata: null,
     });
     expect(Object.keys(b).sort()).toEqual([
-      "batch_id", "cancel_reason", "completed_at", "cost", "created_at", "error_message", "fail_fast", "job_ids", "metadata",
-      "owner_id", "parallel_jobs", "priority", "progress", "started_at", "status", "stop_reason",
+      "batch_id",
+      "cancel_reason",
+      "completed_at",
+      "cost",
+      "created_at",
+      "error_message",
+      "fail_fast",
+      "job_ids",
+      "metadata",
+      "owner_id",
+      "parallel_jobs",
+      "priority",
+      "progress",
+      "started_at",
+      "status",
+      "stop_reason",
     ]);
     expect(b.created_at).toMatch(/Z$/);
     expect(b.progress.total_jobs).toBe(3);
@@ -87,7 +110,11 @@ describe("batch API routes", () => {
       simulations: [{ template_id: "board_meeting" }, { template_id: "board_meeting", entity_count: 50 }, { template_id: "nope" }, scripted({ steps: 0 })],
     });
     expect(res.status).toBe(422);
-    expect(res.body.detail.map((d: { path: string }) => d.path)).toEqual(["simulations.1.entity_count", "simulations.2.template_id", "simulations.3.config.steps"]);
+    expect(res.body.detail.map((d: { path: string }) => d.path)).toEqual([
+      "simulations.1.entity_count",
+      "simulations.2.template_id",
+      "simulations.3.config.steps",
+    ]);
     expect(await counts()).toEqual(before);
   });
 
@@ -101,7 +128,10 @@ describe("batch API routes", () => {
     expect(low.body).toMatchObject({ error: "BudgetTooLow", estimated_cost_usd: 0.31 });
     expect(await counts()).toEqual(before);
     // Only the first job's estimate decides: later jobs above the cap are admitted (and stopped by the budget rule).
-    const ok = await stack.submitBatch(alice.key, { simulations: [scripted({ estimate_usd: 0.1, steps: 1 }), scripted({ estimate_usd: 0.3 })], budget_cap_usd: 0.2 });
+    const ok = await stack.submitBatch(alice.key, {
+      simulations: [scripted({ estimate_usd: 0.1, steps: 1 }), scripted({ estimate_usd: 0.3 })],
+      budget_cap_usd: 0.2,
+    });
     expect(ok.status).toBe(202);
     const done = await stack.waitBatch(alice.key, ok.body.batch_id, (b) => b.completed_at !== null);
     expect(done).toMatchObject({ status: "PARTIAL", stop_reason: "BUDGET_EXHAUSTED" });
@@ -244,8 +274,16 @@ describe("batch API routes", () => {
     const res = await get(dave.key, "/simulations/batch/stats");
     expect(res.status).toBe(200);
     expect(res.body).toEqual({
-      total_batches: 3000, pending_batches: 500, running_batches: 500, completed_batches: 500, partial_batches: 500,
-      failed_batches: 500, cancelled_batches: 500, total_jobs: jobs, total_cost_usd: 2.25, total_tokens: 360,
+      total_batches: 3000,
+      pending_batches: 500,
+      running_batches: 500,
+      completed_batches: 500,
+      partial_batches: 500,
+      failed_batches: 500,
+      cancelled_batches: 500,
+      total_jobs: jobs,
+      total_cost_usd: 2.25,
+      total_tokens: 360,
       avg_jobs_per_batch: Math.round((jobs / 3000) * 100) / 100,
       avg_duration_seconds: Math.round((durations / finished) * 1000) / 1000,
     });

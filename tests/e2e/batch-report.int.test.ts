@@ -76,7 +76,16 @@ describe("batch report", () => {
     expect(res.headers["content-type"]).toMatch(/^application\/json/);
     const r = BatchReportSchema.parse(res.body);
     expect(Object.keys(res.body).sort()).toEqual([
-      "batch_id", "convergence_score", "cost_usd", "duration_seconds", "entities", "jobs", "robustness_grades", "status", "templates", "tokens_used",
+      "batch_id",
+      "convergence_score",
+      "cost_usd",
+      "duration_seconds",
+      "entities",
+      "jobs",
+      "robustness_grades",
+      "status",
+      "templates",
+      "tokens_used",
     ]);
     const { body: withJobs } = await get(alice.key, `/simulations/batch/${sweep.batch_id}/jobs`);
     const jobs: Record<string, any>[] = withJobs.jobs;
@@ -173,13 +182,15 @@ describe("batch report", () => {
 
   it("leaves cells empty and statistics null where no job qualifies, and counts unfinished jobs", async () => {
     const { body: b } = await stack.submitBatch(alice.key, {
-      simulations: [scripted({ steps: 400, step_ms: 50 }), scripted({ steps: 1 }), { description: "a, \"quoted\" run", config: { seed: 9 } }], parallel_jobs: 1,
+      simulations: [scripted({ steps: 400, step_ms: 50 }), scripted({ steps: 1 }), { description: 'a, "quoted" run', config: { seed: 9 } }],
+      parallel_jobs: 1,
     });
     await stack.waitJob(alice.key, b.job_ids[0], (j) => j.status === "RUNNING");
     const { body: r } = await get(alice.key, `/simulations/batch/${b.batch_id}/report`);
     BatchReportSchema.parse(r);
     expect(r).toMatchObject({
-      batch_id: b.batch_id, status: "RUNNING",
+      batch_id: b.batch_id,
+      status: "RUNNING",
       jobs: { total: 3, completed: 0, failed: 0, cancelled: 0, pending: 2, running: 1 },
       cost_usd: { total: 0, mean: null, p50: null, p90: null, max: null },
       tokens_used: 0,
@@ -191,7 +202,9 @@ describe("batch report", () => {
     });
     const csv = parseCsv((await get(alice.key, `/simulations/batch/${b.batch_id}/report?format=csv`)).text);
     expect(csv.slice(1).map((row) => [row[2], row[5], row[8], row[9], row[10]])).toEqual([
-      ["RUNNING", "", "", "", ""], ["PENDING", "", "", "", ""], ["PENDING", "9", "", "", ""],
+      ["RUNNING", "", "", "", ""],
+      ["PENDING", "", "", "", ""],
+      ["PENDING", "9", "", "", ""],
     ]);
     const md = (await get(alice.key, `/simulations/batch/${b.batch_id}/report?format=markdown`)).text;
     expect(md).toContain("No completed run has a convergence score.");
@@ -207,7 +220,8 @@ describe("batch report", () => {
 
   it("counts a failed job's cost but not its duration", async () => {
     const { body: b } = await stack.submitBatch(alice.key, {
-      simulations: [scripted({ steps: 3, fail_at_step: 3, cost_usd_per_step: 0.01 }), scripted({ steps: 1, cost_usd_per_step: 0.04 })], parallel_jobs: 2,
+      simulations: [scripted({ steps: 3, fail_at_step: 3, cost_usd_per_step: 0.01 }), scripted({ steps: 1, cost_usd_per_step: 0.04 })],
+      parallel_jobs: 2,
     });
     const done = await stack.waitBatch(alice.key, b.batch_id, (x) => x.completed_at !== null);
     const { body: r } = await get(alice.key, `/simulations/batch/${b.batch_id}/report`);

@@ -16,7 +16,10 @@ function forcedGc(): () => void {
 /** Splits NDJSON text into parsed lines, checking that it ends with a newline. */
 function ndjson(text: string): Record<string, any>[] {
   expect(text.endsWith("\n")).toBe(true);
-  return text.slice(0, -1).split("\n").map((l) => JSON.parse(l));
+  return text
+    .slice(0, -1)
+    .split("\n")
+    .map((l) => JSON.parse(l));
 }
 
 /** GET /simulations/batch/{id}/results (contract: Batch results and the cross-run report). */
@@ -36,12 +39,14 @@ describe("batch results (NDJSON)", () => {
 
   const get = (key: string, path: string) => stack.http().get(path).set("X-API-Key", key);
   const results = (key: string, batchId: string) =>
-    get(key, `/simulations/batch/${batchId}/results`).buffer(true).parse((res, cb) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (text += c));
-      res.on("end", () => cb(null, text));
-    });
+    get(key, `/simulations/batch/${batchId}/results`)
+      .buffer(true)
+      .parse((res, cb) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (text += c));
+        res.on("end", () => cb(null, text));
+      });
 
   it("answers one line per job in job_ids order, COMPLETED with the single-job result minus job, FAILED with its error", async () => {
     const sims = [
@@ -68,8 +73,12 @@ describe("batch results (NDJSON)", () => {
       BatchResultLineSchema.parse(line);
       const job = withJobs.jobs[i];
       expect(line).toMatchObject({
-        job_id: job.job_id, status: job.status, template_id: job.template_id, temporal_mode: job.temporal_mode,
-        cost_usd: job.cost_usd, tokens_used: job.tokens_used,
+        job_id: job.job_id,
+        status: job.status,
+        template_id: job.template_id,
+        temporal_mode: job.temporal_mode,
+        cost_usd: job.cost_usd,
+        tokens_used: job.tokens_used,
       });
       if (line.status === "COMPLETED") {
         const single = await get(alice.key, `/simulations/${line.job_id}/result`);
@@ -81,7 +90,8 @@ describe("batch results (NDJSON)", () => {
       }
     }
     expect(lines[0]!.result.narrative_exports).toEqual({
-      json: `/simulations/${lines[0]!.job_id}/exports/json`, markdown: `/simulations/${lines[0]!.job_id}/exports/markdown`,
+      json: `/simulations/${lines[0]!.job_id}/exports/json`,
+      markdown: `/simulations/${lines[0]!.job_id}/exports/markdown`,
       pdf: `/simulations/${lines[0]!.job_id}/exports/pdf`,
     });
     expect(lines[0]!.result.entities.length).toBeGreaterThan(0);
@@ -93,7 +103,8 @@ describe("batch results (NDJSON)", () => {
 
   it("answers at any time: unfinished jobs have their current status and a null result", async () => {
     const { body: batch } = await stack.submitBatch(alice.key, {
-      simulations: [scripted({ steps: 400, step_ms: 50 }), scripted({ steps: 1 }), scripted({ steps: 1 })], parallel_jobs: 1,
+      simulations: [scripted({ steps: 400, step_ms: 50 }), scripted({ steps: 1 }), scripted({ steps: 1 })],
+      parallel_jobs: 1,
     });
     const immediately = ndjson((await results(alice.key, batch.batch_id)).body as string);
     expect(immediately.map((l) => l.job_id)).toEqual(batch.job_ids);
@@ -116,7 +127,9 @@ describe("batch results (NDJSON)", () => {
   it("is owner-scoped: 403 for another user's batch, 404 for an unknown id, 401 without a key", async () => {
     const { body: batch } = await stack.submitBatch(alice.key, { simulations: [scripted({ steps: 1 })] });
     for (const [key, id, status, code] of [
-      [bob.key, batch.batch_id, 403, "Forbidden"], [alice.key, "batch_000000000000", 404, "NotFound"], [alice.key, "nope", 404, "NotFound"],
+      [bob.key, batch.batch_id, 403, "Forbidden"],
+      [alice.key, "batch_000000000000", 404, "NotFound"],
+      [alice.key, "nope", 404, "NotFound"],
     ] as const) {
       const res = await get(key, `/simulations/batch/${id}/results`);
       expect({ status: res.status, error: res.body.error }).toEqual({ status, error: code });
@@ -135,7 +148,8 @@ describe("batch results (NDJSON)", () => {
 
     beforeAll(async () => {
       const { body: batch } = await stack.submitBatch(ent.key, {
-        simulations: Array.from({ length: JOBS }, () => scripted({ steps: 1 })), parallel_jobs: 20,
+        simulations: Array.from({ length: JOBS }, () => scripted({ steps: 1 })),
+        parallel_jobs: 20,
       });
       batchId = batch.batch_id;
       jobIds = batch.job_ids;
@@ -147,11 +161,16 @@ describe("batch results (NDJSON)", () => {
         FROM simulation_jobs j WHERE j.id = r.job_id AND j.batch_id = ${batchId}`;
     }, 90_000);
 
-    const server = () => new Promise<http.Server>((resolve) => {
-      const s = http.createServer(stack.app);
-      s.listen(0, "127.0.0.1", () => resolve(s));
-    });
-    const close = (s: http.Server) => new Promise<void>((resolve) => { s.closeAllConnections(); s.close(() => resolve()); });
+    const server = () =>
+      new Promise<http.Server>((resolve) => {
+        const s = http.createServer(stack.app);
+        s.listen(0, "127.0.0.1", () => resolve(s));
+      });
+    const close = (s: http.Server) =>
+      new Promise<void>((resolve) => {
+        s.closeAllConnections();
+        s.close(() => resolve());
+      });
 
     it("streams it with flat memory: the API's live heap grows far less than the results' total size", async () => {
       const [sized] = await stack.env.core.db.$queryRaw<{ total: bigint }[]>`

@@ -15,11 +15,20 @@ describe("batch scheduling across workers and reconcilers", () => {
     // A second reconciler with its own clients (as another process would have), on
     // the same stream and database: dispatch decisions race.
     secondCore = wireCore({
-      databaseUrl: stack.env.databaseUrl, redisUrl: stack.env.redisUrl, redisPrefix: stack.env.prefix, testTemplates: true,
-      limits: stack.env.core.limits, logger: stack.env.core.logger, redisRole: "consumer",
+      databaseUrl: stack.env.databaseUrl,
+      redisUrl: stack.env.redisUrl,
+      redisPrefix: stack.env.prefix,
+      testTemplates: true,
+      limits: stack.env.core.limits,
+      logger: stack.env.core.logger,
+      redisRole: "consumer",
     });
     second = new ReconcilerRuntime({
-      deps: secondCore, streamRedis: stack.env.redis(), redisPrefix: stack.env.prefix, sweepIntervalMs: 60_000, dispatchIntervalMs: 150,
+      deps: secondCore,
+      streamRedis: stack.env.redis(),
+      redisPrefix: stack.env.prefix,
+      sweepIntervalMs: 60_000,
+      dispatchIntervalMs: 150,
     });
     await second.start();
   });
@@ -31,14 +40,19 @@ describe("batch scheduling across workers and reconcilers", () => {
 
   it("runs a pro user's 50-job batch 5 at a time to COMPLETED with exact costs", async () => {
     const pro = await stack.env.user("pro-user", "pro");
-    const res = await stack.submitBatch(pro.key, { simulations: jobs(50, { steps: 2, step_ms: 15, cost_usd_per_step: 0.01, tokens_per_step: 100 }), parallel_jobs: 5 });
+    const res = await stack.submitBatch(pro.key, {
+      simulations: jobs(50, { steps: 2, step_ms: 15, cost_usd_per_step: 0.01, tokens_per_step: 100 }),
+      parallel_jobs: 5,
+    });
     expect(res.status).toBe(202);
     const seen = await stack.watchBatch(pro.key, res.body.batch_id, (b) => b.completed_at !== null, 45_000);
     const done = seen[seen.length - 1]!;
     expect(done).toMatchObject({ status: "COMPLETED", stop_reason: null });
     expect(done.progress).toMatchObject({ total_jobs: 50, completed_jobs: 50, pending_jobs: 0, running_jobs: 0, progress_percent: 100 });
     expect(done.cost).toMatchObject({ estimated_cost_usd: 1, actual_cost_usd: 1, tokens_used: 10_000 });
-    expect(seen.map((b) => b.status).filter((s, i, all) => s !== all[i - 1])).toEqual(["PENDING", "RUNNING", "COMPLETED"].slice(seen[0]!.status === "PENDING" ? 0 : 1));
+    expect(seen.map((b) => b.status).filter((s, i, all) => s !== all[i - 1])).toEqual(
+      ["PENDING", "RUNNING", "COMPLETED"].slice(seen[0]!.status === "PENDING" ? 0 : 1),
+    );
     expect(seen.some((b) => b.progress.progress_percent > 0 && b.progress.progress_percent < 100)).toBe(true);
     expect(Math.max(...seen.map((b) => b.progress.running_jobs))).toBeLessThanOrEqual(5);
 
@@ -56,8 +70,9 @@ describe("batch scheduling across workers and reconcilers", () => {
     const users = await Promise.all(["e1", "e2", "e3"].map((id) => stack.env.user(id, "enterprise")));
     // 100 batches in flight at once, of three users, with parallel_jobs 1, 2 and 3.
     const parallel = Array.from({ length: 100 }, (_, i) => (i % 3) + 1);
-    const submitted = await Promise.all(parallel.map((p, i) =>
-      stack.submitBatch(users[i % 3]!.key, { simulations: jobs(4, { steps: 2, step_ms: 5 }), parallel_jobs: p })));
+    const submitted = await Promise.all(
+      parallel.map((p, i) => stack.submitBatch(users[i % 3]!.key, { simulations: jobs(4, { steps: 2, step_ms: 5 }), parallel_jobs: p })),
+    );
     for (const [i, r] of submitted.entries()) {
       expect(r.status).toBe(202);
       const b = await stack.waitBatch(users[i % 3]!.key, r.body.batch_id, (x) => x.completed_at !== null, 90_000);
@@ -78,7 +93,11 @@ describe("batch scheduling across workers and reconcilers", () => {
 
   it("holds a user's single and batch jobs together to the tier's concurrency; batch jobs over it wait", async () => {
     const basic = await stack.env.user("basic-user", "basic");
-    const single = await stack.http().post("/simulations").set("X-API-Key", basic.key).send(scripted({ steps: 4, step_ms: 20 }));
+    const single = await stack
+      .http()
+      .post("/simulations")
+      .set("X-API-Key", basic.key)
+      .send(scripted({ steps: 4, step_ms: 20 }));
     expect(single.status).toBe(202);
     const a = await stack.submitBatch(basic.key, { simulations: jobs(5, { steps: 2, step_ms: 20 }), parallel_jobs: 3 });
     const b = await stack.submitBatch(basic.key, { simulations: jobs(5, { steps: 2, step_ms: 20 }), parallel_jobs: 3 });

@@ -32,7 +32,9 @@ describe("batch stops: fail-fast, budget, cancel", () => {
 
   it("fail-fast with parallel_jobs 1: the first failure cancels every job not started", async () => {
     const res = await stack.submitBatch(u.key, {
-      simulations: [ok(), scripted({ steps: 3, fail_at_step: 2, step_ms: 10 }), ok(), ok(), ok()], parallel_jobs: 1, fail_fast: true,
+      simulations: [ok(), scripted({ steps: 3, fail_at_step: 2, step_ms: 10 }), ok(), ok(), ok()],
+      parallel_jobs: 1,
+      fail_fast: true,
     });
     const b = await finished(res.body.batch_id);
     const failedId = res.body.job_ids[1];
@@ -49,7 +51,9 @@ describe("batch stops: fail-fast, budget, cancel", () => {
   it("fail-fast with parallel_jobs 3: running jobs are interrupted, charged for the steps they ran", async () => {
     const long = scripted({ steps: 200, step_ms: 20 });
     const res = await stack.submitBatch(u.key, {
-      simulations: [long, long, scripted({ steps: 5, fail_at_step: 3, step_ms: 20 }), ok(), ok()], parallel_jobs: 3, fail_fast: true,
+      simulations: [long, long, scripted({ steps: 5, fail_at_step: 3, step_ms: 20 }), ok(), ok()],
+      parallel_jobs: 3,
+      fail_fast: true,
     });
     const started = Date.now();
     const b = await finished(res.body.batch_id);
@@ -102,7 +106,9 @@ describe("batch stops: fail-fast, budget, cancel", () => {
   it("budget cap: a job waits for running ones that may cost less than estimated, then runs if it fits", async () => {
     // Estimates of $0.03 but real runs cost $0.01: the 2nd waits for the 1st (0.03 + 0.03 > 0.05), then fits.
     const res = await stack.submitBatch(u.key, {
-      simulations: Array.from({ length: 3 }, () => scripted({ steps: 1, step_ms: 20, estimate_usd: 0.03 })), parallel_jobs: 3, budget_cap_usd: 0.05,
+      simulations: Array.from({ length: 3 }, () => scripted({ steps: 1, step_ms: 20, estimate_usd: 0.03 })),
+      parallel_jobs: 3,
+      budget_cap_usd: 0.05,
     });
     const b = await finished(res.body.batch_id);
     expect(b).toMatchObject({ status: "COMPLETED", stop_reason: null });

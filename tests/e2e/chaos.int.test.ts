@@ -31,9 +31,12 @@ describe("chaos: faults mid-batch, with the roles as processes", () => {
     api = spawnRole("api", { PORT: String(port) });
     await waitHttp(`http://127.0.0.1:${port}/health`, 30_000);
   };
-  const startReconciler = () => (reconciler = spawnRole("reconciler", {
-    SWEEP_INTERVAL_MS: "300", REPAIR_AFTER_MS: String(REPAIR_AFTER_MS), EVENT_CLAIM_IDLE_MS: "1000",
-  }));
+  const startReconciler = () =>
+    (reconciler = spawnRole("reconciler", {
+      SWEEP_INTERVAL_MS: "300",
+      REPAIR_AFTER_MS: String(REPAIR_AFTER_MS),
+      EVENT_CLAIM_IDLE_MS: "1000",
+    }));
   const startWorker = () => (worker = spawnRole("worker", { WORKER_CONCURRENCY: "4", JOB_LOCK_MS: "1000" }));
   const kill9 = async (p: Proc) => {
     p.child.kill("SIGKILL");
@@ -43,8 +46,13 @@ describe("chaos: faults mid-batch, with the roles as processes", () => {
   beforeAll(async () => {
     await env.setup();
     base = {
-      DATABASE_URL: env.databaseUrl, REDIS_URL: env.redisUrl, REDIS_PREFIX: env.prefix,
-      SIMBATCH_TEST_TEMPLATES: "1", LOG_LEVEL: "warn", SIM_STEP_MS: "0", RATE_LIMIT_ENABLED: "false",
+      DATABASE_URL: env.databaseUrl,
+      REDIS_URL: env.redisUrl,
+      REDIS_PREFIX: env.prefix,
+      SIMBATCH_TEST_TEMPLATES: "1",
+      LOG_LEVEL: "warn",
+      SIM_STEP_MS: "0",
+      RATE_LIMIT_ENABLED: "false",
     };
     port = await freePort();
     key = (await env.user("chaos", "enterprise")).key;
@@ -61,13 +69,19 @@ describe("chaos: faults mid-batch, with the roles as processes", () => {
 
   async function submit(): Promise<{ batchId: string; jobIds: string[] }> {
     const body = {
-      simulations: Array.from({ length: JOBS }, () => ({ template_id: "test/scripted", config: { steps: 6, step_ms: 60, cost_usd_per_step: 0.01, tokens_per_step: 10 } })),
+      simulations: Array.from({ length: JOBS }, () => ({
+        template_id: "test/scripted",
+        config: { steps: 6, step_ms: 60, cost_usd_per_step: 0.01, tokens_per_step: 10 },
+      })),
       parallel_jobs: 4,
     };
-    const res = await waitFor(async () => {
-      const r = await fetch(url("/simulations/batch"), { method: "POST", headers: headers(), body: JSON.stringify(body) }).catch(() => null);
-      return r?.status === 202 ? r : false;
-    }, { timeoutMs: 20_000, what: "batch admitted" });
+    const res = await waitFor(
+      async () => {
+        const r = await fetch(url("/simulations/batch"), { method: "POST", headers: headers(), body: JSON.stringify(body) }).catch(() => null);
+        return r?.status === 202 ? r : false;
+      },
+      { timeoutMs: 20_000, what: "batch admitted" },
+    );
     const b = (await res.json()) as { batch_id: string; job_ids: string[] };
     return { batchId: b.batch_id, jobIds: b.job_ids };
   }
@@ -78,7 +92,9 @@ describe("chaos: faults mid-batch, with the roles as processes", () => {
   /** The batch ends; each job ran once (or twice where `allowRetry` says its worker died); money and counters agree. */
   async function settle(batch: { batchId: string; jobIds: string[] }, allowRetry: Set<string> = new Set()) {
     await waitFor(async () => (await env.core.db.batch.findUniqueOrThrow({ where: { id: batch.batchId } })).completedAt !== null || false, {
-      timeoutMs: 40_000, intervalMs: 100, what: `batch ${batch.batchId} to end`,
+      timeoutMs: 40_000,
+      intervalMs: 100,
+      what: `batch ${batch.batchId} to end`,
     });
     const b = await env.core.db.batch.findUniqueOrThrow({ where: { id: batch.batchId } });
     expect(b.status).toBe("COMPLETED");
@@ -96,11 +112,15 @@ describe("chaos: faults mid-batch, with the roles as processes", () => {
       expect(ledger.reduce((a, l) => a + l.costMicros, 0n)).toBe(r.costMicros);
     }
     // Charges of events still in flight are part of the check: wait until nothing is left unapplied.
-    await waitFor(async () => withSql(env.databaseUrl, async (sql) => {
-      const drift = await counterDrift(sql);
-      const money = await moneyMismatch(sql);
-      return Object.values(drift).every((d) => d.length === 0) && money.mismatches.length === 0 ? { drift, money } : false;
-    }), { timeoutMs: 10_000, intervalMs: 200, what: "counters and money to agree" });
+    await waitFor(
+      async () =>
+        withSql(env.databaseUrl, async (sql) => {
+          const drift = await counterDrift(sql);
+          const money = await moneyMismatch(sql);
+          return Object.values(drift).every((d) => d.length === 0) && money.mismatches.length === 0 ? { drift, money } : false;
+        }),
+      { timeoutMs: 10_000, intervalMs: 200, what: "counters and money to agree" },
+    );
   }
 
   it("reconciler frozen (SIGSTOP) past every repair timeout: finished jobs are not run again", async () => {
@@ -110,11 +130,14 @@ describe("chaos: faults mid-batch, with the roles as processes", () => {
     const stoppedAt = Date.now();
     try {
       // The released jobs finish (outcomes recorded) while nothing applies their events; time passes every repair timeout.
-      await waitFor(async () => {
-        const running = (await rows(batch.jobIds)).filter((r) => r.status === "RUNNING").map((r) => r.id);
-        const done = await env.core.db.jobAttemptOutcome.count({ where: { jobId: { in: running } } });
-        return (running.length > 0 && done === running.length && Date.now() - stoppedAt > REPAIR_AFTER_MS * 2) || false;
-      }, { timeoutMs: 20_000, what: "released jobs to finish while frozen" });
+      await waitFor(
+        async () => {
+          const running = (await rows(batch.jobIds)).filter((r) => r.status === "RUNNING").map((r) => r.id);
+          const done = await env.core.db.jobAttemptOutcome.count({ where: { jobId: { in: running } } });
+          return (running.length > 0 && done === running.length && Date.now() - stoppedAt > REPAIR_AFTER_MS * 2) || false;
+        },
+        { timeoutMs: 20_000, what: "released jobs to finish while frozen" },
+      );
     } finally {
       reconciler.child.kill("SIGCONT");
     }

@@ -1,7 +1,23 @@
 import {
-  AdminUserSchema, ApiKeyCreatedSchema, BatchListSchema, BatchSchema, BatchStatsSchema, BatchWithJobsSchema, ErrorBodySchema,
-  HealthSchema, JobListSchema, JobSchema, JobStatsSchema, ReadySchema, ServiceInfoSchema, SimulationResultSchema, TemplateListSchema,
-  TemplateSchema, UsageAdjustmentResponseSchema, UsageHistorySchema, UsageSchema,
+  AdminUserSchema,
+  ApiKeyCreatedSchema,
+  BatchListSchema,
+  BatchSchema,
+  BatchStatsSchema,
+  BatchWithJobsSchema,
+  ErrorBodySchema,
+  HealthSchema,
+  JobListSchema,
+  JobSchema,
+  JobStatsSchema,
+  ReadySchema,
+  ServiceInfoSchema,
+  SimulationResultSchema,
+  TemplateListSchema,
+  TemplateSchema,
+  UsageAdjustmentResponseSchema,
+  UsageHistorySchema,
+  UsageSchema,
 } from "@simbatch/contracts";
 import type { Response } from "supertest";
 import type { z } from "zod";
@@ -115,8 +131,11 @@ describe("responses conform to the contract's schemas", () => {
     const key = ok(await a.post("/admin/users/ursula/api-keys", { name: "laptop" }), 201, ApiKeyCreatedSchema);
     expect((await get(key.api_key, "/simulations/stats")).status).toBe(200);
     // A past period, so the usage history below has a row to check.
-    ok(await a.post("/admin/users/pam/usage-adjustments", { period: "2020-01", api_calls: 3, cost_usd: 0.25, reason: "backfill" }), 201,
-      UsageAdjustmentResponseSchema);
+    ok(
+      await a.post("/admin/users/pam/usage-adjustments", { period: "2020-01", api_calls: 3, cost_usd: 0.25, reason: "backfill" }),
+      201,
+      UsageAdjustmentResponseSchema,
+    );
     ok(await a.post("/admin/users/pam/usage-adjustments", { cost_usd: -0.01, reason: "credit" }), 201, UsageAdjustmentResponseSchema);
     const revoked = await a.del(`/admin/api-keys/${key.key_id}`);
     expect(revoked.status).toBe(204);
@@ -137,7 +156,14 @@ describe("responses conform to the contract's schemas", () => {
 
   it("answers errors with the error body and the request id", async () => {
     fails(await stack.http().get("/simulations"), 401, "Unauthorized");
-    fails(await stack.http().get("/simulations").set("X-API-Key", `tp_${"0".repeat(32)}`), 401, "Unauthorized");
+    fails(
+      await stack
+        .http()
+        .get("/simulations")
+        .set("X-API-Key", `tp_${"0".repeat(32)}`),
+      401,
+      "Unauthorized",
+    );
     fails(await stack.http().get("/admin/operations").set("Authorization", "Bearer wrong"), 401, "Unauthorized");
     const mine = ok(await post(pro.key, "/simulations", scripted({ steps: 1 })), 202, JobSchema);
     fails(await get(other.key, `/simulations/${mine.job_id}`), 403, "Forbidden");
@@ -150,12 +176,26 @@ describe("responses conform to the contract's schemas", () => {
     fails(await stack.http().delete("/simulations"), 405, "MethodNotAllowed");
     fails(await post(pro.key, "/simulations", { description: "x".repeat(70 * 1024) }), 413, "PayloadTooLarge");
     // Size is checked before auth.
-    fails(await stack.http().post("/simulations").send({ description: "x".repeat(70 * 1024) }), 413, "PayloadTooLarge");
-    const tooLarge = fails(await post(free.key, "/simulations/batch", { simulations: Array.from({ length: 6 }, () => scripted({ steps: 1 })) }), 400,
-      "BatchTooLarge");
+    fails(
+      await stack
+        .http()
+        .post("/simulations")
+        .send({ description: "x".repeat(70 * 1024) }),
+      413,
+      "PayloadTooLarge",
+    );
+    const tooLarge = fails(
+      await post(free.key, "/simulations/batch", { simulations: Array.from({ length: 6 }, () => scripted({ steps: 1 })) }),
+      400,
+      "BatchTooLarge",
+    );
     expect(tooLarge).toMatchObject({ tier: "free", max_batch_size: 5 });
     fails(await post(pro.key, "/simulations/batch", { simulations: [scripted({ steps: 5 })], budget_cap_usd: 0.001 }), 400, "BudgetTooLow");
-    const invalid = fails(await post(pro.key, "/simulations/batch", { simulations: [{ template_id: "board_meeting", entity_count: 99 }] }), 422, "ValidationError");
+    const invalid = fails(
+      await post(pro.key, "/simulations/batch", { simulations: [{ template_id: "board_meeting", entity_count: 99 }] }),
+      422,
+      "ValidationError",
+    );
     expect(invalid.detail).toEqual([expect.objectContaining({ path: "simulations.0.entity_count" })]);
     fails(await get(pro.key, "/simulations?page_size=0"), 422, "ValidationError");
     const done = await stack.waitJob(pro.key, mine.job_id, (j) => FINAL_JOB.has(j.status));

@@ -28,8 +28,13 @@ describe("degraded dependencies", () => {
     closers.push(() => flusher.stop().catch(() => undefined));
     const gates = buildGates({ limits: env.core.limits, redis, redisPrefix: env.prefix, rateLimitEnabled: true });
     return createApp({
-      ...env.core, db, redis, queue: new SimulationQueue(redis, env.prefix),
-      config: { adminToken: undefined, maxBodyBytes: 1024 * 1024 }, apiCalls: counter, gates,
+      ...env.core,
+      db,
+      redis,
+      queue: new SimulationQueue(redis, env.prefix),
+      config: { adminToken: undefined, maxBodyBytes: 1024 * 1024 },
+      apiCalls: counter,
+      gates,
     });
   }
 
@@ -60,7 +65,10 @@ describe("degraded dependencies", () => {
     const ready = await request(a).get("/ready");
     expect(ready.status).toBe(503);
     expect(ready.body.detail).toMatchObject({ postgres: "down", redis: "ok" });
-    const res = await request(a).post("/simulations").set("X-API-Key", `tp_${"a".repeat(32)}`).send({ template_id: "board_meeting" });
+    const res = await request(a)
+      .post("/simulations")
+      .set("X-API-Key", `tp_${"a".repeat(32)}`)
+      .send({ template_id: "board_meeting" });
     expect(res.status).toBe(503);
     expect(res.body.error).toBe("ServiceUnavailable");
     expect(res.headers["retry-after"]).toBeDefined();
@@ -69,7 +77,9 @@ describe("degraded dependencies", () => {
 
   it("refuses work with 503 and writes nothing when Redis is unreachable", async () => {
     const alice = await env.user("alice", "pro");
-    const res = await request(app({ redis: deadRedis() })).post("/simulations/batch").set("X-API-Key", alice.key)
+    const res = await request(app({ redis: deadRedis() }))
+      .post("/simulations/batch")
+      .set("X-API-Key", alice.key)
       .send({ simulations: [{ template_id: "board_meeting" }] });
     expect(res.status).toBe(503);
     expect(res.body.error).toBe("ServiceUnavailable");

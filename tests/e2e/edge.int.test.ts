@@ -23,10 +23,16 @@ function rawExchange(port: number, write: (sock: ReturnType<typeof connect>) => 
     const started = Date.now();
     const sock = connect(port, "127.0.0.1", () => write(sock));
     let data = "";
-    const timer = setTimeout(() => { sock.destroy(); resolve({ data, closed: false, ms: Date.now() - started }); }, waitMs);
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve({ data, closed: false, ms: Date.now() - started });
+    }, waitMs);
     sock.on("data", (d) => (data += String(d)));
     sock.on("error", () => undefined);
-    sock.on("close", () => { clearTimeout(timer); resolve({ data, closed: true, ms: Date.now() - started }); });
+    sock.on("close", () => {
+      clearTimeout(timer);
+      resolve({ data, closed: true, ms: Date.now() - started });
+    });
   });
 }
 
@@ -50,8 +56,18 @@ describe("the hardened edge", () => {
   });
 
   describe("admin API", () => {
-    const ADMIN_PATHS = ["/admin", "/admin/", "/admin/users", "/admin/users/alice", "/admin/users/alice/api-keys", "/admin/api-keys/k1",
-      "/admin/metrics", "/admin/operations", "/admin/users/alice/usage-adjustments", "/admin/anything/else"];
+    const ADMIN_PATHS = [
+      "/admin",
+      "/admin/",
+      "/admin/users",
+      "/admin/users/alice",
+      "/admin/users/alice/api-keys",
+      "/admin/api-keys/k1",
+      "/admin/metrics",
+      "/admin/operations",
+      "/admin/users/alice/usage-adjustments",
+      "/admin/anything/else",
+    ];
 
     it("answers 404 NotFound for every /admin path and method when ADMIN_TOKEN is unset", async () => {
       const app = createApp({ ...stack.deps, config: { ...stack.deps.config, adminToken: undefined } });
@@ -103,7 +119,12 @@ describe("the hardened edge", () => {
     });
 
     it("stops the API at boot on a short ADMIN_TOKEN, naming the key and not the value", async () => {
-      const p = run("apps/api/src/main.ts", { ADMIN_TOKEN: "short-but-secret-value", PORT: "0", REDIS_PREFIX: stack.env.prefix, DATABASE_URL: stack.env.databaseUrl });
+      const p = run("apps/api/src/main.ts", {
+        ADMIN_TOKEN: "short-but-secret-value",
+        PORT: "0",
+        REDIS_PREFIX: stack.env.prefix,
+        DATABASE_URL: stack.env.databaseUrl,
+      });
       const { code } = await p.exited;
       expect(code).toBe(1);
       expect(p.output()).toContain("ADMIN_TOKEN");
@@ -124,7 +145,10 @@ describe("the hardened edge", () => {
     });
 
     it("drops unknown config keys: they are neither stored nor echoed; known and template keys stay", async () => {
-      const res = await stack.http().post("/simulations").set("X-API-Key", key)
+      const res = await stack
+        .http()
+        .post("/simulations")
+        .set("X-API-Key", key)
         .send({ template_id: "board_meeting", config: { seed: 11, temperature: 2, payload: { a: "b".repeat(1000) } } });
       expect(res.status).toBe(202);
       expect(res.body.config).toEqual({ seed: 11 });
@@ -144,7 +168,8 @@ describe("the hardened edge", () => {
   describe("bodies", () => {
     it("refuses an oversized Content-Length with 413 before reading the body or checking auth, and closes the connection", async () => {
       const { data, closed, ms } = await rawExchange(port, (sock) =>
-        sock.write("POST /simulations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n{"));
+        sock.write("POST /simulations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n{"),
+      );
       expect(data).toMatch(/^HTTP\/1\.1 413/);
       expect(data).toContain('"error":"PayloadTooLarge"');
       expect(data).toContain('"request_id"');
@@ -156,11 +181,17 @@ describe("the hardened edge", () => {
       // A chunked body past the limit on a GET: never buffered, so the GET just answers.
       const chunk = "x".repeat(100 * 1024);
       const { data } = await rawExchange(port, (sock) =>
-        sock.write(`GET /simulations/stats HTTP/1.1\r\nHost: x\r\nX-API-Key: ${key}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n${chunk.length.toString(16)}\r\n${chunk}\r\n0\r\n\r\n`));
+        sock.write(
+          `GET /simulations/stats HTTP/1.1\r\nHost: x\r\nX-API-Key: ${key}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n${chunk.length.toString(16)}\r\n${chunk}\r\n0\r\n\r\n`,
+        ),
+      );
       expect(data).toMatch(/^HTTP\/1\.1 200/);
       // The same chunked body on a POST is read and cut off at the limit.
       const post = await rawExchange(port, (sock) =>
-        sock.write(`POST /simulations HTTP/1.1\r\nHost: x\r\nX-API-Key: ${key}\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${chunk.length.toString(16)}\r\n${chunk}\r\n0\r\n\r\n`));
+        sock.write(
+          `POST /simulations HTTP/1.1\r\nHost: x\r\nX-API-Key: ${key}\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${chunk.length.toString(16)}\r\n${chunk}\r\n0\r\n\r\n`,
+        ),
+      );
       expect(post.data).toMatch(/^HTTP\/1\.1 413/);
       expect(post.data).toContain('"error":"PayloadTooLarge"');
     });

@@ -18,10 +18,12 @@ describe("LLM engine end to end", () => {
     req.on("end", () => {
       calls++;
       if (mode === "reject") return res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: PROVIDER_SECRET } }));
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({
-        choices: [{ message: { content: "The board hears the offer.\nDana Okafor: Not at this price." } }],
-        usage: { prompt_tokens: 150, completion_tokens: 50, total_tokens: 200 },
-      }));
+      res.writeHead(200, { "content-type": "application/json" }).end(
+        JSON.stringify({
+          choices: [{ message: { content: "The board hears the offer.\nDana Okafor: Not at this price." } }],
+          usage: { prompt_tokens: 150, completion_tokens: 50, total_tokens: 200 },
+        }),
+      );
     });
   });
   let stack: Stack;
@@ -30,7 +32,11 @@ describe("LLM engine end to end", () => {
   beforeAll(async () => {
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
     const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
-    const engine = createEngine({ kind: "openai", openai: { baseUrl, apiKey: "sk-test", model: "test-model", maxRetries: 1, retryBaseDelayMs: 1 }, prices: { "test-model": 2 } });
+    const engine = createEngine({
+      kind: "openai",
+      openai: { baseUrl, apiKey: "sk-test", model: "test-model", maxRetries: 1, retryBaseDelayMs: 1 },
+      prices: { "test-model": 2 },
+    });
     stack = await new Stack({ workers: [2], engine }).start();
     alice = await stack.env.user("alice", "pro");
   });

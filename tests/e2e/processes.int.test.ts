@@ -14,8 +14,13 @@ describe("service processes", () => {
   beforeAll(async () => {
     await env.setup();
     base = {
-      DATABASE_URL: env.databaseUrl, REDIS_URL: env.redisUrl, REDIS_PREFIX: env.prefix,
-      SIMBATCH_TEST_TEMPLATES: "1", LOG_LEVEL: "info", SIM_STEP_MS: "0", JOB_LOCK_MS: "2000",
+      DATABASE_URL: env.databaseUrl,
+      REDIS_URL: env.redisUrl,
+      REDIS_PREFIX: env.prefix,
+      SIMBATCH_TEST_TEMPLATES: "1",
+      LOG_LEVEL: "info",
+      SIM_STEP_MS: "0",
+      JOB_LOCK_MS: "2000",
     };
   });
   afterAll(async () => {
@@ -96,17 +101,31 @@ describe("service processes", () => {
     const url = `http://127.0.0.1:${port}`;
     const headers = { "X-API-Key": alice.key, "Content-Type": "application/json", "X-Request-Id": "trace-kill-1" };
     const res = await fetch(`${url}/simulations`, {
-      method: "POST", headers, body: JSON.stringify({ template_id: "test/scripted", config: { steps: 60, step_ms: 100 } }),
+      method: "POST",
+      headers,
+      body: JSON.stringify({ template_id: "test/scripted", config: { steps: 60, step_ms: 100 } }),
     });
     expect(res.status).toBe(202);
     const { job_id } = (await res.json()) as { job_id: string };
     const get = async () => (await (await fetch(`${url}/simulations/${job_id}`, { headers })).json()) as Record<string, any>;
-    await waitFor(async () => { const j = await get(); return j.status === "RUNNING" && j.progress_percent >= 5; }, { timeoutMs: 45_000, what: "progress" });
+    await waitFor(
+      async () => {
+        const j = await get();
+        return j.status === "RUNNING" && j.progress_percent >= 5;
+      },
+      { timeoutMs: 45_000, what: "progress" },
+    );
 
     worker1.child.kill("SIGKILL");
     await worker1.exited;
     const worker2 = spawnRole("worker", { WORKER_CONCURRENCY: "1" });
-    const done = await waitFor(async () => { const j = await get(); return j.status === "COMPLETED" ? j : false; }, { timeoutMs: 60_000, what: "completion" });
+    const done = await waitFor(
+      async () => {
+        const j = await get();
+        return j.status === "COMPLETED" ? j : false;
+      },
+      { timeoutMs: 60_000, what: "completion" },
+    );
     expect(done.attempts).toBeGreaterThanOrEqual(2);
     // Every attempt's reported spending is charged (docs/reliability.md): the killed
     // attempt's last reported steps when the next attempt claimed the job, plus the full run.
@@ -125,17 +144,31 @@ describe("service processes", () => {
     // (a stop that overran SHUTDOWN_TIMEOUT_MS would exit 1); the job is
     // retried on another worker; each attempt is charged once, for what it reported.
     const second = await fetch(`${url}/simulations`, {
-      method: "POST", headers, body: JSON.stringify({ template_id: "test/scripted", config: { steps: 100, step_ms: 100 } }),
+      method: "POST",
+      headers,
+      body: JSON.stringify({ template_id: "test/scripted", config: { steps: 100, step_ms: 100 } }),
     });
     const secondId = ((await second.json()) as { job_id: string }).job_id;
     const getSecond = async () => (await (await fetch(`${url}/simulations/${secondId}`, { headers })).json()) as Record<string, any>;
-    await waitFor(async () => { const j = await getSecond(); return j.status === "RUNNING" && j.progress_percent >= 3; }, { timeoutMs: 45_000, what: "second job running" });
+    await waitFor(
+      async () => {
+        const j = await getSecond();
+        return j.status === "RUNNING" && j.progress_percent >= 3;
+      },
+      { timeoutMs: 45_000, what: "second job running" },
+    );
     worker2.child.kill("SIGTERM");
     const exit = await worker2.exited;
     expect(exit.code).toBe(0);
     expect(worker2.output()).toContain("worker stopped");
     spawnRole("worker", { WORKER_CONCURRENCY: "1" });
-    const finished = await waitFor(async () => { const j = await getSecond(); return j.status === "COMPLETED" ? j : false; }, { timeoutMs: 90_000, what: "second job completion" });
+    const finished = await waitFor(
+      async () => {
+        const j = await getSecond();
+        return j.status === "COMPLETED" ? j : false;
+      },
+      { timeoutMs: 90_000, what: "second job completion" },
+    );
     expect(finished.attempts).toBeGreaterThanOrEqual(2);
     // The attempt cut short by the shutdown is charged what it reported, the new attempt its full run.
     const charges = await env.core.db.ledgerEntry.findMany({ where: { jobId: secondId }, orderBy: { attempt: "asc" } });

@@ -12,7 +12,11 @@ describe("sweep repairs drift between Postgres and Redis", () => {
   afterAll(() => stack.stop());
 
   it("holds jobs in Postgres while no worker is up, then runs them when one starts", async () => {
-    const res = await stack.http().post("/simulations").set("X-API-Key", alice.key).send(scripted({ steps: 2 }));
+    const res = await stack
+      .http()
+      .post("/simulations")
+      .set("X-API-Key", alice.key)
+      .send(scripted({ steps: 2 }));
     expect(res.status).toBe(202);
     const row = await stack.env.core.db.simulationJob.findUniqueOrThrow({ where: { id: res.body.job_id } });
     expect(row.releasedAt).toBeNull();
@@ -23,7 +27,11 @@ describe("sweep repairs drift between Postgres and Redis", () => {
   });
 
   it("re-enqueues a released job whose BullMQ job was lost", async () => {
-    const res = await stack.http().post("/simulations").set("X-API-Key", alice.key).send(scripted({ steps: 2 }));
+    const res = await stack
+      .http()
+      .post("/simulations")
+      .set("X-API-Key", alice.key)
+      .send(scripted({ steps: 2 }));
     const jobId: string = res.body.job_id;
     // The dispatcher marked it released but the enqueue never reached Redis.
     await stack.env.core.db.simulationJob.update({ where: { id: jobId }, data: { releasedAt: new Date() } });

@@ -24,10 +24,14 @@ describe("losing Redis mid-batch", () => {
 
   it("re-enqueues from Postgres and finishes with exact costs", async () => {
     const alice = await stack.env.user("alice", "pro");
-    const res = await stack.http().post("/simulations/batch").set("X-API-Key", alice.key).send({
-      parallel_jobs: 2,
-      simulations: Array.from({ length: 6 }, () => scripted({ steps: 10, step_ms: 40, cost_usd_per_step: 0.01 })),
-    });
+    const res = await stack
+      .http()
+      .post("/simulations/batch")
+      .set("X-API-Key", alice.key)
+      .send({
+        parallel_jobs: 2,
+        simulations: Array.from({ length: 6 }, () => scripted({ steps: 10, step_ms: 40, cost_usd_per_step: 0.01 })),
+      });
     expect(res.status).toBe(202);
     const id = res.body.batch_id;
     await stack.waitBatch(alice.key, id, (b) => b.progress.completed_jobs >= 1 && b.progress.running_jobs >= 1);

@@ -14,13 +14,15 @@ describe("reliability", () => {
   // Throws a non-engine error (a dependency down) after the 2nd step of jobs with tokens_per_step 7 (unknown config keys are dropped).
   const engine: SimulationEngine = {
     ...builtin,
-    run: (spec, ctx) => builtin.run(spec, {
-      ...ctx,
-      onStep: async (r) => {
-        await ctx.onStep(r);
-        if ((spec.config as { tokens_per_step?: number }).tokens_per_step === 7 && r.step === 2) throw new Error("result store unreachable: connection reset");
-      },
-    }),
+    run: (spec, ctx) =>
+      builtin.run(spec, {
+        ...ctx,
+        onStep: async (r) => {
+          await ctx.onStep(r);
+          if ((spec.config as { tokens_per_step?: number }).tokens_per_step === 7 && r.step === 2)
+            throw new Error("result store unreachable: connection reset");
+        },
+      }),
   };
   const stack = new Stack({ workers: [4], engine, maxJobAttempts: 2, repairAfterMs: 300, adminToken: ADMIN });
   let u: { id: string; key: string };
@@ -44,7 +46,10 @@ describe("reliability", () => {
       // The frozen reconciler dispatches nothing: release like a second reconciler's dispatch would.
       await sweep(stack.env.core, { repairAfterMs: 60_000 });
       // Every attempt finishes: its outcome is in Postgres, its event waits unapplied in the stream.
-      await waitFor(async () => (await db().jobAttemptOutcome.count({ where: { jobId: { in: ids } } })) === 8 || false, { timeoutMs: 20_000, what: "outcomes" });
+      await waitFor(async () => (await db().jobAttemptOutcome.count({ where: { jobId: { in: ids } } })) === 8 || false, {
+        timeoutMs: 20_000,
+        what: "outcomes",
+      });
       const outcomesAt = Date.now();
       expect(await db().simulationJob.count({ where: { id: { in: ids }, status: "RUNNING" } })).toBe(8);
 
@@ -61,7 +66,10 @@ describe("reliability", () => {
       stack.reconciler.freeze(false);
     }
     // The backlog is applied on thaw: replays change nothing.
-    await waitFor(async () => (await stack.env.core.redis.xlen(redisKeys(stack.env.prefix).events)) === 0 || false, { timeoutMs: 20_000, what: "backlog applied" });
+    await waitFor(async () => (await stack.env.core.redis.xlen(redisKeys(stack.env.prefix).events)) === 0 || false, {
+      timeoutMs: 20_000,
+      what: "backlog applied",
+    });
     const rows = await db().simulationJob.findMany({ where: { ownerId: u.id } });
     expect(rows).toHaveLength(8);
     for (const r of rows) expect(r).toMatchObject({ status: "COMPLETED", attempts: 1, costMicros: 50_000n });
@@ -74,7 +82,10 @@ describe("reliability", () => {
   });
 
   it("an error outside the engine is retried up to MAX_JOB_ATTEMPTS, then FAILED with a message, charged what its attempts reported", async () => {
-    const res = await stack.http().post("/simulations").set("X-API-Key", u.key)
+    const res = await stack
+      .http()
+      .post("/simulations")
+      .set("X-API-Key", u.key)
       .send(scripted({ steps: 5, step_ms: 10, cost_usd_per_step: 0.01, tokens_per_step: 7 }));
     expect(res.status).toBe(202);
     const id = res.body.job_id as string;
@@ -85,7 +96,10 @@ describe("reliability", () => {
     expect(row.attempts).toBe(2);
     // Each attempt reported 2 steps (0.02) before the error: both are charged, one ledger row each.
     const ledger = await db().ledgerEntry.findMany({ where: { jobId: id }, orderBy: { attempt: "asc" } });
-    expect(ledger.map((l) => [l.attempt, l.costMicros])).toEqual([[1, 20_000n], [2, 20_000n]]);
+    expect(ledger.map((l) => [l.attempt, l.costMicros])).toEqual([
+      [1, 20_000n],
+      [2, 20_000n],
+    ]);
     expect(row.costMicros).toBe(40_000n);
     expect(job.cost_usd).toBeCloseTo(0.04, 9);
     // The sweep leaves it alone: nothing in flight, nothing re-queued.
@@ -101,7 +115,9 @@ describe("reliability", () => {
     // Simulate a crashed attempt: take the job away from BullMQ and claim it here, as a worker would.
     await waitFor(async () => (await db().simulationJob.findUniqueOrThrow({ where: { id } })).status === "RUNNING" || false, { what: "running" });
     const attempt = (await db().simulationJob.findUniqueOrThrow({ where: { id } })).attempts;
-    await applyEvents(stack.env.core, [{ type: "progress", jobId: id, attempt, at: new Date().toISOString(), requestId: null, costMicros: 70_000, tokens: 700, progress: 30, step: "s" }]);
+    await applyEvents(stack.env.core, [
+      { type: "progress", jobId: id, attempt, at: new Date().toISOString(), requestId: null, costMicros: 70_000, tokens: 700, progress: 30, step: "s" },
+    ]);
     const next = await claimJob(db(), id, 5);
     expect(next.kind).toBe("claimed");
     const row = await db().simulationJob.findUniqueOrThrow({ where: { id } });
@@ -109,7 +125,19 @@ describe("reliability", () => {
     const charge = await db().ledgerEntry.findUniqueOrThrow({ where: { jobId_attempt: { jobId: id, attempt } } });
     expect(charge.costMicros).toBe(70_000n);
     // The new attempt's spending adds to it; the running cost (what budget checks read) includes both.
-    await applyEvents(stack.env.core, [{ type: "progress", jobId: id, attempt: attempt + 1, at: new Date().toISOString(), requestId: null, costMicros: 10_000, tokens: 100, progress: 10, step: "s" }]);
+    await applyEvents(stack.env.core, [
+      {
+        type: "progress",
+        jobId: id,
+        attempt: attempt + 1,
+        at: new Date().toISOString(),
+        requestId: null,
+        costMicros: 10_000,
+        tokens: 100,
+        progress: 10,
+        step: "s",
+      },
+    ]);
     expect((await db().simulationJob.findUniqueOrThrow({ where: { id } })).costMicros).toBe(80_000n);
     // The stale attempt's end and replays change nothing; the new attempt's end charges its own part.
     const end = { jobId: id, at: new Date().toISOString(), requestId: null, tokens: 300 };
@@ -127,7 +155,9 @@ describe("reliability", () => {
 
   it("a batch whose only running job the budget interrupted ends BUDGET_EXHAUSTED", async () => {
     const res = await stack.submitBatch(u.key, {
-      simulations: [scripted({ steps: 20, step_ms: 20, cost_usd_per_step: 0.01, estimate_usd: 0.01 })], parallel_jobs: 1, budget_cap_usd: 0.03,
+      simulations: [scripted({ steps: 20, step_ms: 20, cost_usd_per_step: 0.01, estimate_usd: 0.01 })],
+      parallel_jobs: 1,
+      budget_cap_usd: 0.03,
     });
     expect(res.status).toBe(202);
     const b = await stack.waitBatch(u.key, res.body.batch_id, (x) => x.completed_at !== null, 20_000);
@@ -143,10 +173,18 @@ describe("reliability", () => {
     const keys = redisKeys(stack.env.prefix);
     const redis = stack.env.core.redis;
     await redis.xadd(keys.events, "*", "e", "{not json");
-    const first = await stack.http().post("/simulations").set("X-API-Key", u.key).send(scripted({ steps: 2, step_ms: 5 }));
+    const first = await stack
+      .http()
+      .post("/simulations")
+      .set("X-API-Key", u.key)
+      .send(scripted({ steps: 2, step_ms: 5 }));
     await redis.xadd(keys.events, "*", "other", "field");
     await redis.xadd(keys.events, "*", "e", JSON.stringify({ type: "completed", jobId: 7 }));
-    const second = await stack.http().post("/simulations").set("X-API-Key", u.key).send(scripted({ steps: 2, step_ms: 5 }));
+    const second = await stack
+      .http()
+      .post("/simulations")
+      .set("X-API-Key", u.key)
+      .send(scripted({ steps: 2, step_ms: 5 }));
     for (const r of [first, second]) await stack.waitJob(u.key, r.body.job_id, (j) => j.status === "COMPLETED");
     await waitFor(async () => (await redis.xlen(keys.eventsDead)) === 3 || false, { what: "dead letters" });
     const dead = (await redis.xrange(keys.eventsDead, "-", "+")) as [string, string[]][];
@@ -165,13 +203,19 @@ describe("reliability", () => {
 
   it("gives every key it writes a bounded lifetime (BullMQ's own queue keys aside)", async () => {
     // A capped batch stopped by its budget and a cancelled job leave batch-spend and cancel keys behind.
-    const long = await stack.http().post("/simulations").set("X-API-Key", u.key).send(scripted({ steps: 200, step_ms: 20 }));
+    const long = await stack
+      .http()
+      .post("/simulations")
+      .set("X-API-Key", u.key)
+      .send(scripted({ steps: 200, step_ms: 20 }));
     await stack.waitJob(u.key, long.body.job_id, (j) => j.status === "RUNNING");
     await stack.http().post(`/simulations/${long.body.job_id}/cancel`).set("X-API-Key", u.key).send({});
     await stack.waitJob(u.key, long.body.job_id, (j) => j.status === "CANCELLED");
     const keys = await stack.env.core.redis.keys(`${stack.env.prefix}:*`);
     const ours = keys.filter((k) => !k.startsWith(`${stack.env.prefix}:simulations:`));
-    expect(ours).toEqual(expect.arrayContaining([`${stack.env.prefix}:events`, `${stack.env.prefix}:workers`, `${stack.env.prefix}:cancel:${long.body.job_id}`]));
+    expect(ours).toEqual(
+      expect.arrayContaining([`${stack.env.prefix}:events`, `${stack.env.prefix}:workers`, `${stack.env.prefix}:cancel:${long.body.job_id}`]),
+    );
     expect(ours.some((k) => k.includes(":batch-spend:"))).toBe(true);
     const ttls = await Promise.all(ours.map(async (k) => [k, await stack.env.core.redis.pttl(k)] as const));
     expect(ttls.filter(([, t]) => t < 0)).toEqual([]);
@@ -195,7 +239,10 @@ describe("sweep scans rotate past their limit", () => {
     await db.$executeRaw`UPDATE simulation_jobs SET status = 'RUNNING', attempts = 1, started_at = now(), released_at = now() WHERE batch_index = 0 AND batch_id = ANY(${batches})`;
     await db.$executeRaw`UPDATE simulation_jobs SET released_at = now() WHERE batch_index = 1 AND batch_id = ANY(${batches})`;
     const state = new SweepState();
-    const queued = async () => (await Promise.all((await db.simulationJob.findMany({ where: { batchIndex: 1 } })).map((j) => stack.env.core.queue.state(j.id)))).filter((s) => s !== "missing").length;
+    const queued = async () =>
+      (await Promise.all((await db.simulationJob.findMany({ where: { batchIndex: 1 } })).map((j) => stack.env.core.queue.state(j.id)))).filter(
+        (s) => s !== "missing",
+      ).length;
     const running = async () => db.batch.count({ where: { id: { in: batches }, status: "RUNNING" } });
     const seen: [number, number][] = [];
     for (let pass = 0; pass < 5; pass++) {
@@ -225,15 +272,33 @@ describe("integrity constraints", () => {
     const job = res.body.job_ids[0] as string;
     const sql = new Client({ connectionString: stack.env.databaseUrl });
     await sql.connect();
-    const q = (strings: TemplateStringsArray, ...values: unknown[]) => sql.query(strings.reduce((a, s, i) => a + `$${i}` + s), values);
+    const q = (strings: TemplateStringsArray, ...values: unknown[]) =>
+      sql.query(
+        strings.reduce((a, s, i) => a + `$${i}` + s),
+        values,
+      );
     const db = { $executeRaw: q };
-    const code = async (p: Promise<unknown>) => p.then(() => "ok", (e: { code?: string; message?: string }) => e.code ?? String(e.message));
+    const code = async (p: Promise<unknown>) =>
+      p.then(
+        () => "ok",
+        (e: { code?: string; message?: string }) => e.code ?? String(e.message),
+      );
     const FK = "23503";
     const CHECK = "23514";
     expect(await code(db.$executeRaw`INSERT INTO ledger_entries (user_id, period, kind, cost_micros) VALUES (${u.id}, '2026-11', 'CHARGE', 5)`)).toMatch(CHECK);
-    expect(await code(db.$executeRaw`INSERT INTO ledger_entries (user_id, period, kind, job_id, attempt, cost_micros) VALUES (${u.id}, '2026-11', 'CHARGE', ${job}, 1, -5)`)).toMatch(CHECK);
-    expect(await code(db.$executeRaw`INSERT INTO ledger_entries (user_id, period, kind, cost_micros) VALUES ('nobody', '2026-11', 'ADJUSTMENT', -5)`)).toMatch(FK);
-    expect(await code(db.$executeRaw`INSERT INTO ledger_entries (user_id, period, kind, job_id, attempt) VALUES (${u.id}, '2026-11', 'CHARGE', 'sim_000000000000', 1)`)).toMatch(FK);
+    expect(
+      await code(
+        db.$executeRaw`INSERT INTO ledger_entries (user_id, period, kind, job_id, attempt, cost_micros) VALUES (${u.id}, '2026-11', 'CHARGE', ${job}, 1, -5)`,
+      ),
+    ).toMatch(CHECK);
+    expect(await code(db.$executeRaw`INSERT INTO ledger_entries (user_id, period, kind, cost_micros) VALUES ('nobody', '2026-11', 'ADJUSTMENT', -5)`)).toMatch(
+      FK,
+    );
+    expect(
+      await code(
+        db.$executeRaw`INSERT INTO ledger_entries (user_id, period, kind, job_id, attempt) VALUES (${u.id}, '2026-11', 'CHARGE', 'sim_000000000000', 1)`,
+      ),
+    ).toMatch(FK);
     expect(await code(db.$executeRaw`UPDATE simulation_jobs SET cost_micros = -1 WHERE id = ${job}`)).toMatch(CHECK);
     expect(await code(db.$executeRaw`UPDATE simulation_jobs SET progress_percent = 100.5 WHERE id = ${job}`)).toMatch(CHECK);
     expect(await code(db.$executeRaw`UPDATE simulation_jobs SET attempts = -1 WHERE id = ${job}`)).toMatch(CHECK);
@@ -241,11 +306,17 @@ describe("integrity constraints", () => {
     expect(await code(db.$executeRaw`UPDATE simulation_jobs SET owner_id = 'nobody' WHERE id = ${job}`)).toMatch(FK);
     expect(await code(db.$executeRaw`UPDATE simulation_jobs SET batch_id = 'bat_missing' WHERE id = ${job}`)).toMatch(FK);
     expect(await code(db.$executeRaw`INSERT INTO simulation_results (job_id, attempt, result) VALUES ('sim_000000000000', 1, '{}')`)).toMatch(FK);
-    expect(await code(db.$executeRaw`INSERT INTO simulation_exports (job_id, format, content_type, content) VALUES ('sim_000000000000', 'json', 'x', '\\x00')`)).toMatch(FK);
+    expect(
+      await code(db.$executeRaw`INSERT INTO simulation_exports (job_id, format, content_type, content) VALUES ('sim_000000000000', 'json', 'x', '\\x00')`),
+    ).toMatch(FK);
     expect(await code(db.$executeRaw`UPDATE batches SET budget_cap_micros = -1 WHERE id = ${res.body.batch_id}`)).toMatch(CHECK);
     expect(await code(db.$executeRaw`DELETE FROM users WHERE id = ${u.id}`)).toMatch(FK);
     // A valid adjustment (a credit may be negative) is accepted.
-    expect(await code(db.$executeRaw`INSERT INTO ledger_entries (user_id, period, kind, cost_micros, reason) VALUES (${u.id}, '2026-11', 'ADJUSTMENT', -5, 'credit')`)).toBe("ok");
+    expect(
+      await code(
+        db.$executeRaw`INSERT INTO ledger_entries (user_id, period, kind, cost_micros, reason) VALUES (${u.id}, '2026-11', 'ADJUSTMENT', -5, 'credit')`,
+      ),
+    ).toBe("ok");
     await sql.end();
   });
 });

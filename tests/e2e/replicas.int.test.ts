@@ -17,10 +17,21 @@ describe("API replicas", () => {
   beforeAll(async () => {
     await stack.start();
     other = wireCore({
-      databaseUrl: stack.env.databaseUrl, redisUrl: stack.env.redisUrl, redisPrefix: stack.env.prefix, testTemplates: true,
-      limits: stack.env.core.limits, logger: stack.env.core.logger, redisRole: "consumer",
+      databaseUrl: stack.env.databaseUrl,
+      redisUrl: stack.env.redisUrl,
+      redisPrefix: stack.env.prefix,
+      testTemplates: true,
+      limits: stack.env.core.limits,
+      logger: stack.env.core.logger,
+      redisRole: "consumer",
     });
-    const { counter, flusher } = startUsageCounting({ db: other.db, redis: other.redis, redisPrefix: stack.env.prefix, logger: other.logger, flushIntervalMs: 60_000 });
+    const { counter, flusher } = startUsageCounting({
+      db: other.db,
+      redis: other.redis,
+      redisPrefix: stack.env.prefix,
+      logger: other.logger,
+      flushIntervalMs: 60_000,
+    });
     stopFlusher = () => flusher.stop();
     const gates = buildGates({ limits: other.limits, redis: other.redis, redisPrefix: stack.env.prefix, rateLimitEnabled: true });
     replicaB = createApp({ ...other, config: { adminToken: undefined, maxBodyBytes: 64 * 1024 }, apiCalls: counter, gates });
@@ -33,7 +44,11 @@ describe("API replicas", () => {
 
   it("cancels on one replica a job accepted and running through the other", async () => {
     const alice = await stack.env.user("alice", "pro");
-    const res = await stack.http().post("/simulations").set("X-API-Key", alice.key).send(scripted({ steps: 100, step_ms: 50 }));
+    const res = await stack
+      .http()
+      .post("/simulations")
+      .set("X-API-Key", alice.key)
+      .send(scripted({ steps: 100, step_ms: 50 }));
     await stack.waitJob(alice.key, res.body.job_id, (j) => j.status === "RUNNING" && j.progress_percent > 0);
     const cancel = await request(replicaB).post(`/simulations/${res.body.job_id}/cancel`).set("X-API-Key", alice.key).send({ reason: "from B" });
     expect(cancel.status).toBe(200);

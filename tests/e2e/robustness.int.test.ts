@@ -11,18 +11,33 @@ describe("odd input never yields a 500", () => {
   afterAll(() => stack.stop());
 
   const bodies: unknown[] = [
-    [], "just a string", 42, null, true, { simulations: "nope" }, { simulations: [null] }, { simulations: [[]] },
-    { simulations: [{ template_id: 7 }] }, { simulations: [{ template_id: "" }] }, { simulations: [{ description: "   " }] },
-    { simulations: [{ template_id: "board_meeting", config: [] }] }, { simulations: [{ template_id: "board_meeting", config: { seed: -1 } }] },
+    [],
+    "just a string",
+    42,
+    null,
+    true,
+    { simulations: "nope" },
+    { simulations: [null] },
+    { simulations: [[]] },
+    { simulations: [{ template_id: 7 }] },
+    { simulations: [{ template_id: "" }] },
+    { simulations: [{ description: "   " }] },
+    { simulations: [{ template_id: "board_meeting", config: [] }] },
+    { simulations: [{ template_id: "board_meeting", config: { seed: -1 } }] },
     { simulations: [{ template_id: "board_meeting", metadata: { big: "x".repeat(17_000) } }] },
     { simulations: [{ template_id: "board_meeting", export_formats: ["docx"] }] },
     { simulations: [{ template_id: "board_meeting", temporal_mode: "SIDEWAYS" }] },
     { simulations: [{ template_id: "test/scripted", config: { steps: 0 } }] },
     { simulations: [{ template_id: "test/scripted", config: { steps: 2, fail_at_step: 5 } }] },
-    { simulations: [{ template_id: "board_meeting" }], budget_cap_usd: -1 }, { simulations: [{ template_id: "board_meeting" }], budget_cap_usd: "1" },
-    { simulations: [{ template_id: "board_meeting" }], priority: Number.POSITIVE_INFINITY }, { simulations: [{ template_id: "board_meeting" }], parallel_jobs: 1.5 },
-    { simulations: [{ template_id: "board_meeting" }], metadata: "m" }, { simulations: [{ template_id: "board_meeting" }], fail_fast: "true" },
-    { template_id: { $ne: null } }, { template_id: "board_meeting", entity_count: 2 ** 53 }, { description: "\u0000\uffff" },
+    { simulations: [{ template_id: "board_meeting" }], budget_cap_usd: -1 },
+    { simulations: [{ template_id: "board_meeting" }], budget_cap_usd: "1" },
+    { simulations: [{ template_id: "board_meeting" }], priority: Number.POSITIVE_INFINITY },
+    { simulations: [{ template_id: "board_meeting" }], parallel_jobs: 1.5 },
+    { simulations: [{ template_id: "board_meeting" }], metadata: "m" },
+    { simulations: [{ template_id: "board_meeting" }], fail_fast: "true" },
+    { template_id: { $ne: null } },
+    { template_id: "board_meeting", entity_count: 2 ** 53 },
+    { description: "\u0000\uffff" },
   ];
 
   it("answers 4xx (or 202) with the error body for odd bodies on every POST route", async () => {
@@ -37,7 +52,10 @@ describe("odd input never yields a 500", () => {
   });
 
   it("refuses NUL characters (Postgres cannot store them) with 422 naming where they are", async () => {
-    const res = await stack.http().post("/simulations/batch").set("X-API-Key", key)
+    const res = await stack
+      .http()
+      .post("/simulations/batch")
+      .set("X-API-Key", key)
       .send({ simulations: [{ template_id: "board_meeting", metadata: { note: "a\u0000b" } }] });
     expect(res.status).toBe(422);
     expect(res.body.detail).toEqual([{ path: "simulations.0.metadata.note", message: "must not contain NUL (\\u0000) characters" }]);
@@ -53,11 +71,23 @@ describe("odd input never yields a 500", () => {
 
   it("answers 4xx for odd query strings and ids", async () => {
     const gets = [
-      "/simulations?page=-1", "/simulations?page=1e3", "/simulations?page_size=abc", "/simulations?status=done", "/simulations?status[]=x",
-      "/simulations?page=99999999999999999999", "/simulations/batch?status=PARTIAL&page=2", "/simulations/batch/usage/history?periods=0",
-      "/simulations/batch/usage/history?periods=25", "/simulations/batch/usage/history?periods=x", "/simulations/%E0%A4%A",
-      "/simulations/sim_zzzzzzzzzzzz", "/simulations/batch/not-a-batch", "/simulations/batch/batch_000000000000/jobs",
-      "/simulations/templates/..%2F..%2Fetc", "/simulations/sim_000000000000/exports/..", "/simulations/sim_000000000000/result",
+      "/simulations?page=-1",
+      "/simulations?page=1e3",
+      "/simulations?page_size=abc",
+      "/simulations?status=done",
+      "/simulations?status[]=x",
+      "/simulations?page=99999999999999999999",
+      "/simulations/batch?status=PARTIAL&page=2",
+      "/simulations/batch/usage/history?periods=0",
+      "/simulations/batch/usage/history?periods=25",
+      "/simulations/batch/usage/history?periods=x",
+      "/simulations/%E0%A4%A",
+      "/simulations/sim_zzzzzzzzzzzz",
+      "/simulations/batch/not-a-batch",
+      "/simulations/batch/batch_000000000000/jobs",
+      "/simulations/templates/..%2F..%2Fetc",
+      "/simulations/sim_000000000000/exports/..",
+      "/simulations/sim_000000000000/result",
     ];
     for (const path of gets) {
       const res = await stack.http().get(path).set("X-API-Key", key);
@@ -67,11 +97,21 @@ describe("odd input never yields a 500", () => {
 
   it("answers 4xx for odd admin input", async () => {
     const admin = (p: string, body: unknown, method: "post" | "patch" = "post") =>
-      stack.http()[method](p).set("Authorization", "Bearer robust-admin-token-0123456789abcdef01").set("Content-Type", "application/json").send(JSON.stringify(body));
+      stack
+        .http()
+        [method](p)
+        .set("Authorization", "Bearer robust-admin-token-0123456789abcdef01")
+        .set("Content-Type", "application/json")
+        .send(JSON.stringify(body));
     for (const [p, body, method] of [
-      ["/admin/users", { user_id: "" }], ["/admin/users", { user_id: "a b" }], ["/admin/users", { user_id: "x", tier: "gold" }],
-      ["/admin/users/nobody", { tier: "pro" }, "patch"], ["/admin/users/odd", { tier: 3 }, "patch"], ["/admin/users/nobody/api-keys", {}],
-      ["/admin/users/odd/usage-adjustments", { reason: "r", cost_usd: 1e12 }], ["/admin/users/odd/usage-adjustments", { reason: "r", period: "2026-1", tokens: 1 }],
+      ["/admin/users", { user_id: "" }],
+      ["/admin/users", { user_id: "a b" }],
+      ["/admin/users", { user_id: "x", tier: "gold" }],
+      ["/admin/users/nobody", { tier: "pro" }, "patch"],
+      ["/admin/users/odd", { tier: 3 }, "patch"],
+      ["/admin/users/nobody/api-keys", {}],
+      ["/admin/users/odd/usage-adjustments", { reason: "r", cost_usd: 1e12 }],
+      ["/admin/users/odd/usage-adjustments", { reason: "r", period: "2026-1", tokens: 1 }],
     ] as [string, unknown, "post" | "patch" | undefined][]) {
       const res = await admin(p, body, method ?? "post");
       expect({ p, body, status: res.status >= 400 && res.status < 500 }).toEqual({ p, body, status: true });

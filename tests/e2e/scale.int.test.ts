@@ -87,7 +87,9 @@ interface HotQuery {
   strings: readonly string[];
   params: string[];
 }
-const from = (file: string) => (strings: TemplateStringsArray, ...params: string[]): HotQuery => ({ file, strings: strings.raw, params });
+const from =
+  (file: string) =>
+  (strings: TemplateStringsArray, ...params: string[]): HotQuery => ({ file, strings: strings.raw, params });
 const squash = (s: string) => s.replace(/\s+/g, " ").trim();
 const sourceText = (q: HotQuery) => q.strings.reduce((acc, s, i) => acc + (i > 0 ? "${" + q.params[i - 1] + "}" : "") + s, "");
 
@@ -271,8 +273,16 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
        SELECT s.id, s.owner, 'PENDING', s.priority, false, s.parallel, s.jobs::bigint * $6, s.jobs,
          ARRAY(SELECT 'sim_' || lpad(to_hex(s.n * 1000 + i), 12, '0') FROM generate_series(0, s.jobs - 1) i ORDER BY i), s.created_at
        FROM unnest($1::int[], $2::text[], $3::text[], $4::int[], $5::int[], $7::int[], $8::timestamp[]) AS s(n, id, owner, priority, parallel, jobs, created_at)`,
-      [specs.map((s) => s.n), specs.map((s) => s.id), specs.map((s) => s.owner), specs.map((s) => s.priority), specs.map((s) => s.parallel),
-        ESTIMATE, specs.map((s) => s.jobs), specs.map((s) => s.createdAt.toISOString().replace("Z", ""))],
+      [
+        specs.map((s) => s.n),
+        specs.map((s) => s.id),
+        specs.map((s) => s.owner),
+        specs.map((s) => s.priority),
+        specs.map((s) => s.parallel),
+        ESTIMATE,
+        specs.map((s) => s.jobs),
+        specs.map((s) => s.createdAt.toISOString().replace("Z", "")),
+      ],
     );
     // One statement for every job of these batches: the statement-level trigger runs once.
     await sql.query(
@@ -430,14 +440,21 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
     // The main user's backlog: 100 batches x 100 waiting jobs, distinct priorities 100..1
     // in shuffled creation order, parallel_jobs 3/10/50/100.
     const backlog: BatchSpec[] = Array.from({ length: BACKLOG_BATCHES }, (_, k) => ({
-      n: k + 1, id: batchId(k + 1), owner: MAIN, priority: 100 - ((k * 37) % BACKLOG_BATCHES), parallel: PARALLEL[k % PARALLEL.length]!,
-      jobs: JOBS_PER_BATCH, createdAt: new Date(t0 + k * 1000),
+      n: k + 1,
+      id: batchId(k + 1),
+      owner: MAIN,
+      priority: 100 - ((k * 37) % BACKLOG_BATCHES),
+      parallel: PARALLEL[k % PARALLEL.length]!,
+      jobs: JOBS_PER_BATCH,
+      createdAt: new Date(t0 + k * 1000),
     }));
     // Other users: small backlogs at priority 0, batches and single jobs.
-    const small: BatchSpec[] = OTHERS.flatMap((u, i) => [0, 1].map((j) => {
-      const n = 500 + i * 2 + j;
-      return { n, id: batchId(n), owner: u, priority: 0, parallel: 3, jobs: 20, createdAt: new Date(t0 + 200_000 + n * 1000) };
-    }));
+    const small: BatchSpec[] = OTHERS.flatMap((u, i) =>
+      [0, 1].map((j) => {
+        const n = 500 + i * 2 + j;
+        return { n, id: batchId(n), owner: u, priority: 0, parallel: 3, jobs: 20, createdAt: new Date(t0 + 200_000 + n * 1000) };
+      }),
+    );
     await insertBatches([...backlog, ...small], CUR);
     await sql.query(
       `INSERT INTO simulation_jobs (id, owner_id, priority, entity_count, timepoint_count, temporal_mode, export_formats, estimated_cost_micros, admitted_period, created_at)
@@ -507,7 +524,11 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
 
   afterAll(async () => {
     // The figures behind the bounds, for the CI log.
-    console.log(`scale: measured\n${Object.entries(measured).map(([k, v]) => `  ${k}: ${v}`).join("\n")}`);
+    console.log(
+      `scale: measured\n${Object.entries(measured)
+        .map(([k, v]) => `  ${k}: ${v}`)
+        .join("\n")}`,
+    );
     await flusher?.stop();
     await countingDb?.$disconnect();
     await pool?.end();
@@ -516,11 +537,13 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
   });
 
   it("loads the backlog and history with the counters exact", async () => {
-    const sizes = await one(`
+    const sizes = await one(
+      `
       SELECT (SELECT count(*)::int FROM simulation_jobs WHERE owner_id = $1 AND status = 'PENDING') AS waiting,
         (SELECT count(*)::int FROM simulation_jobs WHERE owner_id = $1 AND status IN ('COMPLETED', 'FAILED') AND to_char(completed_at, 'YYYY-MM') = $2) AS finished_prev,
         (SELECT count(*)::int FROM ledger_entries WHERE user_id = $1 AND kind = 'CHARGE' AND period = $2) AS charges_prev`,
-      [MAIN, PREV]);
+      [MAIN, PREV],
+    );
     expect(sizes.waiting).toBe(BACKLOG_BATCHES * JOBS_PER_BATCH);
     expect(sizes.finished_prev).toBeGreaterThanOrEqual(10_000);
     expect(sizes.charges_prev).toBe(sizes.finished_prev);
@@ -556,10 +579,18 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
     await sql.query(`UPDATE simulation_jobs SET released_at = NULL WHERE status = 'PENDING' AND released_at IS NOT NULL`);
     await env.core.queue.queue.obliterate({ force: true });
     const t0 = Date.UTC(NOW.getUTCFullYear(), NOW.getUTCMonth(), 1) + 500_000;
-    await insertBatches(Array.from({ length: BACKLOG_BATCHES }, (_, k) => ({
-      n: 2000 + k, id: batchId(2000 + k), owner: MAIN, priority: 1 + (k % 50), parallel: PARALLEL[k % PARALLEL.length]!,
-      jobs: JOBS_PER_BATCH, createdAt: new Date(t0 + k * 1000),
-    })), CUR);
+    await insertBatches(
+      Array.from({ length: BACKLOG_BATCHES }, (_, k) => ({
+        n: 2000 + k,
+        id: batchId(2000 + k),
+        owner: MAIN,
+        priority: 1 + (k % 50),
+        parallel: PARALLEL[k % PARALLEL.length]!,
+        jobs: JOBS_PER_BATCH,
+        createdAt: new Date(t0 + k * 1000),
+      })),
+      CUR,
+    );
     await sql.query("ANALYZE");
     expect((await one(`SELECT waiting_jobs FROM user_totals WHERE user_id = $1`, [MAIN])).waiting_jobs).toBe(2 * BACKLOG_BATCHES * JOBS_PER_BATCH);
 
@@ -575,16 +606,21 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
 
   it("reads a bounded number of rows in every hot query (EXPLAIN ANALYZE)", async () => {
     // Ten released jobs start running, so the running counts have something to count.
-    await sql.query(`UPDATE simulation_jobs SET status = 'RUNNING', started_at = $2::timestamp, attempts = 1
+    await sql.query(
+      `UPDATE simulation_jobs SET status = 'RUNNING', started_at = $2::timestamp, attempts = 1
       WHERE id IN (SELECT id FROM simulation_jobs WHERE owner_id = $1 AND released_at IS NOT NULL AND status = 'PENDING' ORDER BY id LIMIT 10)`,
-    [MAIN, NOW.toISOString().replace("Z", "")]);
+      [MAIN, NOW.toISOString().replace("Z", "")],
+    );
     await sql.query("ANALYZE simulation_jobs");
     expect(await counterDrift()).toEqual({ batches: [], user_counters: [], usage_periods: [] });
     const eligible = (await sql.query(`SELECT user_id FROM user_totals WHERE waiting_jobs > 0 ORDER BY user_id`)).rows.map((r) => r.user_id);
     expect(eligible).toEqual([MAIN, ...OTHERS]);
-    const inFlight = (await one(`SELECT count(*)::int AS n FROM simulation_jobs WHERE status = 'RUNNING' OR (status = 'PENDING' AND released_at IS NOT NULL)`)).n;
+    const inFlight = (await one(`SELECT count(*)::int AS n FROM simulation_jobs WHERE status = 'RUNNING' OR (status = 'PENDING' AND released_at IS NOT NULL)`))
+      .n;
     expect(inFlight).toBe(releasedFirst.length);
-    const page = (await sql.query(`SELECT id FROM batches WHERE owner_id = $1 ORDER BY active_jobs DESC, created_at DESC LIMIT 20`, [MAIN])).rows.map((r) => r.id);
+    const page = (await sql.query(`SELECT id FROM batches WHERE owner_id = $1 ORDER BY active_jobs DESC, created_at DESC LIMIT 20`, [MAIN])).rows.map(
+      (r) => r.id,
+    );
     const unstarted = batchId(2000); // of the doubled backlog, priority 1: nothing of it released
 
     const checks: [string, PlanSummary, number][] = [
@@ -602,14 +638,35 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
       ["usageHistory", await explain("usageHistory", USAGE_HISTORY, { userId: MAIN, currentPeriod: CUR, periods: 24 }), 0],
       ["jobStats", await explain("jobStats", JOB_STATS, { userId: MAIN }), 20],
       ["aggregateBatches (page of 20)", await explain("aggregateBatches (page of 20)", AGGREGATE_BATCHES, { "Prisma.join(batchIds)": page }), 20 * 10],
-      ["sweep in-flight scan", await explain("sweep in-flight scan", SWEEP_IN_FLIGHT, { "jc === null": true, "jc?.createdAt ?? new Date(0)": new Date(0), 'jc?.id ?? ""': "", limit: 1000 }), 2 * WINDOW],
-      ["sweep open batches", await explain("sweep open batches", SWEEP_OPEN_BATCHES, { "bc === null": true, "bc?.createdAt ?? new Date(0)": new Date(0), 'bc?.id ?? ""': "", limit: 1000 }), 0],
+      [
+        "sweep in-flight scan",
+        await explain("sweep in-flight scan", SWEEP_IN_FLIGHT, {
+          "jc === null": true,
+          "jc?.createdAt ?? new Date(0)": new Date(0),
+          'jc?.id ?? ""': "",
+          limit: 1000,
+        }),
+        2 * WINDOW,
+      ],
+      [
+        "sweep open batches",
+        await explain("sweep open batches", SWEEP_OPEN_BATCHES, {
+          "bc === null": true,
+          "bc?.createdAt ?? new Date(0)": new Date(0),
+          'bc?.id ?? ""': "",
+          limit: 1000,
+        }),
+        0,
+      ],
       ["operations snapshot", await explain("operations snapshot", OPERATIONS_JOBS, {}), 2 * WINDOW],
       // Bounded by one batch's size (<= 100); the sweep runs it for every open batch that has not started.
       ["evaluateBatches first start", await explain("evaluateBatches first start", EVALUATE_FIRST_START, { "b.id": unstarted }), JOBS_PER_BATCH],
     ];
     const report = checks.map(([name, s, max]) => ({
-      name, seqScans: s.seqScans().filter((t) => BIG_TABLES.includes(t)), read: s.readOn("simulation_jobs") + s.readOn("ledger_entries"), max,
+      name,
+      seqScans: s.seqScans().filter((t) => BIG_TABLES.includes(t)),
+      read: s.readOn("simulation_jobs") + s.readOn("ledger_entries"),
+      max,
     }));
     // Rows read on the small per-user tables: the rollup and counter reads touch a row or two.
     const small = (s: PlanSummary) =>
@@ -627,7 +684,11 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
     // Plus, where admissions count, up to 8 admission shard rows per user (and per period).
     const SHARDS = 8;
     const smallBounds = {
-      "admission quota read": 3 + 2 * SHARDS, usageView: 2 + 2 * SHARDS, apiCallsBase: 1, usageHistory: 3 * (2 + 2 * SHARDS), jobStats: 1 + SHARDS,
+      "admission quota read": 3 + 2 * SHARDS,
+      usageView: 2 + 2 * SHARDS,
+      apiCallsBase: 1,
+      usageHistory: 3 * (2 + 2 * SHARDS),
+      jobStats: 1 + SHARDS,
       "dispatch users": OTHERS.length + 1,
     };
     expect(Object.entries(smallReads).filter(([name, n]) => n > smallBounds[name as keyof typeof smallBounds])).toEqual([]);
@@ -661,7 +722,9 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
 
   it("answers the usage routes with what the raw rows add up to", async () => {
     type Agg = Record<"sims" | "completed" | "failed" | "cost" | "tokens" | "api_calls", number>;
-    const agg = async (period: string) => one(`
+    const agg = async (period: string) =>
+      one(
+        `
       SELECT
         (SELECT count(*) FROM simulation_jobs WHERE owner_id = $1 AND admitted_period = $2 AND NOT (status = 'CANCELLED' AND started_at IS NULL))
           + (SELECT COALESCE(sum(simulations), 0) FROM ledger_entries WHERE user_id = $1 AND period = $2) AS sims,
@@ -670,7 +733,8 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
         (SELECT COALESCE(sum(cost_micros), 0) FROM ledger_entries WHERE user_id = $1 AND period = $2) AS cost,
         (SELECT COALESCE(sum(tokens), 0) FROM ledger_entries WHERE user_id = $1 AND period = $2) AS tokens,
         (SELECT COALESCE(sum(api_calls), 0) FROM ledger_entries WHERE user_id = $1 AND period = $2) AS api_calls`,
-      [MAIN, period]).then((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number(v)])) as Agg);
+        [MAIN, period],
+      ).then((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number(v)])) as Agg);
     const cur = await agg(CUR);
     const prev = await agg(PREV);
     const prev2 = await agg(PREV2);
@@ -681,7 +745,12 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
     const usage = await request(app).get("/simulations/batch/usage").set("X-API-Key", mainKey);
     expect(usage.status).toBe(200);
     expect(usage.body).toMatchObject({
-      user_id: MAIN, tier: "enterprise", period: CUR, simulations_used: cur.sims, cost_used_usd: cur.cost / 1e6, tokens_used: cur.tokens,
+      user_id: MAIN,
+      tier: "enterprise",
+      period: CUR,
+      simulations_used: cur.sims,
+      cost_used_usd: cur.cost / 1e6,
+      tokens_used: cur.tokens,
       is_quota_exceeded: false,
     });
 
@@ -689,8 +758,13 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
     expect(hist.status).toBe(200);
     expect(hist.body.current).toMatchObject({ period: CUR, simulations_used: cur.sims, cost_used_usd: cur.cost / 1e6, tokens_used: cur.tokens });
     const row = (p: string, a: Agg) => ({
-      period: p, api_calls: a.api_calls, simulations_run: a.sims, simulations_completed: a.completed, simulations_failed: a.failed,
-      cost_usd: a.cost / 1e6, tokens_used: a.tokens,
+      period: p,
+      api_calls: a.api_calls,
+      simulations_run: a.sims,
+      simulations_completed: a.completed,
+      simulations_failed: a.failed,
+      cost_usd: a.cost / 1e6,
+      tokens_used: a.tokens,
     });
     expect(hist.body.history).toEqual([row(PREV, prev), row(PREV2, prev2)]);
   });
@@ -698,8 +772,10 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
   it("re-derives open batches in the sweep without reading the jobs of batches that cannot have started", async () => {
     const open = (await sql.query(`SELECT id FROM batches WHERE completed_at IS NULL ORDER BY created_at LIMIT 1000`)).rows.map((r) => r.id as string);
     // Only a batch with a job released or ended, and no start recorded, needs a look at its jobs.
-    const mayHaveStarted = (await one(`SELECT count(*)::int AS n FROM batches WHERE completed_at IS NULL AND started_at IS NULL
-      AND (active_jobs > 0 OR completed_jobs + failed_jobs + cancelled_jobs > 0)`)).n as number;
+    const mayHaveStarted = (
+      await one(`SELECT count(*)::int AS n FROM batches WHERE completed_at IS NULL AND started_at IS NULL
+      AND (active_jobs > 0 OR completed_jobs + failed_jobs + cancelled_jobs > 0)`)
+    ).n as number;
     sent.length = 0;
     for (let i = 0; i < open.length; i += 50) {
       await inTransaction(countingDb, (tx) => evaluateBatches(deps, tx, open.slice(i, i + 50), new SideEffects()));

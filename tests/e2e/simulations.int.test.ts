@@ -13,7 +13,12 @@ describe("single simulations end to end", () => {
   });
   afterAll(() => stack.stop());
 
-  const submit = (key: string, body: unknown) => stack.http().post("/simulations").set("X-API-Key", key).send(body as object);
+  const submit = (key: string, body: unknown) =>
+    stack
+      .http()
+      .post("/simulations")
+      .set("X-API-Key", key)
+      .send(body as object);
 
   it("runs a board_meeting to COMPLETED with a result and a cost", async () => {
     const res = await submit(alice.key, { template_id: "board_meeting" });
@@ -49,8 +54,16 @@ describe("single simulations end to end", () => {
     expect(res.body.export_formats).toEqual(["pdf", "json"]);
     const job = await stack.waitJob(alice.key, res.body.job_id, (j) => FINAL_JOB.has(j.status));
     expect(job.status).toBe("COMPLETED");
-    const pdf = await stack.http().get(`/simulations/${job.job_id}/exports/pdf`).set("X-API-Key", alice.key).buffer(true)
-      .parse((r, cb) => { const chunks: Buffer[] = []; r.on("data", (c: Buffer) => chunks.push(c)); r.on("end", () => cb(null, Buffer.concat(chunks))); });
+    const pdf = await stack
+      .http()
+      .get(`/simulations/${job.job_id}/exports/pdf`)
+      .set("X-API-Key", alice.key)
+      .buffer(true)
+      .parse((r, cb) => {
+        const chunks: Buffer[] = [];
+        r.on("data", (c: Buffer) => chunks.push(c));
+        r.on("end", () => cb(null, Buffer.concat(chunks)));
+      });
     expect(pdf.status).toBe(200);
     expect(pdf.headers["content-type"]).toBe("application/pdf");
     expect((pdf.body as Buffer).subarray(0, 5).toString()).toBe("%PDF-");
@@ -62,10 +75,13 @@ describe("single simulations end to end", () => {
 
   it("shows progress moving while the run advances", async () => {
     const res = await submit(alice.key, scripted({ steps: 8, step_ms: 60 }));
-    const seen = await waitFor(async () => {
-      const r = await stack.http().get(`/simulations/${res.body.job_id}`).set("X-API-Key", alice.key);
-      return r.body.status === "RUNNING" && r.body.progress_percent > 0 && r.body.progress_percent < 100 ? r.body : false;
-    }, { what: "partial progress" });
+    const seen = await waitFor(
+      async () => {
+        const r = await stack.http().get(`/simulations/${res.body.job_id}`).set("X-API-Key", alice.key);
+        return r.body.status === "RUNNING" && r.body.progress_percent > 0 && r.body.progress_percent < 100 ? r.body : false;
+      },
+      { what: "partial progress" },
+    );
     expect(seen.current_step).toMatch(/^step \d\/8$/);
     const done = await stack.waitJob(alice.key, res.body.job_id, (j) => j.status === "COMPLETED");
     expect(done.cost_usd).toBeCloseTo(0.08, 10);
@@ -111,7 +127,10 @@ describe("single simulations end to end", () => {
   it("answers 401, 403, 404 and 422 as the contract says", async () => {
     const own = await submit(alice.key, scripted({ steps: 1 }));
     expect((await stack.http().get(`/simulations/${own.body.job_id}`)).status).toBe(401);
-    const bad = await stack.http().get(`/simulations/${own.body.job_id}`).set("X-API-Key", "tp_" + "0".repeat(32));
+    const bad = await stack
+      .http()
+      .get(`/simulations/${own.body.job_id}`)
+      .set("X-API-Key", "tp_" + "0".repeat(32));
     expect(bad.status).toBe(401);
     expect(bad.body).toMatchObject({ error: "Unauthorized", detail: null });
     expect(bad.body.request_id).toBe(bad.headers["x-request-id"]);
@@ -133,7 +152,11 @@ describe("single simulations end to end", () => {
     expect(route.body.error).toBe("NotFound");
     const method = await stack.http().delete("/simulations").set("X-API-Key", alice.key);
     expect(method.status).toBe(405);
-    const big = await stack.http().post("/simulations").set("Content-Type", "application/json").send({ description: "x".repeat(70_000) });
+    const big = await stack
+      .http()
+      .post("/simulations")
+      .set("Content-Type", "application/json")
+      .send({ description: "x".repeat(70_000) });
     expect(big.status).toBe(413);
     expect(big.body.error).toBe("PayloadTooLarge");
     const echoed = await stack.http().get("/health").set("X-Request-Id", "my-trace-1");
@@ -159,10 +182,17 @@ describe("single simulations end to end", () => {
     expect(all.body.total).toBe(24);
     expect(all.body.categories.sort()).toEqual(["convergence", "persona", "showcase", "test"]);
     const board = all.body.templates.find((t: { template_id: string }) => t.template_id === "showcase/board_meeting");
-    expect(board).toEqual(expect.objectContaining({
-      tier: "standard", category: "showcase", default_entity_count: 5, default_timepoint_count: 3,
-      default_temporal_mode: "FORWARD", estimated_cost_usd: 0.05, estimated_duration_seconds: 120,
-    }));
+    expect(board).toEqual(
+      expect.objectContaining({
+        tier: "standard",
+        category: "showcase",
+        default_entity_count: 5,
+        default_timepoint_count: 3,
+        default_temporal_mode: "FORWARD",
+        estimated_cost_usd: 0.05,
+        estimated_duration_seconds: 120,
+      }),
+    );
     const persona = await stack.http().get("/simulations/templates?category=persona").set("X-API-Key", alice.key);
     expect(persona.body.total).toBe(5);
     const one = await stack.http().get("/simulations/templates/persona/agent4_elk_migration").set("X-API-Key", alice.key);
@@ -171,12 +201,14 @@ describe("single simulations end to end", () => {
     expect((await stack.http().get("/simulations/templates/showcase/nope").set("X-API-Key", alice.key)).status).toBe(404);
     const crisis = await submit(alice.key, { template_id: "crisis_response", temporal_mode: "branching", entity_count: 6 });
     expect(crisis.body).toMatchObject({ template_id: "showcase/crisis_response", temporal_mode: "BRANCHING", entity_count: 6, timepoint_count: 3 });
-    expect(crisis.body.estimated_cost_usd).toBeCloseTo(0.05 * 6 / 4, 10);
+    expect(crisis.body.estimated_cost_usd).toBeCloseTo((0.05 * 6) / 4, 10);
   });
 
   it("lists the caller's jobs newest first with filters and bounds, and sums them in stats", async () => {
     // Stats and rows are compared below: let every job of earlier tests finish first.
-    await waitFor(async () => (await stack.env.core.db.simulationJob.count({ where: { ownerId: alice.id, status: { in: ["PENDING", "RUNNING"] } } })) === 0, { what: "alice's jobs to finish" });
+    await waitFor(async () => (await stack.env.core.db.simulationJob.count({ where: { ownerId: alice.id, status: { in: ["PENDING", "RUNNING"] } } })) === 0, {
+      what: "alice's jobs to finish",
+    });
     const list = await stack.http().get("/simulations?page_size=2").set("X-API-Key", alice.key);
     expect(list.status).toBe(200);
     expect(list.body.jobs).toHaveLength(2);

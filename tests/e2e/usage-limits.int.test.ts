@@ -71,7 +71,11 @@ describe("usage limits", () => {
     const view = await usage(u.key);
     expect(view.status).toBe(200);
     expect(view.body).toMatchObject({
-      api_calls_used: 6, api_calls_limit: 5, api_calls_remaining: 0, is_quota_exceeded: true, quota_exceeded_reason: "API call quota exceeded",
+      api_calls_used: 6,
+      api_calls_limit: 5,
+      api_calls_remaining: 0,
+      is_quota_exceeded: true,
+      quota_exceeded_reason: "API call quota exceeded",
     });
     expect((await stack.http().get("/simulations/batch/usage/history").set("X-API-Key", u.key)).status).toBe(200);
     expect((await usage(u.key)).body.api_calls_used).toBe(8);
@@ -105,16 +109,27 @@ describe("usage limits", () => {
     expect(res.status).toBe(202);
     const body = (await usage(u.key)).body;
     expect(body).toMatchObject({
-      tier: "enterprise", api_calls_limit: -1, simulations_limit: -1, cost_limit_usd: -1, max_batch_size: 100,
-      api_calls_remaining: -1, simulations_remaining: -1, cost_remaining_usd: -1,
-      api_calls_used: 2, simulations_used: 3, is_quota_exceeded: false, quota_exceeded_reason: null,
+      tier: "enterprise",
+      api_calls_limit: -1,
+      simulations_limit: -1,
+      cost_limit_usd: -1,
+      max_batch_size: 100,
+      api_calls_remaining: -1,
+      simulations_remaining: -1,
+      cost_remaining_usd: -1,
+      api_calls_used: 2,
+      simulations_used: 3,
+      is_quota_exceeded: false,
+      quota_exceeded_reason: null,
     });
   });
 
   it("stops a batch's unstarted jobs with QUOTA_EXHAUSTED when charges reach the monthly cost limit", async () => {
     const u = await stack.env.user("spender", "free");
     // Most of the $1 limit is already spent this period.
-    await stack.env.core.db.ledgerEntry.create({ data: { userId: u.id, period: periodOf(new Date()), kind: "ADJUSTMENT", costMicros: 950_000n, reason: "seed" } });
+    await stack.env.core.db.ledgerEntry.create({
+      data: { userId: u.id, period: periodOf(new Date()), kind: "ADJUSTMENT", costMicros: 950_000n, reason: "seed" },
+    });
     const job = scripted({ steps: 5, cost_usd_per_step: 0.02, estimate_usd: 0.01 });
     const res = await batch(u.key, { simulations: [job, job, job], parallel_jobs: 1 });
     expect(res.status).toBe(202);
@@ -127,9 +142,14 @@ describe("usage limits", () => {
 
   it("starts nothing more for an owner at the cost limit: a waiting batch stops with QUOTA_EXHAUSTED", async () => {
     const u = await stack.env.user("overspender", "free");
-    await stack.env.core.db.ledgerEntry.create({ data: { userId: u.id, period: periodOf(new Date()), kind: "ADJUSTMENT", costMicros: 950_000n, reason: "seed" } });
+    await stack.env.core.db.ledgerEntry.create({
+      data: { userId: u.id, period: periodOf(new Date()), kind: "ADJUSTMENT", costMicros: 950_000n, reason: "seed" },
+    });
     // A single job that costs more than estimated takes the user's only slot (free: concurrency 1)...
-    const single = await stack.http().post("/simulations").set("X-API-Key", u.key)
+    const single = await stack
+      .http()
+      .post("/simulations")
+      .set("X-API-Key", u.key)
       .send(scripted({ steps: 4, step_ms: 30, cost_usd_per_step: 0.02, estimate_usd: 0.001 }));
     expect(single.status).toBe(202);
     await stack.waitJob(u.key, single.body.job_id, (j) => j.status === "RUNNING");

@@ -35,7 +35,11 @@ describe("usage periods, history and adjustments", () => {
     const thisPeriod = periodOf(now);
     fixed = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1) - 2_000);
     const lastPeriod = periodOf(fixed);
-    const res = await stack.http().post("/simulations").set("X-API-Key", u.key).send(scripted({ steps: 3, cost_usd_per_step: 0.01 }));
+    const res = await stack
+      .http()
+      .post("/simulations")
+      .set("X-API-Key", u.key)
+      .send(scripted({ steps: 3, cost_usd_per_step: 0.01 }));
     expect(res.status).toBe(202);
     await stack.waitJob(u.key, res.body.job_id, (j) => j.status === "COMPLETED");
 
@@ -66,7 +70,15 @@ describe("usage periods, history and adjustments", () => {
     await db().ledgerEntry.create({ data: { userId: u.id, period: "2024-05", kind: "ADJUSTMENT", simulations: 3, reason: "seed" } });
     const all = (await history(u.key, "?periods=24")).body.history;
     expect(all.map((r: { period: string }) => r.period)).toEqual(["2024-05", "2024-03", "2024-01"]);
-    expect(all[1]).toEqual({ period: "2024-03", api_calls: 0, simulations_run: 0, simulations_completed: 0, simulations_failed: 0, cost_usd: 1.5, tokens_used: 42 });
+    expect(all[1]).toEqual({
+      period: "2024-03",
+      api_calls: 0,
+      simulations_run: 0,
+      simulations_completed: 0,
+      simulations_failed: 0,
+      cost_usd: 1.5,
+      tokens_used: 42,
+    });
     expect(all[2]).toMatchObject({ period: "2024-01", api_calls: 7 });
     expect((await history(u.key, "?periods=2")).body.history.map((r: { period: string }) => r.period)).toEqual(["2024-05", "2024-03"]);
     expect((await history(u.key, "?periods=")).status).toBe(200);
@@ -90,17 +102,33 @@ describe("usage periods, history and adjustments", () => {
     expect((await stack.http().get("/simulations").set("X-API-Key", u.key)).status).toBe(200);
     const created = await adjust(u.id, { api_calls: 4, simulations: 2, cost_usd: 0.25, tokens: 100, reason: "goodwill" });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ user_id: u.id, period: periodOf(new Date()), api_calls: 4, simulations: 2, cost_usd: 0.25, tokens: 100, reason: "goodwill" });
+    expect(created.body).toMatchObject({
+      user_id: u.id,
+      period: periodOf(new Date()),
+      api_calls: 4,
+      simulations: 2,
+      cost_usd: 0.25,
+      tokens: 100,
+      reason: "goodwill",
+    });
     expect(created.body.adjustment_id).toMatch(/^adj_\d+$/);
     expect(new Date(created.body.created_at).toISOString()).toBe(created.body.created_at);
-    expect((await usage(u.key)).body).toMatchObject({ api_calls_used: 6, simulations_used: 2, cost_used_usd: 0.25, tokens_used: 100, quota_exceeded_reason: "API call quota exceeded" });
+    expect((await usage(u.key)).body).toMatchObject({
+      api_calls_used: 6,
+      simulations_used: 2,
+      cost_used_usd: 0.25,
+      tokens_used: 100,
+      quota_exceeded_reason: "API call quota exceeded",
+    });
     expect((await stack.http().get("/simulations").set("X-API-Key", u.key)).status).toBe(429);
 
     expect((await adjust(u.id, { api_calls: -2, reason: "credit back" })).status).toBe(201);
     expect((await stack.http().get("/simulations").set("X-API-Key", u.key)).status).toBe(200);
     expect((await adjust(u.id, { period: "2024-06", simulations: 1, cost_usd: -0.5, reason: "old" })).status).toBe(201);
     const past = (await history(u.key)).body.history;
-    expect(past).toEqual([{ period: "2024-06", api_calls: 0, simulations_run: 1, simulations_completed: 0, simulations_failed: 0, cost_usd: -0.5, tokens_used: 0 }]);
+    expect(past).toEqual([
+      { period: "2024-06", api_calls: 0, simulations_run: 1, simulations_completed: 0, simulations_failed: 0, cost_usd: -0.5, tokens_used: 0 },
+    ]);
     const rows = await db().ledgerEntry.count({ where: { userId: u.id, kind: "ADJUSTMENT" } });
     expect(rows).toBe(3);
   });
@@ -108,19 +136,29 @@ describe("usage periods, history and adjustments", () => {
   it("settles usage to the ledger after a mixed batch and gives back simulations that never ran", async () => {
     const u = await stack.env.user("mixer", "pro");
     const long = scripted({ steps: 400, step_ms: 25, cost_usd_per_step: 0.001 });
-    const res = await stack.http().post("/simulations/batch").set("X-API-Key", u.key).send({
-      parallel_jobs: 2,
-      simulations: [scripted({ steps: 2, cost_usd_per_step: 0.01 }), scripted({ steps: 3, fail_at_step: 2, cost_usd_per_step: 0.02 }), long, long, long],
-    });
+    const res = await stack
+      .http()
+      .post("/simulations/batch")
+      .set("X-API-Key", u.key)
+      .send({
+        parallel_jobs: 2,
+        simulations: [scripted({ steps: 2, cost_usd_per_step: 0.01 }), scripted({ steps: 3, fail_at_step: 2, cost_usd_per_step: 0.02 }), long, long, long],
+      });
     expect(res.status).toBe(202);
     const id = res.body.batch_id;
     await stack.waitBatch(u.key, id, (b) => b.progress.running_jobs === 2 && b.progress.completed_jobs + b.progress.failed_jobs === 2);
-    await waitFor(async () => (await db().simulationJob.count({ where: { batchId: id, progressPercent: { gt: 0 }, status: "RUNNING" } })) === 2, { what: "long jobs progressing" });
+    await waitFor(async () => (await db().simulationJob.count({ where: { batchId: id, progressPercent: { gt: 0 }, status: "RUNNING" } })) === 2, {
+      what: "long jobs progressing",
+    });
     expect((await stack.http().post(`/simulations/batch/${id}/cancel`).set("X-API-Key", u.key).send({})).status).toBe(200);
     const done = await stack.waitBatch(u.key, id, (b) => b.completed_at !== null);
     expect(done.progress).toMatchObject({ completed_jobs: 1, failed_jobs: 1, cancelled_jobs: 3 });
 
-    const jobs = (await stack.http().get(`/simulations/batch/${id}/jobs`).set("X-API-Key", u.key)).body.jobs as { status: string; cost_usd: number; started_at: string | null }[];
+    const jobs = (await stack.http().get(`/simulations/batch/${id}/jobs`).set("X-API-Key", u.key)).body.jobs as {
+      status: string;
+      cost_usd: number;
+      started_at: string | null;
+    }[];
     expect(jobs.every((j) => FINAL_JOB.has(j.status))).toBe(true);
     const ledger = await db().ledgerEntry.aggregate({ where: { userId: u.id }, _sum: { costMicros: true, tokens: true } });
     const view = (await usage(u.key)).body;

@@ -86,9 +86,7 @@ describe("claims and results", () => {
 
     const c = counting(db());
     const claims = new ClaimBatcher(c.db);
-    const [ok, cancelled, notReleased, missing] = await Promise.all(
-      [jobIds[0]!, jobIds[1]!, unreleased, "sim_nope"].map((id) => claims.claim(id)),
-    );
+    const [ok, cancelled, notReleased, missing] = await Promise.all([jobIds[0]!, jobIds[1]!, unreleased, "sim_nope"].map((id) => claims.claim(id)));
     expect(c.statements()).toBe(2);
     expect(ok).toMatchObject({ kind: "claimed", job: { id: jobIds[0], attempt: 1 } });
     expect(cancelled).toEqual({ kind: "cancel-requested", jobId: jobIds[1], attempt: 1, requestId: expect.any(String) });

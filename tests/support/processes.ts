@@ -16,11 +16,17 @@ export interface Proc {
  * signals reach the process itself), capturing its output.
  */
 export function run(script: string, env: Record<string, string>, args: string[] = [], nodeArgs: string[] = []): Proc {
-  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", path.join(ROOT, script), ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", path.join(ROOT, script), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   child.stdout!.on("data", (d) => (out += String(d)));
   child.stderr!.on("data", (d) => (out += String(d)));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal })),
+  );
   return { child, output: () => out, exited };
 }
 
@@ -44,16 +50,25 @@ export async function freePort(): Promise<number> {
 
 /** Waits until a spawned API (or `npm start`) says it listens on `port`; fails at once if it exits first. */
 export async function waitListening(proc: Proc, port: number, timeoutMs = 60_000): Promise<void> {
-  await waitFor(() => {
-    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
-      throw new Error(`process exited before listening on ${port}:\n${proc.output().slice(-2000)}`);
-    }
-    return proc.output().includes('"message":"api listening"') && proc.output().includes(`"port":${port}`);
-  }, { timeoutMs, what: `api listening on ${port}`, intervalMs: 50 });
+  await waitFor(
+    () => {
+      if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+        throw new Error(`process exited before listening on ${port}:\n${proc.output().slice(-2000)}`);
+      }
+      return proc.output().includes('"message":"api listening"') && proc.output().includes(`"port":${port}`);
+    },
+    { timeoutMs, what: `api listening on ${port}`, intervalMs: 50 },
+  );
 }
 
 export async function waitHttp(url: string, timeoutMs = 30_000): Promise<void> {
-  await waitFor(async () => (await fetch(url).then((r) => r.ok).catch(() => false)) || false, { timeoutMs, what: url, intervalMs: 100 });
+  await waitFor(
+    async () =>
+      (await fetch(url)
+        .then((r) => r.ok)
+        .catch(() => false)) || false,
+    { timeoutMs, what: url, intervalMs: 100 },
+  );
 }
 
 export async function stopAll(procs: Proc[]): Promise<void> {

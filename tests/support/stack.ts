@@ -43,7 +43,11 @@ export class Stack {
     this.buildApp();
     for (const concurrency of this.opts.workers ?? [4]) await this.addWorker(concurrency);
     this.reconciler = new ReconcilerRuntime({
-      deps: this.env.core, streamRedis: this.env.redis(), redisPrefix: this.env.prefix, sweepIntervalMs: 60_000, dispatchIntervalMs: 200,
+      deps: this.env.core,
+      streamRedis: this.env.redis(),
+      redisPrefix: this.env.prefix,
+      sweepIntervalMs: 60_000,
+      dispatchIntervalMs: 200,
       repairAfterMs: this.opts.repairAfterMs,
     });
     await this.reconciler.start();
@@ -54,10 +58,17 @@ export class Stack {
   private buildApp(): void {
     const core = this.env.core;
     const { counter, flusher } = startUsageCounting({
-      db: core.db, redis: core.redis, redisPrefix: this.env.prefix, logger: core.logger, flushIntervalMs: this.opts.flushIntervalMs ?? 60_000,
+      db: core.db,
+      redis: core.redis,
+      redisPrefix: this.env.prefix,
+      logger: core.logger,
+      flushIntervalMs: this.opts.flushIntervalMs ?? 60_000,
     });
     const gates = buildGates({
-      limits: core.limits, redis: core.redis, redisPrefix: this.env.prefix, rateLimitEnabled: this.opts.rateLimitEnabled ?? false,
+      limits: core.limits,
+      redis: core.redis,
+      redisPrefix: this.env.prefix,
+      rateLimitEnabled: this.opts.rateLimitEnabled ?? false,
     });
     this.flusher = flusher;
     this.deps = { ...core, config: { adminToken: this.opts.adminToken, maxBodyBytes: 64 * 1024 }, apiCalls: counter, gates };
@@ -72,9 +83,15 @@ export class Stack {
 
   async addWorker(concurrency: number): Promise<WorkerRuntime> {
     const w = new WorkerRuntime({
-      db: this.env.core.db, redis: this.env.redis(), redisPrefix: this.env.prefix,
-      engine: this.opts.engine ?? createEngine({ kind: "builtin" }), logger: this.env.core.logger,
-      concurrency, stepDelayMs: 0, lockDurationMs: this.opts.lockDurationMs ?? 30_000, progressIntervalMs: 0,
+      db: this.env.core.db,
+      redis: this.env.redis(),
+      redisPrefix: this.env.prefix,
+      engine: this.opts.engine ?? createEngine({ kind: "builtin" }),
+      logger: this.env.core.logger,
+      concurrency,
+      stepDelayMs: 0,
+      lockDurationMs: this.opts.lockDurationMs ?? 30_000,
+      progressIntervalMs: 0,
       maxJobAttempts: this.opts.maxJobAttempts,
     });
     await w.start();
@@ -95,14 +112,20 @@ export class Stack {
 
   /** Polls GET /simulations/{id} until `done(job)` holds. */
   async waitJob(key: string, jobId: string, done: (job: Record<string, any>) => boolean, timeoutMs = 20_000) {
-    return waitFor(async () => {
-      const res = await this.http().get(`/simulations/${jobId}`).set("X-API-Key", key);
-      return done(res.body) ? res.body : false;
-    }, { timeoutMs, what: `job ${jobId}` });
+    return waitFor(
+      async () => {
+        const res = await this.http().get(`/simulations/${jobId}`).set("X-API-Key", key);
+        return done(res.body) ? res.body : false;
+      },
+      { timeoutMs, what: `job ${jobId}` },
+    );
   }
 
   submitBatch(key: string, body: unknown) {
-    return this.http().post("/simulations/batch").set("X-API-Key", key).send(body as object);
+    return this.http()
+      .post("/simulations/batch")
+      .set("X-API-Key", key)
+      .send(body as object);
   }
 
   /** Job rows of a batch in request order, with their timing and attempts (straight from Postgres). */
@@ -117,23 +140,29 @@ export class Stack {
    */
   async watchBatch(key: string, batchId: string, done: (batch: Record<string, any>) => boolean, timeoutMs = 30_000) {
     const seen: Record<string, any>[] = [];
-    await waitFor(async () => {
-      const { body: b } = await this.http().get(`/simulations/batch/${batchId}`).set("X-API-Key", key);
-      const prev = seen[seen.length - 1];
-      if (!prev || JSON.stringify(prev) !== JSON.stringify(b)) {
-        checkBatchStep(prev, b);
-        seen.push(b);
-      }
-      return done(b);
-    }, { timeoutMs, intervalMs: 10, what: `batch ${batchId}` });
+    await waitFor(
+      async () => {
+        const { body: b } = await this.http().get(`/simulations/batch/${batchId}`).set("X-API-Key", key);
+        const prev = seen[seen.length - 1];
+        if (!prev || JSON.stringify(prev) !== JSON.stringify(b)) {
+          checkBatchStep(prev, b);
+          seen.push(b);
+        }
+        return done(b);
+      },
+      { timeoutMs, intervalMs: 10, what: `batch ${batchId}` },
+    );
     return seen;
   }
 
   async waitBatch(key: string, batchId: string, done: (batch: Record<string, any>) => boolean, timeoutMs = 30_000) {
-    return waitFor(async () => {
-      const res = await this.http().get(`/simulations/batch/${batchId}`).set("X-API-Key", key);
-      return done(res.body) ? res.body : false;
-    }, { timeoutMs, what: `batch ${batchId}` });
+    return waitFor(
+      async () => {
+        const res = await this.http().get(`/simulations/batch/${batchId}`).set("X-API-Key", key);
+        return done(res.body) ? res.body : false;
+      },
+      { timeoutMs, what: `batch ${batchId}` },
+    );
   }
 }
 
@@ -162,7 +191,8 @@ export function checkBatchStep(prev: Record<string, any> | undefined, b: Record<
   const sum = p.pending_jobs + p.running_jobs + p.completed_jobs + p.failed_jobs + p.cancelled_jobs;
   if (sum !== p.total_jobs) throw new Error(`counters add up to ${sum}, not ${p.total_jobs}: ${JSON.stringify(p)}`);
   const finished = p.completed_jobs + p.failed_jobs + p.cancelled_jobs;
-  if (Math.abs(p.progress_percent - (finished / p.total_jobs) * 100) > 0.01) throw new Error(`progress_percent ${p.progress_percent} for ${finished}/${p.total_jobs}`);
+  if (Math.abs(p.progress_percent - (finished / p.total_jobs) * 100) > 0.01)
+    throw new Error(`progress_percent ${p.progress_percent} for ${finished}/${p.total_jobs}`);
   if (!prev) return;
   if (STATUS_RANK[b.status]! < STATUS_RANK[prev.status]!) throw new Error(`status went back from ${prev.status} to ${b.status}`);
   if (STATUS_RANK[prev.status] === 2 && prev.status !== b.status) throw new Error(`final status ${prev.status} changed to ${b.status}`);

@@ -24,4 +24,3 @@ export interface ApiDeps extends CoreDeps {
    */
   gates: RequestHandler[];
 }
-

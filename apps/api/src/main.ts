@@ -13,10 +13,17 @@ async function main(): Promise<void> {
   // The rate-limit store loads its Lua scripts at construction; the producer connection refuses commands until ready.
   await waitReady(core.redis, 10_000);
   const { counter, flusher } = startUsageCounting({
-    db: core.db, redis: core.redis, redisPrefix: env.REDIS_PREFIX, logger, flushIntervalMs: env.USAGE_FLUSH_INTERVAL_MS,
+    db: core.db,
+    redis: core.redis,
+    redisPrefix: env.REDIS_PREFIX,
+    logger,
+    flushIntervalMs: env.USAGE_FLUSH_INTERVAL_MS,
   });
   const gates = buildGates({
-    limits, redis: core.redis, redisPrefix: env.REDIS_PREFIX, rateLimitEnabled: env.RATE_LIMIT_ENABLED,
+    limits,
+    redis: core.redis,
+    redisPrefix: env.REDIS_PREFIX,
+    rateLimitEnabled: env.RATE_LIMIT_ENABLED,
   });
   const app = createApp({
     ...core,

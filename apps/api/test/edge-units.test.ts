@@ -25,11 +25,14 @@ describe("HTTP server timeouts", () => {
   const sockets: Socket[] = [];
 
   beforeAll(async () => {
-    server = createHttpServer((req, res) => {
-      // Like the API's body-taking routes: answer once the whole body has arrived.
-      req.resume();
-      req.on("end", () => res.end("ok"));
-    }, { headersTimeoutMs: 300, requestTimeoutMs: 600, keepAliveTimeoutMs: 200 });
+    server = createHttpServer(
+      (req, res) => {
+        // Like the API's body-taking routes: answer once the whole body has arrived.
+        req.resume();
+        req.on("end", () => res.end("ok"));
+      },
+      { headersTimeoutMs: 300, requestTimeoutMs: 600, keepAliveTimeoutMs: 200 },
+    );
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
     port = (server.address() as AddressInfo).port;
   });

@@ -9,8 +9,12 @@ async function main(): Promise<void> {
   const deps = wireFromEnv(env, process.env, "reconciler", "consumer");
   const { logger } = deps;
   const runtime = new ReconcilerRuntime({
-    deps, streamRedis: createRedis(env.REDIS_URL, "consumer"), redisPrefix: env.REDIS_PREFIX, sweepIntervalMs: env.SWEEP_INTERVAL_MS,
-    repairAfterMs: env.REPAIR_AFTER_MS, staleEventMs: env.EVENT_CLAIM_IDLE_MS,
+    deps,
+    streamRedis: createRedis(env.REDIS_URL, "consumer"),
+    redisPrefix: env.REDIS_PREFIX,
+    sweepIntervalMs: env.SWEEP_INTERVAL_MS,
+    repairAfterMs: env.REPAIR_AFTER_MS,
+    staleEventMs: env.EVENT_CLAIM_IDLE_MS,
   });
   await runtime.start();
   await runtime.sweepOnce().catch((err) => logger.warn("initial sweep failed", { error: String(err) }));

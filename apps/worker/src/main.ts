@@ -15,17 +15,26 @@ async function main(): Promise<void> {
     kind: env.ENGINE,
     model: env.ENGINE_MODEL,
     prices: env.MODEL_PRICES_JSON,
-    openai: env.ENGINE === "openai"
-      ? {
-          baseUrl: env.OPENAI_BASE_URL, apiKey: env.OPENAI_API_KEY ?? "", model: env.OPENAI_MODEL,
-          // The provider's own error text goes to the worker's (redacting) log, never to the job.
-          onProviderError: (e) => logger.warn("LLM provider error", { status: e.status, detail: e.detail }),
-        }
-      : undefined,
+    openai:
+      env.ENGINE === "openai"
+        ? {
+            baseUrl: env.OPENAI_BASE_URL,
+            apiKey: env.OPENAI_API_KEY ?? "",
+            model: env.OPENAI_MODEL,
+            // The provider's own error text goes to the worker's (redacting) log, never to the job.
+            onProviderError: (e) => logger.warn("LLM provider error", { status: e.status, detail: e.detail }),
+          }
+        : undefined,
   });
   const runtime = new WorkerRuntime({
-    db, redis, redisPrefix: env.REDIS_PREFIX, engine, logger,
-    concurrency: env.WORKER_CONCURRENCY, stepDelayMs: env.SIM_STEP_MS, lockDurationMs: env.JOB_LOCK_MS,
+    db,
+    redis,
+    redisPrefix: env.REDIS_PREFIX,
+    engine,
+    logger,
+    concurrency: env.WORKER_CONCURRENCY,
+    stepDelayMs: env.SIM_STEP_MS,
+    lockDurationMs: env.JOB_LOCK_MS,
     maxJobAttempts: env.MAX_JOB_ATTEMPTS,
   });
   await runtime.start();

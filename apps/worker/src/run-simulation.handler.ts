@@ -87,15 +87,22 @@ export function createRunSimulationHandler(deps: HandlerDeps) {
     if (claim.kind === "exhausted") {
       // The claim recorded the FAILED outcome; the event lets the reconciler end and charge it now.
       await deps.events.publish({
-        type: "failed", jobId, attempt: claim.attempt, at: claim.at.toISOString(), requestId: claim.requestId,
-        costMicros: claim.costMicros, tokens: claim.tokens, errorMessage: claim.errorMessage,
+        type: "failed",
+        jobId,
+        attempt: claim.attempt,
+        at: claim.at.toISOString(),
+        requestId: claim.requestId,
+        costMicros: claim.costMicros,
+        tokens: claim.tokens,
+        errorMessage: claim.errorMessage,
       });
       deps.logger.warn("job used its attempts; failed", { job_id: jobId, attempt: claim.attempt, request_id: requestId });
       return { outcome: "failed" };
     }
     if (claim.kind === "cancel-requested") {
       const at = new Date();
-      if (!(await record({ jobId, attempt: claim.attempt, status: "CANCELLED", costMicros: 0, tokens: 0, errorMessage: null, at }))) return { outcome: "stale" };
+      if (!(await record({ jobId, attempt: claim.attempt, status: "CANCELLED", costMicros: 0, tokens: 0, errorMessage: null, at })))
+        return { outcome: "stale" };
       await deps.events.publish({ type: "cancelled", jobId, attempt: claim.attempt, at: at.toISOString(), requestId, costMicros: 0, tokens: 0 });
       return { outcome: "cancelled" };
     }
@@ -113,9 +120,17 @@ export function createRunSimulationHandler(deps: HandlerDeps) {
     // a finished attempt is never run again, whatever the reconciler's lag.
     const at = new Date();
     if (outcome.kind === "completed") {
-      const stored = await durably(deps, "storing a result", () => deps.storeResult({
-        jobId: job.id, attempt: job.attempt, result: outcome.result, exports: outcome.exports, costMicros: outcome.costMicros, tokens: outcome.tokens, at,
-      }));
+      const stored = await durably(deps, "storing a result", () =>
+        deps.storeResult({
+          jobId: job.id,
+          attempt: job.attempt,
+          result: outcome.result,
+          exports: outcome.exports,
+          costMicros: outcome.costMicros,
+          tokens: outcome.tokens,
+          at,
+        }),
+      );
       if (!stored) {
         // Another attempt owns the job now (this worker's lock lapsed and it was re-claimed) or it has ended.
         log.warn("simulation result refused: attempt is stale", { steps: outcome.steps });
@@ -162,7 +177,11 @@ async function runWithReporting(
       verdict = await deps.signals.stepBoundary(job.id, batch, r.costMicros - lastCost);
       lastCost = r.costMicros;
       const progress: EventBody = {
-        type: "progress", costMicros: r.costMicros, tokens: r.tokens, progress: Math.min(99.99, (r.step / r.totalSteps) * 100), step: r.label,
+        type: "progress",
+        costMicros: r.costMicros,
+        tokens: r.tokens,
+        progress: Math.min(99.99, (r.step / r.totalSteps) * 100),
+        step: r.label,
       };
       if (r.step === r.totalSteps) {
         // The completed or failed event that follows carries the final spending; sent only if the run ends otherwise.

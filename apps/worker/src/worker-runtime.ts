@@ -45,9 +45,13 @@ export class WorkerRuntime {
     const keys = redisKeys(this.opts.redisPrefix);
     const logger = this.opts.logger;
     // Claims and result writes of jobs that reach them within the same tick share one statement.
-    const claims = new ClaimBatcher(this.opts.db, (started) => {
-      for (const b of started) logger.info("batch state", { batch_id: b.batchId, from: "PENDING", to: "RUNNING", request_id: b.requestId });
-    }, this.opts.maxJobAttempts ?? DEFAULT_MAX_JOB_ATTEMPTS);
+    const claims = new ClaimBatcher(
+      this.opts.db,
+      (started) => {
+        for (const b of started) logger.info("batch state", { batch_id: b.batchId, from: "PENDING", to: "RUNNING", request_id: b.requestId });
+      },
+      this.opts.maxJobAttempts ?? DEFAULT_MAX_JOB_ATTEMPTS,
+    );
     const results = new ResultWriter(this.opts.db);
     const outcomes = new OutcomeWriter(this.opts.db);
     const handlers: Handlers = {

@@ -6,7 +6,17 @@ import { REDIS_URL } from "@simbatch/testing";
 describe("EventStream.publish", () => {
   let redis: Redis;
   const key = `t${randomBytes(4).toString("hex")}:events`;
-  const ev = (i: number): JobEvent => ({ type: "progress", jobId: `sim_${i}`, attempt: 1, at: new Date().toISOString(), requestId: null, costMicros: i, tokens: 0, progress: 1, step: null });
+  const ev = (i: number): JobEvent => ({
+    type: "progress",
+    jobId: `sim_${i}`,
+    attempt: 1,
+    at: new Date().toISOString(),
+    requestId: null,
+    costMicros: i,
+    tokens: 0,
+    progress: 1,
+    step: null,
+  });
 
   beforeAll(() => {
     redis = createRedis(REDIS_URL, "consumer");

@@ -8,9 +8,20 @@ import type { Job } from "bullmq";
 import { createRunSimulationHandler, ShutdownInterrupt } from "../src/run-simulation.handler.ts";
 
 const claimed = (attempt: number, config: Record<string, unknown>): ClaimedJob => ({
-  id: "sim_000000000001", ownerId: "u", batchId: "bat_1", attempt, budgetCapMicros: null, templateId: "test/scripted",
-  description: null, entityCount: 1, timepointCount: 1, temporalMode: "forward", config, generateSummaries: false,
-  exportFormats: ["json"], requestId: "req-1",
+  id: "sim_000000000001",
+  ownerId: "u",
+  batchId: "bat_1",
+  attempt,
+  budgetCapMicros: null,
+  templateId: "test/scripted",
+  description: null,
+  entityCount: 1,
+  timepointCount: 1,
+  temporalMode: "forward",
+  config,
+  generateSummaries: false,
+  exportFormats: ["json"],
+  requestId: "req-1",
 });
 
 function harness(opts: { claim: ClaimResult; stored?: boolean; verdicts?: StopVerdict[]; shuttingDown?: () => boolean }) {
@@ -48,7 +59,12 @@ describe("run-simulation handler", () => {
     expect(h.events.map((e) => e.attempt)).toEqual([1, 1, 1]);
     expect(h.stores).toHaveLength(1);
     expect(h.stores[0]).toMatchObject({ jobId: "sim_000000000001", attempt: 1 });
-    expect(h.lines).toEqual(expect.arrayContaining([{ level: "debug", message: "simulation started" }, { level: "info", message: "simulation completed" }]));
+    expect(h.lines).toEqual(
+      expect.arrayContaining([
+        { level: "debug", message: "simulation started" },
+        { level: "info", message: "simulation completed" },
+      ]),
+    );
   });
 
   it("a one-step job sends only its completed event", async () => {

@@ -1,10 +1,12 @@
 import { z } from "zod";
 
-const bool = z
-  .enum(["1", "0", "true", "false", "yes", "no", "on", "off"])
-  .transform((v) => ["1", "true", "yes", "on"].includes(v));
+const bool = z.enum(["1", "0", "true", "false", "yes", "no", "on", "off"]).transform((v) => ["1", "true", "yes", "on"].includes(v));
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.string().regex(/^-?\d+$/, "must be an integer").transform(Number).pipe(z.number().int().min(min).max(max));
+  z
+    .string()
+    .regex(/^-?\d+$/, "must be an integer")
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
 
 export const MIN_ADMIN_TOKEN_LENGTH = 32;
 
@@ -16,7 +18,10 @@ export const CommonEnvSchema = z.object({
   DATABASE_URL: z.string().url().default("postgresql://postgres@127.0.0.1:5432/simbatch"),
   REDIS_URL: z.string().url().default("redis://127.0.0.1:6379"),
   /** Prefix of every Redis key and BullMQ queue; tests give each file its own. */
-  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default("simbatch"),
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_-]+$/)
+    .default("simbatch"),
   LOG_LEVEL: z.enum(["error", "warn", "info", "http", "verbose", "debug", "silly"]).default("info"),
   SIMBATCH_TEST_TEMPLATES: bool.default(false),
   /** Milliseconds a role may take to drain on SIGTERM before it exits anyway. */
@@ -108,7 +113,10 @@ export type WorkerEnv = z.infer<typeof WorkerEnvSchema>;
 export type ReconcilerEnv = z.infer<typeof ReconcilerEnvSchema>;
 
 export class ConfigError extends Error {
-  constructor(readonly keys: string[], message: string) {
+  constructor(
+    readonly keys: string[],
+    message: string,
+  ) {
     super(message);
     this.name = "ConfigError";
   }

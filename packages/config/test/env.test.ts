@@ -3,7 +3,12 @@ import { ApiEnvSchema, ApiEnvSchemaChecked, ConfigError, parseEnv, parseTierLimi
 describe("parseEnv", () => {
   it("applies the documented defaults", () => {
     const env = parseEnv(ApiEnvSchema, {});
-    expect(env).toMatchObject({ PORT: 8080, DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/simbatch", REDIS_URL: "redis://127.0.0.1:6379", RATE_LIMIT_ENABLED: true });
+    expect(env).toMatchObject({
+      PORT: 8080,
+      DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/simbatch",
+      REDIS_URL: "redis://127.0.0.1:6379",
+      RATE_LIMIT_ENABLED: true,
+    });
     expect(env.ADMIN_TOKEN).toBeUndefined();
   });
 
@@ -47,8 +52,17 @@ describe("parseEnv", () => {
 
   it("gives the HTTP server bounded timeouts by default, overridable, headers within request", () => {
     const env = parseEnv(ApiEnvSchemaChecked, {});
-    expect(env).toMatchObject({ HTTP_HEADERS_TIMEOUT_MS: 10_000, HTTP_REQUEST_TIMEOUT_MS: 30_000, HTTP_KEEP_ALIVE_TIMEOUT_MS: 5_000, ADMIN_AUTH_MAX_FAILURES: 10, ADMIN_AUTH_WINDOW_MS: 900_000 });
-    expect(parseEnv(ApiEnvSchemaChecked, { HTTP_REQUEST_TIMEOUT_MS: "120000", HTTP_KEEP_ALIVE_TIMEOUT_MS: "65000" })).toMatchObject({ HTTP_REQUEST_TIMEOUT_MS: 120_000, HTTP_KEEP_ALIVE_TIMEOUT_MS: 65_000 });
+    expect(env).toMatchObject({
+      HTTP_HEADERS_TIMEOUT_MS: 10_000,
+      HTTP_REQUEST_TIMEOUT_MS: 30_000,
+      HTTP_KEEP_ALIVE_TIMEOUT_MS: 5_000,
+      ADMIN_AUTH_MAX_FAILURES: 10,
+      ADMIN_AUTH_WINDOW_MS: 900_000,
+    });
+    expect(parseEnv(ApiEnvSchemaChecked, { HTTP_REQUEST_TIMEOUT_MS: "120000", HTTP_KEEP_ALIVE_TIMEOUT_MS: "65000" })).toMatchObject({
+      HTTP_REQUEST_TIMEOUT_MS: 120_000,
+      HTTP_KEEP_ALIVE_TIMEOUT_MS: 65_000,
+    });
     expect(() => parseEnv(ApiEnvSchemaChecked, { HTTP_HEADERS_TIMEOUT_MS: "40000", HTTP_REQUEST_TIMEOUT_MS: "30000" })).toThrow(/HTTP_HEADERS_TIMEOUT_MS/);
     expect(() => parseEnv(ApiEnvSchemaChecked, { HTTP_REQUEST_TIMEOUT_MS: "0" })).toThrow(/HTTP_REQUEST_TIMEOUT_MS/);
   });
@@ -68,7 +82,12 @@ describe("parseEnv", () => {
 
 describe("parseTierLimits", () => {
   it("overrides limits per tier from env, costs in micro-dollars", () => {
-    const limits = parseTierLimits({ QUOTA_FREE_SIMULATIONS: "25", QUOTA_PRO_COST_USD: "12.5", RATE_LIMIT_BASIC_PER_MINUTE: "42", QUOTA_ENTERPRISE_API_CALLS: "-1" });
+    const limits = parseTierLimits({
+      QUOTA_FREE_SIMULATIONS: "25",
+      QUOTA_PRO_COST_USD: "12.5",
+      RATE_LIMIT_BASIC_PER_MINUTE: "42",
+      QUOTA_ENTERPRISE_API_CALLS: "-1",
+    });
     expect(limits.free.simulations).toBe(25);
     expect(limits.pro.costMicros).toBe(12_500_000);
     expect(limits.basic.ratePerMinute).toBe(42);

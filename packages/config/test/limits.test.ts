@@ -9,7 +9,13 @@ describe("parseTierLimits", () => {
   });
 
   it("applies per-deployment overrides, costs in USD to micro-dollars, -1 for unlimited", () => {
-    const l = parseTierLimits({ QUOTA_FREE_SIMULATIONS: "20", QUOTA_BASIC_COST_USD: "12.5", QUOTA_PRO_API_CALLS: "-1", RATE_LIMIT_PRO_PER_MINUTE: "2000", QUOTA_FREE_API_CALLS: "" });
+    const l = parseTierLimits({
+      QUOTA_FREE_SIMULATIONS: "20",
+      QUOTA_BASIC_COST_USD: "12.5",
+      QUOTA_PRO_API_CALLS: "-1",
+      RATE_LIMIT_PRO_PER_MINUTE: "2000",
+      QUOTA_FREE_API_CALLS: "",
+    });
     expect(l.free.simulations).toBe(20);
     expect(l.free.apiCalls).toBe(1_000);
     expect(l.basic.costMicros).toBe(12_500_000);

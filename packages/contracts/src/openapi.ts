@@ -1,7 +1,13 @@
 import { z } from "zod";
 import {
-  BatchReportQuerySchema, CancelBatchRequestSchema, CancelRequestSchema, CreateBatchRequestSchema, ListBatchesQuerySchema, ListJobsQuerySchema,
-  SimulationRequestSchema, UsageHistoryQuerySchema,
+  BatchReportQuerySchema,
+  CancelBatchRequestSchema,
+  CancelRequestSchema,
+  CreateBatchRequestSchema,
+  ListBatchesQuerySchema,
+  ListJobsQuerySchema,
+  SimulationRequestSchema,
+  UsageHistoryQuerySchema,
 } from "./requests.ts";
 import { RESPONSE_SCHEMAS } from "./responses.ts";
 
@@ -47,60 +53,222 @@ function routes(): Route[] {
   return [
     { method: "get", path: "/", summary: "Service info", tag: "service", auth: "none", ok: { status: 200, schema: "ServiceInfo" } },
     { method: "get", path: "/health", summary: "The process is up", tag: "service", auth: "none", ok: { status: 200, schema: "Health" } },
-    { method: "get", path: "/ready", summary: "Postgres and Redis answer (503 naming what is down otherwise)", tag: "service", auth: "none",
-      ok: { status: 200, schema: "Ready" }, errors: { 503: ["ServiceUnavailable"] } },
-    { method: "get", path: "/simulations/templates", summary: "List templates", tag: "templates", auth: "key",
-      ok: { status: 200, schema: "TemplateList" } },
-    { method: "get", path: "/simulations/templates/{template_id}", summary: "One template (the id contains `/`, e.g. showcase/board_meeting)",
-      tag: "templates", auth: "key", ok: { status: 200, schema: "Template" }, errors: { 404: ["NotFound"] } },
-    { method: "post", path: "/simulations/batch", summary: "Submit a batch", tag: "batches", auth: "key", body: "CreateBatchRequest",
+    {
+      method: "get",
+      path: "/ready",
+      summary: "Postgres and Redis answer (503 naming what is down otherwise)",
+      tag: "service",
+      auth: "none",
+      ok: { status: 200, schema: "Ready" },
+      errors: { 503: ["ServiceUnavailable"] },
+    },
+    { method: "get", path: "/simulations/templates", summary: "List templates", tag: "templates", auth: "key", ok: { status: 200, schema: "TemplateList" } },
+    {
+      method: "get",
+      path: "/simulations/templates/{template_id}",
+      summary: "One template (the id contains `/`, e.g. showcase/board_meeting)",
+      tag: "templates",
+      auth: "key",
+      ok: { status: 200, schema: "Template" },
+      errors: { 404: ["NotFound"] },
+    },
+    {
+      method: "post",
+      path: "/simulations/batch",
+      summary: "Submit a batch",
+      tag: "batches",
+      auth: "key",
+      body: "CreateBatchRequest",
       ok: { status: 202, schema: "Batch" },
-      errors: { 400: ["BatchTooLarge", "BudgetTooLow"], 429: ["SimulationQuotaExceeded", "CostQuotaExceeded"] } },
-    { method: "get", path: "/simulations/batch", summary: "List the caller's batches, newest first", tag: "batches", auth: "key",
-      query: ListBatchesQuerySchema, ok: { status: 200, schema: "BatchList" } },
+      errors: { 400: ["BatchTooLarge", "BudgetTooLow"], 429: ["SimulationQuotaExceeded", "CostQuotaExceeded"] },
+    },
+    {
+      method: "get",
+      path: "/simulations/batch",
+      summary: "List the caller's batches, newest first",
+      tag: "batches",
+      auth: "key",
+      query: ListBatchesQuerySchema,
+      ok: { status: 200, schema: "BatchList" },
+    },
     { method: "get", path: "/simulations/batch/stats", summary: "Batch statistics", tag: "batches", auth: "key", ok: { status: 200, schema: "BatchStats" } },
-    { method: "get", path: "/simulations/batch/usage", summary: "Usage and quota of the current period", tag: "usage", auth: "usage",
-      ok: { status: 200, schema: "Usage" } },
-    { method: "get", path: "/simulations/batch/usage/history", summary: "Current usage and past periods", tag: "usage", auth: "usage",
-      query: UsageHistoryQuerySchema, ok: { status: 200, schema: "UsageHistory" } },
-    { method: "get", path: "/simulations/batch/{batch_id}", summary: "One batch", tag: "batches", auth: "key", ok: { status: 200, schema: "Batch" }, errors: owned },
-    { method: "get", path: "/simulations/batch/{batch_id}/jobs", summary: "A batch and its jobs in request order", tag: "batches", auth: "key",
-      ok: { status: 200, schema: "BatchWithJobs" }, errors: owned },
-    { method: "get", path: "/simulations/batch/{batch_id}/results",
+    {
+      method: "get",
+      path: "/simulations/batch/usage",
+      summary: "Usage and quota of the current period",
+      tag: "usage",
+      auth: "usage",
+      ok: { status: 200, schema: "Usage" },
+    },
+    {
+      method: "get",
+      path: "/simulations/batch/usage/history",
+      summary: "Current usage and past periods",
+      tag: "usage",
+      auth: "usage",
+      query: UsageHistoryQuerySchema,
+      ok: { status: 200, schema: "UsageHistory" },
+    },
+    {
+      method: "get",
+      path: "/simulations/batch/{batch_id}",
+      summary: "One batch",
+      tag: "batches",
+      auth: "key",
+      ok: { status: 200, schema: "Batch" },
+      errors: owned,
+    },
+    {
+      method: "get",
+      path: "/simulations/batch/{batch_id}/jobs",
+      summary: "A batch and its jobs in request order",
+      tag: "batches",
+      auth: "key",
+      ok: { status: 200, schema: "BatchWithJobs" },
+      errors: owned,
+    },
+    {
+      method: "get",
+      path: "/simulations/batch/{batch_id}/results",
       summary: "Every job's result in one download: NDJSON, one BatchResultLine per job in job_ids order, streamed (allowed at any time)",
-      tag: "batches", auth: "key", ok: { status: 200, content: { "application/x-ndjson": { schema: "BatchResultLine" } } }, errors: owned },
-    { method: "get", path: "/simulations/batch/{batch_id}/report",
+      tag: "batches",
+      auth: "key",
+      ok: { status: 200, content: { "application/x-ndjson": { schema: "BatchResultLine" } } },
+      errors: owned,
+    },
+    {
+      method: "get",
+      path: "/simulations/batch/{batch_id}/report",
       summary: "Cross-run report: counts, cost and duration statistics, convergence, grades, per-entity final stance (json, markdown or csv)",
-      tag: "batches", auth: "key", query: BatchReportQuerySchema,
-      ok: { status: 200, content: { "application/json": { schema: "BatchReport" }, "text/markdown": "string", "text/csv": "string" } }, errors: owned },
-    { method: "post", path: "/simulations/batch/{batch_id}/cancel", summary: "Cancel a PENDING or RUNNING batch", tag: "batches", auth: "key",
-      body: "CancelBatchRequest", ok: { status: 200, schema: "Batch" }, errors: { ...owned, 400: ["InvalidState"] } },
-    { method: "post", path: "/simulations", summary: "Submit one simulation", tag: "simulations", auth: "key", body: "SimulationRequest",
+      tag: "batches",
+      auth: "key",
+      query: BatchReportQuerySchema,
+      ok: { status: 200, content: { "application/json": { schema: "BatchReport" }, "text/markdown": "string", "text/csv": "string" } },
+      errors: owned,
+    },
+    {
+      method: "post",
+      path: "/simulations/batch/{batch_id}/cancel",
+      summary: "Cancel a PENDING or RUNNING batch",
+      tag: "batches",
+      auth: "key",
+      body: "CancelBatchRequest",
+      ok: { status: 200, schema: "Batch" },
+      errors: { ...owned, 400: ["InvalidState"] },
+    },
+    {
+      method: "post",
+      path: "/simulations",
+      summary: "Submit one simulation",
+      tag: "simulations",
+      auth: "key",
+      body: "SimulationRequest",
       ok: { status: 202, schema: "Job" },
-      errors: { 429: ["ConcurrencyLimitExceeded", "SimulationQuotaExceeded", "CostQuotaExceeded"] } },
-    { method: "get", path: "/simulations", summary: "List the caller's jobs (batch jobs included), newest first", tag: "simulations", auth: "key",
-      query: ListJobsQuerySchema, ok: { status: 200, schema: "JobList" } },
+      errors: { 429: ["ConcurrencyLimitExceeded", "SimulationQuotaExceeded", "CostQuotaExceeded"] },
+    },
+    {
+      method: "get",
+      path: "/simulations",
+      summary: "List the caller's jobs (batch jobs included), newest first",
+      tag: "simulations",
+      auth: "key",
+      query: ListJobsQuerySchema,
+      ok: { status: 200, schema: "JobList" },
+    },
     { method: "get", path: "/simulations/stats", summary: "Job statistics", tag: "simulations", auth: "key", ok: { status: 200, schema: "JobStats" } },
     { method: "get", path: "/simulations/{job_id}", summary: "One job", tag: "simulations", auth: "key", ok: { status: 200, schema: "Job" }, errors: owned },
-    { method: "post", path: "/simulations/{job_id}/cancel", summary: "Cancel a PENDING or RUNNING job", tag: "simulations", auth: "key",
-      body: "CancelRequest", ok: { status: 200, schema: "Job" }, errors: { ...owned, 400: ["InvalidState"] } },
-    { method: "get", path: "/simulations/{job_id}/result", summary: "Result of a COMPLETED job", tag: "simulations", auth: "key",
-      ok: { status: 200, schema: "SimulationResult" }, errors: { ...owned, 400: ["InvalidState"] } },
-    { method: "get", path: "/simulations/{job_id}/exports/{format}", summary: "Download an export (json, markdown or pdf)", tag: "simulations",
-      auth: "key", ok: { status: 200, content: { "application/json": "object", "text/markdown": "string", "application/pdf": "binary" } }, errors: owned },
-    { method: "post", path: "/admin/users", summary: "Create a user (201) or update its tier (200)", tag: "admin", auth: "admin",
-      body: "CreateUserRequest", ok: { status: 201, schema: "AdminUser" } },
-    { method: "patch", path: "/admin/users/{user_id}", summary: "Change a user's tier", tag: "admin", auth: "admin", body: "UpdateUserRequest",
-      ok: { status: 200, schema: "AdminUser" }, errors: { 404: ["NotFound"] } },
-    { method: "post", path: "/admin/users/{user_id}/api-keys", summary: "Create an API key (shown once)", tag: "admin", auth: "admin",
-      body: "CreateApiKeyRequest", ok: { status: 201, schema: "ApiKeyCreated" }, errors: { 404: ["NotFound"] } },
-    { method: "delete", path: "/admin/api-keys/{key_id}", summary: "Revoke an API key", tag: "admin", auth: "admin", ok: { status: 204 },
-      errors: { 404: ["NotFound"] } },
-    { method: "get", path: "/admin/metrics", summary: "Prometheus metrics", tag: "admin", auth: "admin", ok: { status: 200, content: { "text/plain": "string" } } },
-    { method: "get", path: "/admin/operations", summary: "Operator snapshot of jobs, queue and workers", tag: "admin", auth: "admin",
-      ok: { status: 200, schema: "OperationsSnapshot" } },
-    { method: "post", path: "/admin/users/{user_id}/usage-adjustments", summary: "Add an operator entry to the usage ledger", tag: "admin",
-      auth: "admin", body: "UsageAdjustmentRequest", ok: { status: 201, schema: "UsageAdjustment" }, errors: { 404: ["NotFound"] } },
+    {
+      method: "post",
+      path: "/simulations/{job_id}/cancel",
+      summary: "Cancel a PENDING or RUNNING job",
+      tag: "simulations",
+      auth: "key",
+      body: "CancelRequest",
+      ok: { status: 200, schema: "Job" },
+      errors: { ...owned, 400: ["InvalidState"] },
+    },
+    {
+      method: "get",
+      path: "/simulations/{job_id}/result",
+      summary: "Result of a COMPLETED job",
+      tag: "simulations",
+      auth: "key",
+      ok: { status: 200, schema: "SimulationResult" },
+      errors: { ...owned, 400: ["InvalidState"] },
+    },
+    {
+      method: "get",
+      path: "/simulations/{job_id}/exports/{format}",
+      summary: "Download an export (json, markdown or pdf)",
+      tag: "simulations",
+      auth: "key",
+      ok: { status: 200, content: { "application/json": "object", "text/markdown": "string", "application/pdf": "binary" } },
+      errors: owned,
+    },
+    {
+      method: "post",
+      path: "/admin/users",
+      summary: "Create a user (201) or update its tier (200)",
+      tag: "admin",
+      auth: "admin",
+      body: "CreateUserRequest",
+      ok: { status: 201, schema: "AdminUser" },
+    },
+    {
+      method: "patch",
+      path: "/admin/users/{user_id}",
+      summary: "Change a user's tier",
+      tag: "admin",
+      auth: "admin",
+      body: "UpdateUserRequest",
+      ok: { status: 200, schema: "AdminUser" },
+      errors: { 404: ["NotFound"] },
+    },
+    {
+      method: "post",
+      path: "/admin/users/{user_id}/api-keys",
+      summary: "Create an API key (shown once)",
+      tag: "admin",
+      auth: "admin",
+      body: "CreateApiKeyRequest",
+      ok: { status: 201, schema: "ApiKeyCreated" },
+      errors: { 404: ["NotFound"] },
+    },
+    {
+      method: "delete",
+      path: "/admin/api-keys/{key_id}",
+      summary: "Revoke an API key",
+      tag: "admin",
+      auth: "admin",
+      ok: { status: 204 },
+      errors: { 404: ["NotFound"] },
+    },
+    {
+      method: "get",
+      path: "/admin/metrics",
+      summary: "Prometheus metrics",
+      tag: "admin",
+      auth: "admin",
+      ok: { status: 200, content: { "text/plain": "string" } },
+    },
+    {
+      method: "get",
+      path: "/admin/operations",
+      summary: "Operator snapshot of jobs, queue and workers",
+      tag: "admin",
+      auth: "admin",
+      ok: { status: 200, schema: "OperationsSnapshot" },
+    },
+    {
+      method: "post",
+      path: "/admin/users/{user_id}/usage-adjustments",
+      summary: "Add an operator entry to the usage ledger",
+      tag: "admin",
+      auth: "admin",
+      body: "UsageAdjustmentRequest",
+      ok: { status: 201, schema: "UsageAdjustment" },
+      errors: { 404: ["NotFound"] },
+    },
   ];
 }
 
@@ -120,8 +288,18 @@ function chainErrors(r: Route): Record<number, string[]> {
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-  404: "Not Found", 413: "Payload Too Large", 422: "Unprocessable Entity", 429: "Too Many Requests", 503: "Service Unavailable",
+  200: "OK",
+  201: "Created",
+  202: "Accepted",
+  204: "No Content",
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  413: "Payload Too Large",
+  422: "Unprocessable Entity",
+  429: "Too Many Requests",
+  503: "Service Unavailable",
 };
 
 const requestIdHeader = { "X-Request-Id": { $ref: "#/components/headers/X-Request-Id" } };
@@ -130,10 +308,16 @@ function okResponse(r: Route): JsonObject {
   const base = { description: STATUS_TEXT[r.ok.status] ?? "OK", headers: requestIdHeader };
   if (r.ok.schema) return { ...base, content: { "application/json": { schema: ref(r.ok.schema) } } };
   if (!r.ok.content) return base;
-  const kinds: Record<string, JsonObject> = { object: { type: "object" }, string: { type: "string" }, binary: { type: "string", contentMediaType: "application/pdf" } };
+  const kinds: Record<string, JsonObject> = {
+    object: { type: "object" },
+    string: { type: "string" },
+    binary: { type: "string", contentMediaType: "application/pdf" },
+  };
   return {
     ...base,
-    content: Object.fromEntries(Object.entries(r.ok.content).map(([type, kind]) => [type, { schema: typeof kind === "string" ? kinds[kind]! : ref(kind.schema) }])),
+    content: Object.fromEntries(
+      Object.entries(r.ok.content).map(([type, kind]) => [type, { schema: typeof kind === "string" ? kinds[kind]! : ref(kind.schema) }]),
+    ),
   };
 }
 
@@ -146,7 +330,11 @@ function errorResponses(r: Route): JsonObject {
     if (status === "429" || status === "503") headers["Retry-After"] = { $ref: "#/components/headers/Retry-After" };
     out[status] = { description: [...new Set(codes)].join(", "), headers, content: { "application/json": { schema: ref("ErrorBody") } } };
   }
-  out.default = { description: "InternalError (a bug; quote the request id)", headers: requestIdHeader, content: { "application/json": { schema: ref("ErrorBody") } } };
+  out.default = {
+    description: "InternalError (a bug; quote the request id)",
+    headers: requestIdHeader,
+    content: { "application/json": { schema: ref("ErrorBody") } },
+  };
   return out;
 }
 
@@ -164,7 +352,12 @@ function operation(r: Route): JsonObject {
     }
   }
   const op: JsonObject = {
-    operationId: `${r.method}${r.path.replace(/[{}]/g, "").split(/[/_-]/).map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join("")}` || r.method,
+    operationId:
+      `${r.method}${r.path
+        .replace(/[{}]/g, "")
+        .split(/[/_-]/)
+        .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+        .join("")}` || r.method,
     summary: r.summary,
     tags: [r.tag],
     security: SECURITY[r.auth],
@@ -193,20 +386,27 @@ function dropSafeIntegerBounds(v: Json): Json {
   if (Array.isArray(v)) return v.map(dropSafeIntegerBounds);
   if (!v || typeof v !== "object") return v;
   const safe = (k: string, x: Json) => (k === "maximum" || k === "minimum") && Math.abs(Number(x)) === Number.MAX_SAFE_INTEGER;
-  return Object.fromEntries(Object.entries(v).filter(([k, x]) => !safe(k, x)).map(([k, x]) => [k, dropSafeIntegerBounds(x)]));
+  return Object.fromEntries(
+    Object.entries(v)
+      .filter(([k, x]) => !safe(k, x))
+      .map(([k, x]) => [k, dropSafeIntegerBounds(x)]),
+  );
 }
 
 export function buildOpenApiDocument(admin: AdminRequestSchemas): JsonObject {
-  const requests = componentSchemas({
-    SimulationRequest: SimulationRequestSchema,
-    CreateBatchRequest: CreateBatchRequestSchema,
-    CancelRequest: CancelRequestSchema,
-    CancelBatchRequest: CancelBatchRequestSchema,
-    CreateUserRequest: admin.createUser,
-    UpdateUserRequest: admin.updateUser,
-    CreateApiKeyRequest: admin.createKey,
-    UsageAdjustmentRequest: admin.usageAdjustment,
-  }, "input");
+  const requests = componentSchemas(
+    {
+      SimulationRequest: SimulationRequestSchema,
+      CreateBatchRequest: CreateBatchRequestSchema,
+      CancelRequest: CancelRequestSchema,
+      CancelBatchRequest: CancelBatchRequestSchema,
+      CreateUserRequest: admin.createUser,
+      UpdateUserRequest: admin.updateUser,
+      CreateApiKeyRequest: admin.createKey,
+      UsageAdjustmentRequest: admin.usageAdjustment,
+    },
+    "input",
+  );
   // The batch schema takes items as unknown so each is validated (and its 422 path indexed) by the single
   // simulation rules; on the wire each item is exactly a simulation request.
   const batchProps = requests.CreateBatchRequest!.properties as JsonObject;
@@ -234,7 +434,10 @@ export function buildOpenApiDocument(admin: AdminRequestSchemas): JsonObject {
         AdminBearer: { type: "http", scheme: "bearer", description: "ADMIN_TOKEN; admin routes answer 404 when it is unset" },
       },
       headers: {
-        "X-Request-Id": { description: "The client's X-Request-Id echoed, else a generated one; equals request_id of an error body", schema: { type: "string" } },
+        "X-Request-Id": {
+          description: "The client's X-Request-Id echoed, else a generated one; equals request_id of an error body",
+          schema: { type: "string" },
+        },
         "Retry-After": { description: "Seconds to wait before retrying", schema: { type: "integer", minimum: 0 } },
       },
     },
@@ -244,8 +447,14 @@ export function buildOpenApiDocument(admin: AdminRequestSchemas): JsonObject {
 /** JSON with object keys sorted at every level, so regenerating gives byte-identical output. */
 export function stableJson(value: unknown): string {
   const sort = (v: unknown): unknown =>
-    Array.isArray(v) ? v.map(sort)
-      : v && typeof v === "object" ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sort((v as Record<string, unknown>)[k])]))
+    Array.isArray(v)
+      ? v.map(sort)
+      : v && typeof v === "object"
+        ? Object.fromEntries(
+            Object.keys(v)
+              .sort()
+              .map((k) => [k, sort((v as Record<string, unknown>)[k])]),
+          )
         : v;
   return `${JSON.stringify(sort(value), null, 2)}\n`;
 }

@@ -8,9 +8,15 @@ const opt = <T extends z.ZodType>(schema: T) => schema.nullish();
 
 /** Enum words are case-insensitive. */
 const upperEnum = <T extends readonly [string, ...string[]]>(values: T) =>
-  z.string().transform((s) => s.toUpperCase()).pipe(z.enum(values));
+  z
+    .string()
+    .transform((s) => s.toUpperCase())
+    .pipe(z.enum(values));
 const lowerEnum = <T extends readonly [string, ...string[]]>(values: T) =>
-  z.string().transform((s) => s.toLowerCase()).pipe(z.enum(values));
+  z
+    .string()
+    .transform((s) => s.toLowerCase())
+    .pipe(z.enum(values));
 
 export const MAX_METADATA_BYTES = 16 * 1024;
 const metadata = z
@@ -108,8 +114,7 @@ export const pageQuery = {
   page: queryInt(1, 1_000_000),
   page_size: queryInt(1, 100),
 };
-export const statusQuery = <T extends readonly [string, ...string[]]>(values: T) =>
-  z.preprocess(emptyAsUndefined, upperEnum(values).optional());
+export const statusQuery = <T extends readonly [string, ...string[]]>(values: T) => z.preprocess(emptyAsUndefined, upperEnum(values).optional());
 
 export const ListJobsQuerySchema = z.object({
   status: statusQuery(JOB_STATUSES),

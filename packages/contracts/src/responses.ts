@@ -158,41 +158,53 @@ export const SimulationResultSchema = z.looseObject({
 });
 
 /** One line of GET /simulations/batch/{id}/results (application/x-ndjson), in job_ids order. */
-export const BatchResultLineSchema = z.looseObject({
-  index: count,
-  job_id: JobId,
-  status: JobStatus,
-  template_id: z.string().nullable(),
-  temporal_mode: TemporalMode,
-  cost_usd: money,
-  tokens_used: count,
-  result: SimulationResultSchema.omit({ job: true }).nullable()
-    .meta({ description: "What GET /simulations/{job_id}/result returns, without its job field, for a COMPLETED job; else null" }),
-  error: z.looseObject({ message: z.string() }).nullable().meta({ description: "For a FAILED job; else null" }),
-}).meta({ description: "One line of the NDJSON body of GET /simulations/batch/{batch_id}/results (one JSON object per line, in job_ids order)" });
+export const BatchResultLineSchema = z
+  .looseObject({
+    index: count,
+    job_id: JobId,
+    status: JobStatus,
+    template_id: z.string().nullable(),
+    temporal_mode: TemporalMode,
+    cost_usd: money,
+    tokens_used: count,
+    result: SimulationResultSchema.omit({ job: true })
+      .nullable()
+      .meta({ description: "What GET /simulations/{job_id}/result returns, without its job field, for a COMPLETED job; else null" }),
+    error: z.looseObject({ message: z.string() }).nullable().meta({ description: "For a FAILED job; else null" }),
+  })
+  .meta({ description: "One line of the NDJSON body of GET /simulations/batch/{batch_id}/results (one JSON object per line, in job_ids order)" });
 
 const stat = z.number().nullable();
 const stance = z.number().nullable();
 
 /** GET /simulations/batch/{id}/report (format=json). */
-export const BatchReportSchema = z.looseObject({
-  batch_id: BatchId,
-  status: BatchStatus,
-  jobs: z.looseObject({ total: count, completed: count, failed: count, cancelled: count, pending: count, running: count }),
-  cost_usd: z.looseObject({ total: money, mean: money.nullable(), p50: money.nullable(), p90: money.nullable(), max: money.nullable() })
-    .meta({ description: "total = the batch's actual_cost_usd; the others over finished jobs (null while none has finished)" }),
-  tokens_used: count.meta({ description: "Tokens of the finished jobs (the batch's tokens_used)" }),
-  duration_seconds: z.looseObject({ mean: stat, p50: stat, p90: stat, max: stat }).meta({ description: "Over completed jobs; null while none" }),
-  convergence_score: z.looseObject({ mean: stat, min: stat, max: stat }).meta({ description: "Over completed jobs whose result has one; null while none" }),
-  robustness_grades: z.record(z.string(), count).meta({ description: "Completed jobs per robustness grade (grades no job has are absent)" }),
-  templates: z.record(z.string(), count).meta({ description: "The batch's jobs per template id (description-only jobs are not listed)" }),
-  entities: z.array(z.looseObject({
-    template_id: z.string(),
-    name: z.string(),
-    runs: z.number().int().min(1),
-    final_stance: z.looseObject({ mean: stance, min: stance, max: stance }),
-  })).meta({ description: "Each entity name of a template over that template's completed runs (final_state.stance), by template then cast order" }),
-}).meta({ description: "Statistics over finished jobs (cost, tokens) or completed jobs (duration, convergence, grades, entities); null where no job qualifies" });
+export const BatchReportSchema = z
+  .looseObject({
+    batch_id: BatchId,
+    status: BatchStatus,
+    jobs: z.looseObject({ total: count, completed: count, failed: count, cancelled: count, pending: count, running: count }),
+    cost_usd: z
+      .looseObject({ total: money, mean: money.nullable(), p50: money.nullable(), p90: money.nullable(), max: money.nullable() })
+      .meta({ description: "total = the batch's actual_cost_usd; the others over finished jobs (null while none has finished)" }),
+    tokens_used: count.meta({ description: "Tokens of the finished jobs (the batch's tokens_used)" }),
+    duration_seconds: z.looseObject({ mean: stat, p50: stat, p90: stat, max: stat }).meta({ description: "Over completed jobs; null while none" }),
+    convergence_score: z.looseObject({ mean: stat, min: stat, max: stat }).meta({ description: "Over completed jobs whose result has one; null while none" }),
+    robustness_grades: z.record(z.string(), count).meta({ description: "Completed jobs per robustness grade (grades no job has are absent)" }),
+    templates: z.record(z.string(), count).meta({ description: "The batch's jobs per template id (description-only jobs are not listed)" }),
+    entities: z
+      .array(
+        z.looseObject({
+          template_id: z.string(),
+          name: z.string(),
+          runs: z.number().int().min(1),
+          final_stance: z.looseObject({ mean: stance, min: stance, max: stance }),
+        }),
+      )
+      .meta({ description: "Each entity name of a template over that template's completed runs (final_state.stance), by template then cast order" }),
+  })
+  .meta({
+    description: "Statistics over finished jobs (cost, tokens) or completed jobs (duration, convergence, grades, entities); null where no job qualifies",
+  });
 
 export const UsageSchema = z.looseObject({
   user_id: z.string(),
@@ -228,9 +240,22 @@ export const UsageHistoryPeriodSchema = z.looseObject({
 export const UsageHistorySchema = z.looseObject({ current: UsageSchema, history: z.array(UsageHistoryPeriodSchema) });
 
 export const ERROR_CODES = [
-  "ValidationError", "Unauthorized", "Forbidden", "NotFound", "MethodNotAllowed", "PayloadTooLarge", "InvalidState",
-  "BatchTooLarge", "BudgetTooLow", "QuotaExceeded", "SimulationQuotaExceeded", "CostQuotaExceeded",
-  "ConcurrencyLimitExceeded", "RateLimitExceeded", "ServiceUnavailable", "InternalError",
+  "ValidationError",
+  "Unauthorized",
+  "Forbidden",
+  "NotFound",
+  "MethodNotAllowed",
+  "PayloadTooLarge",
+  "InvalidState",
+  "BatchTooLarge",
+  "BudgetTooLow",
+  "QuotaExceeded",
+  "SimulationQuotaExceeded",
+  "CostQuotaExceeded",
+  "ConcurrencyLimitExceeded",
+  "RateLimitExceeded",
+  "ServiceUnavailable",
+  "InternalError",
 ] as const;
 
 /** Top-level fields each limit error must carry (contract: Error body). */
@@ -279,7 +304,10 @@ export const ErrorBodySchema = z
   .meta({
     description:
       "Every error. ValidationError: detail is a list of {path, message}. Limit errors add top-level fields: " +
-      Object.entries(LIMIT_FIELDS).map(([code, f]) => `${code} (${f.join(", ")})`).join("; ") + ".",
+      Object.entries(LIMIT_FIELDS)
+        .map(([code, f]) => `${code} (${f.join(", ")})`)
+        .join("; ") +
+      ".",
   });
 
 export const AdminUserSchema = z.looseObject({ user_id: z.string(), tier: UserTier, created_at: Timestamp });

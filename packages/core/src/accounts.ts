@@ -31,7 +31,11 @@ export async function authenticate(db: Db, key: string | undefined): Promise<Aut
 }
 
 /** Creates a user (tier default free) or, when it exists, updates its tier if one is given. */
-export async function upsertUser(db: Db, userId: string, tier: Tier | null): Promise<{ created: boolean; user: { user_id: string; tier: Tier; created_at: string } }> {
+export async function upsertUser(
+  db: Db,
+  userId: string,
+  tier: Tier | null,
+): Promise<{ created: boolean; user: { user_id: string; tier: Tier; created_at: string } }> {
   const existing = await db.user.findUnique({ where: { id: userId } });
   const user = await db.user.upsert({ where: { id: userId }, create: { id: userId, tier: tier ?? "free" }, update: tier ? { tier } : {} });
   return { created: !existing, user: { user_id: user.id, tier: user.tier as Tier, created_at: iso(user.createdAt) } };

@@ -31,7 +31,13 @@ function checkCostQuota(q: QuotaState, l: TierLimits, estimateMicros: number, no
   }
 }
 
-function jobRow(sim: ResolvedSimulation, ownerId: string, period: string, requestId: string | null, extra: { batchId: string | null; batchIndex: number | null; priority: number }) {
+function jobRow(
+  sim: ResolvedSimulation,
+  ownerId: string,
+  period: string,
+  requestId: string | null,
+  extra: { batchId: string | null; batchIndex: number | null; priority: number },
+) {
   return {
     id: newJobId(),
     ownerId,
@@ -124,9 +130,18 @@ export async function admitBatch(
     checkCostQuota(q, l, reserve, now);
     const jobs = JSON.stringify(
       sims.map((s, i) => ({
-        id: jobIds[i], batch_index: i, template_id: s.templateId, description: s.description, entity_count: s.entityCount,
-        timepoint_count: s.timepointCount, temporal_mode: s.temporalMode, config: s.config, generate_summaries: s.generateSummaries,
-        export_formats: s.exportFormats, metadata: s.metadata ?? null, estimated_cost_micros: s.estimatedCostMicros,
+        id: jobIds[i],
+        batch_index: i,
+        template_id: s.templateId,
+        description: s.description,
+        entity_count: s.entityCount,
+        timepoint_count: s.timepointCount,
+        temporal_mode: s.temporalMode,
+        config: s.config,
+        generate_summaries: s.generateSummaries,
+        export_formats: s.exportFormats,
+        metadata: s.metadata ?? null,
+        estimated_cost_micros: s.estimatedCostMicros,
       })),
     );
     const metadata = opts.metadata === null ? null : JSON.stringify(opts.metadata);
@@ -149,19 +164,39 @@ export async function admitBatch(
       )
       SELECT created_at FROM b`;
     const batch: Batch = {
-      id: batchId, ownerId: userId, status: "PENDING", priority: opts.priority, failFast: opts.failFast, parallelJobs: opts.parallelJobs,
-      budgetCapMicros: cap, estimatedCostMicros: BigInt(total), totalJobs: sims.length, stopReason: null, errorMessage: null,
-      cancelReason: null, metadata: (opts.metadata ?? null) as Batch["metadata"], requestId, createdAt: created!.created_at, startedAt: null,
-      completedAt: null, jobIds, waitingJobs: sims.length, activeJobs: 0, completedJobs: 0, failedJobs: 0, cancelledJobs: 0,
-      chargedMicros: 0n, chargedTokens: 0n, activeEstimateMicros: 0n,
+      id: batchId,
+      ownerId: userId,
+      status: "PENDING",
+      priority: opts.priority,
+      failFast: opts.failFast,
+      parallelJobs: opts.parallelJobs,
+      budgetCapMicros: cap,
+      estimatedCostMicros: BigInt(total),
+      totalJobs: sims.length,
+      stopReason: null,
+      errorMessage: null,
+      cancelReason: null,
+      metadata: (opts.metadata ?? null) as Batch["metadata"],
+      requestId,
+      createdAt: created!.created_at,
+      startedAt: null,
+      completedAt: null,
+      jobIds,
+      waitingJobs: sims.length,
+      activeJobs: 0,
+      completedJobs: 0,
+      failedJobs: 0,
+      cancelledJobs: 0,
+      chargedMicros: 0n,
+      chargedTokens: 0n,
+      activeEstimateMicros: 0n,
     };
     return { batch };
   });
 }
 
 /** Whether a request of this kind is bounded by anything the user's usage counts. */
-const countsMatter = (l: TierLimits, kind: "batch" | "single") =>
-  l.simulations >= 0 || l.costMicros >= 0 || (kind === "single" && l.concurrency >= 0);
+const countsMatter = (l: TierLimits, kind: "batch" | "single") => l.simulations >= 0 || l.costMicros >= 0 || (kind === "single" && l.concurrency >= 0);
 
 const UNCOUNTED: QuotaState = { simulationsUsed: 0, costUsedMicros: 0n, reservedMicros: 0n, activeSingleJobs: 0 };
 

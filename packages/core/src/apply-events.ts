@@ -34,7 +34,10 @@ function partition(events: JobEvent[]) {
  */
 async function applyProgress(tx: Tx, events: ProgressEvent[]): Promise<string[]> {
   if (events.length === 0) return [];
-  const values = events.map((e) => Prisma.sql`(${e.jobId}::text, ${e.attempt}::int, ${e.progress}::float8, ${e.step}::text, ${BigInt(e.costMicros)}::bigint, ${BigInt(e.tokens)}::bigint)`);
+  const values = events.map(
+    (e) =>
+      Prisma.sql`(${e.jobId}::text, ${e.attempt}::int, ${e.progress}::float8, ${e.step}::text, ${BigInt(e.costMicros)}::bigint, ${BigInt(e.tokens)}::bigint)`,
+  );
   const rows = await tx.$queryRaw<{ batch_id: string | null; capped: boolean | null }[]>`
     UPDATE simulation_jobs j SET progress_percent = GREATEST(j.progress_percent, v.progress), current_step = v.step,
       cost_micros = GREATEST(j.cost_micros, j.carried_cost_micros + v.cost), tokens_used = GREATEST(j.tokens_used, j.carried_tokens + v.tokens)
@@ -58,9 +61,11 @@ export const BUDGET_CANCEL_REASON = "budget_exhausted: the batch reached its bud
  */
 async function applyTerminal(tx: Tx, events: TerminalEvent[]): Promise<{ applied: number; batches: string[] }> {
   if (events.length === 0) return { applied: 0, batches: [] };
-  const values = events.map((e) => Prisma.sql`(${e.jobId}::text, ${e.attempt}::int, ${TERMINAL[e.type]}::text, ${new Date(e.at)}::timestamp,
+  const values = events.map(
+    (e) => Prisma.sql`(${e.jobId}::text, ${e.attempt}::int, ${TERMINAL[e.type]}::text, ${new Date(e.at)}::timestamp,
     ${BigInt(e.costMicros)}::bigint, ${BigInt(e.tokens)}::bigint, ${e.type === "failed" ? e.errorMessage : null}::text, ${periodOf(new Date(e.at))}::text,
-    ${e.type === "cancelled" && e.stoppedBy === "budget" ? BUDGET_CANCEL_REASON : "interrupted"}::text)`);
+    ${e.type === "cancelled" && e.stoppedBy === "budget" ? BUDGET_CANCEL_REASON : "interrupted"}::text)`,
+  );
   // The ends and their charges in one statement: a charge row per ended attempt
   // (unique on job and attempt, so a replay inserts nothing).
   const ended = await tx.$queryRaw<{ id: string; batch_id: string | null }[]>`

@@ -44,7 +44,14 @@ function aggregateOf(r: AggRow): BatchAggregate {
 }
 
 export const EMPTY_AGGREGATE: BatchAggregate = {
-  pending: 0, running: 0, completed: 0, failed: 0, cancelled: 0, chargedMicros: 0n, tokens: 0n, jobIds: [],
+  pending: 0,
+  running: 0,
+  completed: 0,
+  failed: 0,
+  cancelled: 0,
+  chargedMicros: 0n,
+  tokens: 0n,
+  jobIds: [],
 };
 
 /** The aggregate of a batch just admitted: every job pending. */

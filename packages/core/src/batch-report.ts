@@ -152,14 +152,26 @@ export async function batchReport(db: DbOrTx, batch: Batch): Promise<BatchReport
     robustness_grades: r.grades ?? {},
     templates: r.templates ?? {},
     entities: (r.entities ?? []).map((e) => ({
-      template_id: e.template_id, name: e.name, runs: e.runs, final_stance: { mean: num(e.mean), min: num(e.min), max: num(e.max) },
+      template_id: e.template_id,
+      name: e.name,
+      runs: e.runs,
+      final_stance: { mean: num(e.mean), min: num(e.min), max: num(e.max) },
     })),
   };
 }
 
 export const REPORT_CSV_HEADER = [
-  "index", "job_id", "status", "template_id", "temporal_mode", "seed", "cost_usd", "tokens_used", "duration_seconds",
-  "convergence_score", "robustness_grade",
+  "index",
+  "job_id",
+  "status",
+  "template_id",
+  "temporal_mode",
+  "seed",
+  "cost_usd",
+  "tokens_used",
+  "duration_seconds",
+  "convergence_score",
+  "robustness_grade",
 ] as const;
 
 interface CsvRow {
@@ -204,10 +216,23 @@ export async function batchReportCsv(db: DbOrTx, batch: Batch): Promise<string> 
     ORDER BY j.batch_index`;
   const lines = [REPORT_CSV_HEADER.join(",")];
   for (const r of rows) {
-    lines.push([
-      r.batch_index, r.id, r.status, r.template_id, r.temporal_mode, r.seed, usd(r.cost_micros), Number(r.tokens_used),
-      seconds(r.duration), r.conv === null ? null : Number(r.conv), r.grade,
-    ].map(csvField).join(","));
+    lines.push(
+      [
+        r.batch_index,
+        r.id,
+        r.status,
+        r.template_id,
+        r.temporal_mode,
+        r.seed,
+        usd(r.cost_micros),
+        Number(r.tokens_used),
+        seconds(r.duration),
+        r.conv === null ? null : Number(r.conv),
+        r.grade,
+      ]
+        .map(csvField)
+        .join(","),
+    );
   }
   return `${lines.join("\r\n")}\r\n`;
 }
@@ -224,7 +249,9 @@ export function reportMarkdown(r: BatchReport): string {
   out.push("## Jobs", "", "| total | completed | failed | cancelled | pending | running |", "|---:|---:|---:|---:|---:|---:|");
   out.push(`| ${r.jobs.total} | ${r.jobs.completed} | ${r.jobs.failed} | ${r.jobs.cancelled} | ${r.jobs.pending} | ${r.jobs.running} |`, "");
   out.push("## Cost and duration", "", "| | total | mean | p50 | p90 | max |", "|---|---:|---:|---:|---:|---:|");
-  out.push(`| cost (USD, finished jobs) | ${money(r.cost_usd.total)} | ${money(r.cost_usd.mean)} | ${money(r.cost_usd.p50)} | ${money(r.cost_usd.p90)} | ${money(r.cost_usd.max)} |`);
+  out.push(
+    `| cost (USD, finished jobs) | ${money(r.cost_usd.total)} | ${money(r.cost_usd.mean)} | ${money(r.cost_usd.p50)} | ${money(r.cost_usd.p90)} | ${money(r.cost_usd.max)} |`,
+  );
   const d = r.duration_seconds;
   out.push(`| duration (s, completed jobs) | | ${fmt(d.mean)} | ${fmt(d.p50)} | ${fmt(d.p90)} | ${fmt(d.max)} |`, "");
   out.push(`**Tokens used:** ${r.tokens_used}`, "");
@@ -243,7 +270,9 @@ export function reportMarkdown(r: BatchReport): string {
   else {
     out.push("| template | entity | runs | mean | min | max |", "|---|---|---:|---:|---:|---:|");
     for (const e of r.entities) {
-      out.push(`| ${cell(e.template_id)} | ${cell(e.name)} | ${e.runs} | ${fmt(e.final_stance.mean)} | ${fmt(e.final_stance.min)} | ${fmt(e.final_stance.max)} |`);
+      out.push(
+        `| ${cell(e.template_id)} | ${cell(e.name)} | ${e.runs} | ${fmt(e.final_stance.mean)} | ${fmt(e.final_stance.min)} | ${fmt(e.final_stance.max)} |`,
+      );
     }
     out.push("");
   }

@@ -15,13 +15,7 @@ const STOP_CANCEL_REASON: Record<StopReason, string> = {
  * worker claimed meanwhile is left to the running path) and, when asked,
  * requests a stop of its running jobs at their next step boundary.
  */
-export async function stopBatchJobs(
-  tx: Tx,
-  batchId: string,
-  reason: string,
-  interruptRunning: boolean,
-  effects: SideEffects,
-): Promise<void> {
+export async function stopBatchJobs(tx: Tx, batchId: string, reason: string, interruptRunning: boolean, effects: SideEffects): Promise<void> {
   const cancelled = await tx.$queryRaw<{ id: string; released_at: Date | null }[]>`
     UPDATE simulation_jobs SET status = 'CANCELLED', completed_at = now(), cancel_reason = COALESCE(cancel_reason, ${reason})
     WHERE batch_id = ${batchId} AND status = 'PENDING'
@@ -86,7 +80,13 @@ async function jobStats(tx: Tx, b: EvalRow): Promise<JobStats> {
     const [s] = await tx.$queryRaw<{ first: Date | null }[]>`SELECT min(started_at) AS first FROM simulation_jobs WHERE batch_id = ${b.id}`;
     first = s?.first ?? null;
   }
-  return { completed: row!.completed_jobs, failed: row!.failed_jobs, cancelled: row!.cancelled_jobs, first_started: first, charged: BigInt(row!.charged_micros) };
+  return {
+    completed: row!.completed_jobs,
+    failed: row!.failed_jobs,
+    cancelled: row!.cancelled_jobs,
+    first_started: first,
+    charged: BigInt(row!.charged_micros),
+  };
 }
 
 /** Spending so far of a batch's running jobs (their partial index: at most parallel_jobs rows). */
@@ -175,7 +175,10 @@ export async function evaluateBatches(deps: CoreDeps, tx: Tx, batchIds: Iterable
   for (const b of rows) {
     if (b.status !== "CANCELLED" && b.completed_at !== null) continue; // final
     let s: JobStats = {
-      completed: b.completed_jobs, failed: b.failed_jobs, cancelled: b.cancelled_jobs, charged: BigInt(b.charged_micros),
+      completed: b.completed_jobs,
+      failed: b.failed_jobs,
+      cancelled: b.cancelled_jobs,
+      charged: BigInt(b.charged_micros),
       first_started: b.started_at,
     };
     // A batch none of whose jobs was ever released or ended cannot have started: skip the look.
@@ -202,7 +205,13 @@ export async function evaluateBatches(deps: CoreDeps, tx: Tx, batchIds: Iterable
       WHERE id = ${b.id}
       RETURNING stop_reason::text, completed_at`;
     if (status !== b.status || (after?.completed_at && !b.completed_at)) {
-      deps.logger.info("batch state", { batch_id: b.id, from: b.status, to: status, stop_reason: after?.stop_reason ?? null, finished: Boolean(after?.completed_at) });
+      deps.logger.info("batch state", {
+        batch_id: b.id,
+        from: b.status,
+        to: status,
+        stop_reason: after?.stop_reason ?? null,
+        finished: Boolean(after?.completed_at),
+      });
     }
   }
 }

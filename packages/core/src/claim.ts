@@ -103,10 +103,19 @@ export class TickBatcher<I, O> {
 }
 
 const toClaimedJob = (r: ClaimRow): ClaimedJob => ({
-  id: r.id, ownerId: r.owner_id, batchId: r.batch_id, attempt: r.attempts,
+  id: r.id,
+  ownerId: r.owner_id,
+  batchId: r.batch_id,
+  attempt: r.attempts,
   budgetCapMicros: r.cap === null ? null : Number(r.cap),
-  templateId: r.template_id, description: r.description, entityCount: r.entity_count, timepointCount: r.timepoint_count,
-  temporalMode: r.temporal_mode, config: r.config, generateSummaries: r.generate_summaries, exportFormats: r.export_formats,
+  templateId: r.template_id,
+  description: r.description,
+  entityCount: r.entity_count,
+  timepointCount: r.timepoint_count,
+  temporalMode: r.temporal_mode,
+  config: r.config,
+  generateSummaries: r.generate_summaries,
+  exportFormats: r.export_formats,
   requestId: r.request_id,
 });
 
@@ -134,7 +143,14 @@ export async function claimJobs(db: Db, jobIds: string[], maxAttempts = DEFAULT_
   if (ids.length === 0) return { results, startedBatches: [] };
   const now = new Date();
   const period = periodOf(now);
-  const [out] = await db.$queryRaw<{ claimed: ClaimRow[] | string | null; started_batches: string[] | null; exhausted: ExhaustedRow[] | string | null; finished: { id: string; attempt: number }[] | string | null }[]>`
+  const [out] = await db.$queryRaw<
+    {
+      claimed: ClaimRow[] | string | null;
+      started_batches: string[] | null;
+      exhausted: ExhaustedRow[] | string | null;
+      finished: { id: string; attempt: number }[] | string | null;
+    }[]
+  >`
     WITH cand AS (
       SELECT j.id, j.status::text AS status, j.attempts, j.owner_id, j.batch_id, j.request_id,
         (j.cost_micros - j.carried_cost_micros) AS attempt_cost, (j.tokens_used - j.carried_tokens) AS attempt_tokens,
@@ -185,15 +201,23 @@ export async function claimJobs(db: Db, jobIds: string[], maxAttempts = DEFAULT_
   for (const r of parse(out?.claimed)) results.set(r.id, { kind: "claimed", job: toClaimedJob(r) });
   for (const x of parse(out?.exhausted)) {
     results.set(x.id, {
-      kind: "exhausted", jobId: x.id, attempt: x.attempt, requestId: x.request_id, costMicros: Number(x.cost), tokens: Number(x.tokens),
-      errorMessage: x.error, at: now,
+      kind: "exhausted",
+      jobId: x.id,
+      attempt: x.attempt,
+      requestId: x.request_id,
+      costMicros: Number(x.cost),
+      tokens: Number(x.tokens),
+      errorMessage: x.error,
+      at: now,
     });
   }
   for (const f of parse(out?.finished)) results.set(f.id, { kind: "finished", jobId: f.id, attempt: f.attempt });
   const startedBatches = out?.started_batches ?? [];
   const missing = ids.filter((id) => !results.has(id));
   if (missing.length > 0) {
-    const current = await db.$queryRaw<{ id: string; status: string; attempts: number; cancel_requested: boolean; request_id: string | null; outcome: boolean }[]>`
+    const current = await db.$queryRaw<
+      { id: string; status: string; attempts: number; cancel_requested: boolean; request_id: string | null; outcome: boolean }[]
+    >`
       SELECT id, status::text AS status, attempts, cancel_requested, request_id,
         EXISTS (SELECT 1 FROM job_attempt_outcomes o WHERE o.job_id = j.id AND o.attempt = j.attempts) AS outcome
       FROM simulation_jobs j WHERE id = ANY(${missing}::text[])`;
@@ -248,7 +272,11 @@ export class ClaimBatcher {
         const seen = new Set<string>();
         const now = todo.filter((t) => !seen.has(t.id) && seen.add(t.id));
         todo = todo.filter((t) => !now.includes(t));
-        const { results, startedBatches } = await claimJobs(db, now.map((t) => t.id), maxAttempts);
+        const { results, startedBatches } = await claimJobs(
+          db,
+          now.map((t) => t.id),
+          maxAttempts,
+        );
         if (startedBatches.length > 0) {
           const requestIds = new Map<string, string | null>();
           for (const r of results.values()) if (r.kind === "claimed" && r.job.batchId) requestIds.set(r.job.batchId, r.job.requestId);
@@ -292,7 +320,16 @@ interface PreparedResult {
 function prepare(it: ResultToStore): PreparedResult {
   const json = JSON.stringify(it.result);
   const exports = [...new Map(it.exports.map((e) => [e.format, e])).values()];
-  return { jobId: it.jobId, attempt: it.attempt, costMicros: it.costMicros ?? 0, tokens: it.tokens ?? 0, at: it.at ?? new Date(), json, exports, bytes: json.length + exports.reduce((n, e) => n + e.content.length, 0) };
+  return {
+    jobId: it.jobId,
+    attempt: it.attempt,
+    costMicros: it.costMicros ?? 0,
+    tokens: it.tokens ?? 0,
+    at: it.at ?? new Date(),
+    json,
+    exports,
+    bytes: json.length + exports.reduce((n, e) => n + e.content.length, 0),
+  };
 }
 
 /** node-postgres sends a Buffer as bytea; a slice of a larger (pooled) buffer is copied so only its own bytes travel. */
@@ -307,19 +344,23 @@ const toBytes = (b: Buffer): Buffer => (b.byteOffset === 0 && b.byteLength === b
  * refuse), and never replaces a result of a later attempt.
  */
 async function writeResults(db: Db, items: PreparedResult[]): Promise<Set<string>> {
-  const rows = items.map((it) => Prisma.sql`(${it.jobId}::text, ${it.attempt}::int, ${it.json}::jsonb, ${BigInt(it.costMicros)}::bigint, ${BigInt(it.tokens)}::bigint, ${it.at}::timestamp)`);
+  const rows = items.map(
+    (it) =>
+      Prisma.sql`(${it.jobId}::text, ${it.attempt}::int, ${it.json}::jsonb, ${BigInt(it.costMicros)}::bigint, ${BigInt(it.tokens)}::bigint, ${it.at}::timestamp)`,
+  );
   const exportRows = items.flatMap((it) =>
     it.exports.map((e) => Prisma.sql`(${it.jobId}::text, ${it.attempt}::int, ${e.format}::text, ${e.contentType}::text, ${toBytes(e.content)}::bytea)`),
   );
-  const writeExports = exportRows.length > 0
-    ? Prisma.sql`, ex AS (
+  const writeExports =
+    exportRows.length > 0
+      ? Prisma.sql`, ex AS (
         INSERT INTO simulation_exports (job_id, format, content_type, content)
         SELECT e.job_id, e.format, e.content_type, e.content
         FROM (VALUES ${Prisma.join(exportRows)}) AS e(job_id, attempt, format, content_type, content)
         JOIN res ON res.job_id = e.job_id AND res.attempt = e.attempt
         ON CONFLICT (job_id, format) DO UPDATE SET content_type = EXCLUDED.content_type, content = EXCLUDED.content, created_at = now()
       )`
-    : Prisma.empty;
+      : Prisma.empty;
   const written = await db.$queryRaw<{ job_id: string; attempt: number }[]>`
     WITH live AS (
       SELECT v.job_id, v.attempt, v.result, v.cost, v.tokens, v.at
@@ -423,7 +464,10 @@ export interface OutcomeToRecord {
  */
 export async function recordOutcomes(db: Db, items: OutcomeToRecord[]): Promise<Set<string>> {
   if (items.length === 0) return new Set();
-  const rows = items.map((o) => Prisma.sql`(${o.jobId}::text, ${o.attempt}::int, ${o.status}::text, ${BigInt(o.costMicros)}::bigint, ${BigInt(o.tokens)}::bigint, ${o.errorMessage}::text, ${o.at}::timestamp)`);
+  const rows = items.map(
+    (o) =>
+      Prisma.sql`(${o.jobId}::text, ${o.attempt}::int, ${o.status}::text, ${BigInt(o.costMicros)}::bigint, ${BigInt(o.tokens)}::bigint, ${o.errorMessage}::text, ${o.at}::timestamp)`,
+  );
   const written = await db.$queryRaw<{ job_id: string; attempt: number }[]>`
     WITH live AS (
       SELECT v.* FROM (VALUES ${Prisma.join(rows)}) AS v(job_id, attempt, status, cost, tokens, error, at)

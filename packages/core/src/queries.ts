@@ -36,13 +36,20 @@ async function countJobs(db: DbOrTx, userId: string, status: string | undefined)
     FROM (SELECT 1) one LEFT JOIN user_totals c ON c.user_id = ${userId}`;
   const n = (v: bigint | undefined) => Number(v ?? 0);
   switch (status) {
-    case undefined: return n(r?.total);
-    case "PENDING": return n(r?.unfinished) - n(r?.running);
-    case "RUNNING": return n(r?.running);
-    case "COMPLETED": return n(r?.completed);
-    case "FAILED": return n(r?.failed);
-    case "CANCELLED": return n(r?.cancelled);
-    default: return 0;
+    case undefined:
+      return n(r?.total);
+    case "PENDING":
+      return n(r?.unfinished) - n(r?.running);
+    case "RUNNING":
+      return n(r?.running);
+    case "COMPLETED":
+      return n(r?.completed);
+    case "FAILED":
+      return n(r?.failed);
+    case "CANCELLED":
+      return n(r?.cancelled);
+    default:
+      return 0;
   }
 }
 
@@ -56,7 +63,10 @@ export async function listJobs(db: DbOrTx, userId: string, status: string | unde
 }
 
 export async function batchViews(db: DbOrTx, batches: Batch[]): Promise<BatchView[]> {
-  const aggs = await aggregateBatches(db, batches.map((b) => b.id));
+  const aggs = await aggregateBatches(
+    db,
+    batches.map((b) => b.id),
+  );
   return batches.map((b) => batchView(b, aggs.get(b.id) ?? EMPTY_AGGREGATE));
 }
 
@@ -100,9 +110,15 @@ export async function jobStats(db: DbOrTx, userId: string) {
     FROM user_totals c WHERE c.user_id = ${userId}`;
   const running = num(r?.running);
   return {
-    total_jobs: num(r?.total), pending_jobs: num(r?.unfinished) - running, running_jobs: running,
-    completed_jobs: num(r?.completed), failed_jobs: num(r?.failed), cancelled_jobs: num(r?.cancelled),
-    total_cost_usd: usdOf(r?.cost), total_tokens: num(r?.tokens), avg_duration_seconds: avgSeconds(r?.avg_s),
+    total_jobs: num(r?.total),
+    pending_jobs: num(r?.unfinished) - running,
+    running_jobs: running,
+    completed_jobs: num(r?.completed),
+    failed_jobs: num(r?.failed),
+    cancelled_jobs: num(r?.cancelled),
+    total_cost_usd: usdOf(r?.cost),
+    total_tokens: num(r?.tokens),
+    avg_duration_seconds: avgSeconds(r?.avg_s),
   };
 }
 
@@ -120,11 +136,17 @@ export async function batchStats(db: DbOrTx, userId: string) {
     SELECT batch_charged_micros AS cost, batch_charged_tokens AS tokens FROM user_counters WHERE user_id = ${userId}`;
   const total = num(b?.total);
   return {
-    total_batches: total, pending_batches: num(b?.pending), running_batches: num(b?.running),
-    completed_batches: num(b?.completed), partial_batches: num(b?.partial), failed_batches: num(b?.failed),
-    cancelled_batches: num(b?.cancelled), total_jobs: num(b?.jobs), total_cost_usd: usdOf(c?.cost), total_tokens: num(c?.tokens),
+    total_batches: total,
+    pending_batches: num(b?.pending),
+    running_batches: num(b?.running),
+    completed_batches: num(b?.completed),
+    partial_batches: num(b?.partial),
+    failed_batches: num(b?.failed),
+    cancelled_batches: num(b?.cancelled),
+    total_jobs: num(b?.jobs),
+    total_cost_usd: usdOf(c?.cost),
+    total_tokens: num(c?.tokens),
     avg_jobs_per_batch: total === 0 ? 0 : Math.round((num(b?.jobs) / total) * 100) / 100,
     avg_duration_seconds: avgSeconds(b?.avg_s),
   };
 }
-

@@ -30,7 +30,14 @@ export async function getResult(db: Db, job: SimulationJob) {
   const row = await db.simulationResult.findUnique({ where: { jobId: job.id } });
   if (!row) throw notFound(`Result of simulation ${job.id}`);
   const formats = await db.simulationExport.findMany({ where: { jobId: job.id }, select: { format: true } });
-  return { job: jobView(job), ...shapeResult(job.id, row.result, formats.map((f) => f.format)) };
+  return {
+    job: jobView(job),
+    ...shapeResult(
+      job.id,
+      row.result,
+      formats.map((f) => f.format),
+    ),
+  };
 }
 
 export async function getExport(db: Db, job: SimulationJob, format: string) {

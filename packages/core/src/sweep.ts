@@ -65,8 +65,12 @@ const TERMINAL_EVENT = { COMPLETED: "completed", FAILED: "failed", CANCELLED: "c
 
 function outcomeEvent(j: InFlightRow): JobEvent {
   const base = {
-    jobId: j.id, attempt: j.attempts, at: j.outcome_at!.toISOString(), requestId: j.request_id,
-    costMicros: Number(j.outcome_cost ?? 0), tokens: Number(j.outcome_tokens ?? 0),
+    jobId: j.id,
+    attempt: j.attempts,
+    at: j.outcome_at!.toISOString(),
+    requestId: j.request_id,
+    costMicros: Number(j.outcome_cost ?? 0),
+    tokens: Number(j.outcome_tokens ?? 0),
   };
   const type = TERMINAL_EVENT[j.outcome as keyof typeof TERMINAL_EVENT];
   return type === "failed" ? { type, ...base, errorMessage: j.outcome_error ?? "failed" } : { type, ...base };

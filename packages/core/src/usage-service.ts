@@ -45,12 +45,13 @@ export async function apiCallsBase(db: DbOrTx, userId: string, period: string): 
 /** Adds flushed API-call deltas in one statement per row, one transaction (all or nothing). */
 export async function persistApiCalls(db: Db, rows: PendingCalls[]): Promise<void> {
   await db.$transaction(
-    rows.map((r) => db.$executeRaw`
+    rows.map(
+      (r) => db.$executeRaw`
       INSERT INTO usage_periods (user_id, period, api_calls, updated_at) VALUES (${r.userId}, ${r.period}, ${BigInt(r.calls)}, now())
-      ON CONFLICT (user_id, period) DO UPDATE SET api_calls = usage_periods.api_calls + EXCLUDED.api_calls, updated_at = now()`),
+      ON CONFLICT (user_id, period) DO UPDATE SET api_calls = usage_periods.api_calls + EXCLUDED.api_calls, updated_at = now()`,
+    ),
   );
 }
-
 
 const remaining = (limit: number, used: number) => (limit < 0 ? -1 : Math.max(0, limit - used));
 const hit = (limit: number, used: number) => limit >= 0 && used >= limit;

@@ -59,7 +59,12 @@ export function wireFromEnv(env: CommonEnv, rawEnv: Record<string, string | unde
   const limits = parseTierLimits(rawEnv);
   const logger = createLogger({ service: role, level: env.LOG_LEVEL });
   return wireCore({
-    databaseUrl: env.DATABASE_URL, redisUrl: env.REDIS_URL, redisPrefix: env.REDIS_PREFIX,
-    testTemplates: env.SIMBATCH_TEST_TEMPLATES, limits, logger, redisRole,
+    databaseUrl: env.DATABASE_URL,
+    redisUrl: env.REDIS_URL,
+    redisPrefix: env.REDIS_PREFIX,
+    testTemplates: env.SIMBATCH_TEST_TEMPLATES,
+    limits,
+    logger,
+    redisRole,
   });
 }

@@ -5,8 +5,13 @@ function input(free: number, batches: Batch[], users: Record<string, Partial<Use
   const groups: PlanInput["groups"] = new Map();
   for (const b of batches) {
     const queue: Candidate[] = Array.from({ length: b.n }, (_, i) => ({
-      id: `${b.id}-${i}`, ownerId: b.owner, batchId: b.single ? null : b.id, priority: b.priority ?? 50,
-      estimateMicros: b.estimates?.[i] ?? 10_000, createdAt: (b.createdAt ?? 0) + i, requestId: null,
+      id: `${b.id}-${i}`,
+      ownerId: b.owner,
+      batchId: b.single ? null : b.id,
+      priority: b.priority ?? 50,
+      estimateMicros: b.estimates?.[i] ?? 10_000,
+      createdAt: (b.createdAt ?? 0) + i,
+      requestId: null,
     }));
     const state: GroupState = { slots: b.slots ?? 3, capMicros: b.cap ?? null, committedMicros: b.committed ?? 0, active: b.active ?? 0 };
     groups.set(b.id, { state, queue });
@@ -38,11 +43,17 @@ describe("planDispatch", () => {
   });
 
   it("starts nothing for an owner at the monthly cost limit and reports their groups", () => {
-    const plan = planDispatch(input(4, [
-      { id: "a", owner: "spent", n: 2 },
-      { id: "s", owner: "spent", n: 1, single: true },
-      { id: "b", owner: "fine", n: 2 },
-    ], { spent: { quotaExhausted: true }, fine: {} }));
+    const plan = planDispatch(
+      input(
+        4,
+        [
+          { id: "a", owner: "spent", n: 2 },
+          { id: "s", owner: "spent", n: 1, single: true },
+          { id: "b", owner: "fine", n: 2 },
+        ],
+        { spent: { quotaExhausted: true }, fine: {} },
+      ),
+    );
     expect(ids(plan)).toEqual(["b-0", "b-1"]);
     expect(plan.quotaExhausted.sort()).toEqual(["a", "s"]);
     expect(plan.budgetExhausted).toEqual([]);
@@ -54,39 +65,66 @@ describe("planDispatch", () => {
   });
 
   it("keeps a user's running jobs, single and batch together, within the tier's concurrency", () => {
-    const plan = planDispatch(input(10, [
-      { id: "a", owner: "u", n: 5, slots: 5 },
-      { id: "s", owner: "u", n: 1, slots: 1, single: true },
-    ], { u: { active: 1, limit: 3 } }));
+    const plan = planDispatch(
+      input(
+        10,
+        [
+          { id: "a", owner: "u", n: 5, slots: 5 },
+          { id: "s", owner: "u", n: 1, slots: 1, single: true },
+        ],
+        { u: { active: 1, limit: 3 } },
+      ),
+    );
     expect(plan.release).toHaveLength(2);
     expect(planDispatch(input(10, [{ id: "a", owner: "u", n: 5 }], { u: { active: 1, limit: 1 } })).release).toEqual([]);
     expect(planDispatch(input(10, [{ id: "a", owner: "u", n: 50, slots: 50 }], { u: { active: 40, limit: -1 } })).release).toHaveLength(10);
   });
 
   it("serves higher priority first, whatever the age", () => {
-    const plan = planDispatch(input(3, [
-      { id: "low", owner: "u", n: 3, priority: 25, createdAt: 0 },
-      { id: "high", owner: "v", n: 2, priority: 75, createdAt: 100 },
-    ], { u: {}, v: { active: 5 } }));
+    const plan = planDispatch(
+      input(
+        3,
+        [
+          { id: "low", owner: "u", n: 3, priority: 25, createdAt: 0 },
+          { id: "high", owner: "v", n: 2, priority: 75, createdAt: 100 },
+        ],
+        { u: {}, v: { active: 5 } },
+      ),
+    );
     expect(ids(plan)).toEqual(["high-0", "high-1", "low-0"]);
   });
 
   it("at equal priority, alternates between users by fewest active jobs", () => {
-    const plan = planDispatch(input(4, [
-      { id: "big", owner: "e", n: 100, slots: 100, createdAt: 0 },
-      { id: "small", owner: "p", n: 2, createdAt: 1000 },
-    ], { e: {}, p: {} }));
+    const plan = planDispatch(
+      input(
+        4,
+        [
+          { id: "big", owner: "e", n: 100, slots: 100, createdAt: 0 },
+          { id: "small", owner: "p", n: 2, createdAt: 1000 },
+        ],
+        { e: {}, p: {} },
+      ),
+    );
     expect(ids(plan)).toEqual(["big-0", "small-0", "big-1", "small-1"]);
-    const busy = planDispatch(input(1, [
-      { id: "big", owner: "e", n: 100, slots: 100, createdAt: 0 },
-      { id: "small", owner: "p", n: 2, createdAt: 1000 },
-    ], { e: { active: 3 }, p: { active: 1 } }));
+    const busy = planDispatch(
+      input(
+        1,
+        [
+          { id: "big", owner: "e", n: 100, slots: 100, createdAt: 0 },
+          { id: "small", owner: "p", n: 2, createdAt: 1000 },
+        ],
+        { e: { active: 3 }, p: { active: 1 } },
+      ),
+    );
     expect(ids(busy)).toEqual(["small-0"]);
   });
 
   it("with one free slot and no active jobs, serves the user served least recently, not the oldest batch", () => {
     const users = { e: { lastReleasedAt: 5_000 }, p: { lastReleasedAt: 0 } };
-    const batches = () => [{ id: "big", owner: "e", n: 100, slots: 100, createdAt: 0 }, { id: "small", owner: "p", n: 2, createdAt: 1000 }];
+    const batches = () => [
+      { id: "big", owner: "e", n: 100, slots: 100, createdAt: 0 },
+      { id: "small", owner: "p", n: 2, createdAt: 1000 },
+    ];
     expect(ids(planDispatch(input(1, batches(), users)))).toEqual(["small-0"]);
     expect(ids(planDispatch(input(1, batches(), { e: { lastReleasedAt: 5_000 }, p: { lastReleasedAt: 6_000 } })))).toEqual(["big-0"]);
   });
@@ -101,10 +139,16 @@ describe("planDispatch", () => {
   });
 
   it("stops a batch whose next job cannot fit once nothing of it is running", () => {
-    const plan = planDispatch(input(10, [
-      { id: "a", owner: "u", n: 2, cap: 35_000, committed: 30_000, active: 0 },
-      { id: "b", owner: "u", n: 1 },
-    ], { u: {} }));
+    const plan = planDispatch(
+      input(
+        10,
+        [
+          { id: "a", owner: "u", n: 2, cap: 35_000, committed: 30_000, active: 0 },
+          { id: "b", owner: "u", n: 1 },
+        ],
+        { u: {} },
+      ),
+    );
     expect(plan.budgetExhausted).toEqual(["a"]);
     expect(ids(plan)).toEqual(["b-0"]);
   });
@@ -132,12 +176,22 @@ describe("planDispatch", () => {
 
   it("fills free slots first, then overtakes only with higher-priority jobs", () => {
     const p = planDispatch({
-      ...input(1, [{ id: "low", owner: "u", n: 3, slots: 3, priority: 10 }, { id: "high", owner: "v", n: 1, slots: 3, priority: 90 }], { u: {}, v: {} }),
+      ...input(
+        1,
+        [
+          { id: "low", owner: "u", n: 3, slots: 3, priority: 10 },
+          { id: "high", owner: "v", n: 1, slots: 3, priority: 90 },
+        ],
+        { u: {}, v: {} },
+      ),
       overtake: { free: 5, abovePriority: 50 },
     });
     // The free slot goes to the best job; the lower one cannot overtake queued priority-50 jobs.
     expect(ids(p)).toEqual(["high-0"]);
-    const lowOnly = planDispatch({ ...input(1, [{ id: "low", owner: "u", n: 3, slots: 3, priority: 10 }], { u: {} }), overtake: { free: 5, abovePriority: 50 } });
+    const lowOnly = planDispatch({
+      ...input(1, [{ id: "low", owner: "u", n: 3, slots: 3, priority: 10 }], { u: {} }),
+      overtake: { free: 5, abovePriority: 50 },
+    });
     expect(ids(lowOnly)).toEqual(["low-0"]);
   });
 });

@@ -16,7 +16,6 @@ export function createDb(opts: DbOptions): Db {
   return new PrismaClient({ adapter });
 }
 
-
 const RETRYABLE_SQLSTATES = new Set(["40001", "40P01"]);
 
 function isRetryable(err: unknown): boolean {

@@ -10,7 +10,13 @@ export const CONVERGENCE_STEPS = 3;
 /** An outcome: each entity's side on the question (for / undecided / against). */
 export const outcomeOf = (w: World): number[] => w.entities.map((e) => (e.stance > 0.15 ? 1 : e.stance < -0.15 ? -1 : 0));
 
-export interface Convergence { score: number; grade: string; reruns: number; rerun_steps: number; agreements: number[] }
+export interface Convergence {
+  score: number;
+  grade: string;
+  reruns: number;
+  rerun_steps: number;
+  agreements: number[];
+}
 
 /** A ≥ 0.85, B ≥ 0.70, C ≥ 0.55, D ≥ 0.40, F below. */
 export function gradeFor(score: number): string {

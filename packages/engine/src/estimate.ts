@@ -20,18 +20,12 @@ export const usdToMicros = (usd: number): number => Math.round(usd * 1_000_000);
  * within 2x of this (test: builtin-engine.test.ts; README "Cost").
  * `test/scripted`: `estimate_usd` when given, else steps × cost_usd_per_step.
  */
-export function estimateCostMicros(
-  template: TemplateInfo | null,
-  entityCount: number,
-  timepointCount: number,
-  config: unknown,
-): number {
+export function estimateCostMicros(template: TemplateInfo | null, entityCount: number, timepointCount: number, config: unknown): number {
   if (template?.template_id === SCRIPTED_TEMPLATE_ID) {
     const cfg = parseScriptedConfig(config);
     return usdToMicros(cfg.estimate_usd ?? cfg.steps * cfg.cost_usd_per_step);
   }
   if (!template) return DESCRIPTION_RATE_MICROS * entityCount * timepointCount;
-  const scale =
-    (entityCount / template.default_entity_count) * (timepointCount / template.default_timepoint_count);
+  const scale = (entityCount / template.default_entity_count) * (timepointCount / template.default_timepoint_count);
   return Math.max(1, Math.round(template.estimatedCostMicros * scale));
 }

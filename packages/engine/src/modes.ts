@@ -16,14 +16,25 @@ export function actFor(i: number, n: number): Act {
 
 const DEFAULT_PHASES = ["calm", "pressure", "crisis", "recovery"];
 /** Which event kinds each phase of a cycle favours; named phases reuse these by position. */
-const PHASE_KINDS: EventKind[][] = [["alliance", "breakthrough"], ["revelation", "conflict"], ["setback", "conflict"], ["concession", "alliance"]];
+const PHASE_KINDS: EventKind[][] = [
+  ["alliance", "breakthrough"],
+  ["revelation", "conflict"],
+  ["setback", "conflict"],
+  ["concession", "alliance"],
+];
 
 export function cyclePhases(sc: Scenario, timepoints: number): string[] {
   return sc.phases ?? DEFAULT_PHASES.slice(0, clamp(Math.floor(timepoints / 2), 2, 4));
 }
 
 /** Where a step sits in time; PORTAL counts down from the end. */
-export interface StepMeta { index: number; label: string; act?: Act; phase?: string; cycle?: number }
+export interface StepMeta {
+  index: number;
+  label: string;
+  act?: Act;
+  phase?: string;
+  cycle?: number;
+}
 
 /** One temporal mode: how step k moves the world and how it is labelled. */
 export interface ModePlan {
@@ -103,7 +114,9 @@ function pullToward(w: World, target: World, k: number): void {
   const mix = (a: number, b: number) => a + (b - a) * k;
   w.entities.forEach((e, i) => {
     const t = target.entities[i]!;
-    e.mood = mix(e.mood, t.mood); e.stance = mix(e.stance, t.stance); e.resources = mix(e.resources, t.resources);
+    e.mood = mix(e.mood, t.mood);
+    e.stance = mix(e.stance, t.stance);
+    e.resources = mix(e.resources, t.resources);
   });
   for (let i = 0; i < w.trust.length; i++) {
     for (let j = 0; j < w.trust.length; j++) {

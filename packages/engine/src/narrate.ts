@@ -3,8 +3,19 @@ import { pick, type Rng } from "./rng.ts";
 import type { CastMember, Scenario } from "./scenarios/index.ts";
 import type { EventKind, World } from "./world.ts";
 
-export interface EventRecord { event_id: string; kind: EventKind; actor: string; target: string; topic: string; description: string }
-export interface DialogLine { speaker: string; to: string; line: string }
+export interface EventRecord {
+  event_id: string;
+  kind: EventKind;
+  actor: string;
+  target: string;
+  topic: string;
+  description: string;
+}
+export interface DialogLine {
+  speaker: string;
+  to: string;
+  line: string;
+}
 
 /** What a narrator gets for one timepoint: the events already decided and the state after them. */
 export interface NarrationRequest {
@@ -18,7 +29,11 @@ export interface NarrationRequest {
   rng: Rng;
 }
 
-export interface Narration { narrative: string; dialog: DialogLine[]; tokens: number }
+export interface Narration {
+  narrative: string;
+  dialog: DialogLine[];
+  tokens: number;
+}
 
 /** Turns a decided timepoint into text: the built-in templates or a model. */
 export interface Narrator {
@@ -38,23 +53,72 @@ const EVENT_TEXT: Record<EventKind, string[]> = {
 
 export function describeEvent(kind: EventKind, a: string, b: string, topic: string, incident: string | null, rng: Rng): string {
   const forms = EVENT_TEXT[kind].filter((f) => incident !== null || !f.includes("{i}"));
-  return pick(rng, forms).replace("{a}", a).replace("{b}", b).replace("{t}", topic).replace("{i}", incident ?? "");
+  return pick(rng, forms)
+    .replace("{a}", a)
+    .replace("{b}", b)
+    .replace("{t}", topic)
+    .replace("{i}", incident ?? "");
 }
 
 const OPEN_WARM = ["Look,", "Honestly,", "I hear you, and", "Fair point, but", "Between us,"];
 const OPEN_TENSE = ["No.", "With respect,", "Let me stop you there:", "That's not what happened.", "Come on,"];
 const OPEN_FLAT = ["So", "Then", "Consider this:", "Right,", "Listen,"];
-const FOR = ["we should commit to {q} and stop hedging on {t}", "{t} is exactly why {q} makes sense", "every day we wait, {t} gets worse", "I'll stand behind {q}; {t} leaves us no better option", "the case for {q} has never been stronger", "{t} is moving our way, so let's not waste it", "I've run the numbers on {t} and they point one way", "we can fix {t} afterwards; first we decide"];
-const AGAINST = ["{q} would be a mistake while {t} is unresolved", "nobody has answered my question about {t}", "{q} trades away more than {t} is worth", "I won't put my name to {q} until {t} is settled", "we're being rushed, and {t} is the proof", "I've seen this before: {t} comes back to bite", "there's a better way through {t} than {q}", "count me out until someone owns {t}"];
-const UNSURE = ["I need more on {t} before I take a side on {q}", "{t} cuts both ways, and so does {q}", "show me the numbers on {t} and I'll decide", "I can live with either outcome, but not with chaos over {t}", "both of you are half right about {t}", "what happens to {t} if we wait a week?", "I'm listening, but {t} worries me", "convince me on {t} and you'll have my vote"];
+const FOR = [
+  "we should commit to {q} and stop hedging on {t}",
+  "{t} is exactly why {q} makes sense",
+  "every day we wait, {t} gets worse",
+  "I'll stand behind {q}; {t} leaves us no better option",
+  "the case for {q} has never been stronger",
+  "{t} is moving our way, so let's not waste it",
+  "I've run the numbers on {t} and they point one way",
+  "we can fix {t} afterwards; first we decide",
+];
+const AGAINST = [
+  "{q} would be a mistake while {t} is unresolved",
+  "nobody has answered my question about {t}",
+  "{q} trades away more than {t} is worth",
+  "I won't put my name to {q} until {t} is settled",
+  "we're being rushed, and {t} is the proof",
+  "I've seen this before: {t} comes back to bite",
+  "there's a better way through {t} than {q}",
+  "count me out until someone owns {t}",
+];
+const UNSURE = [
+  "I need more on {t} before I take a side on {q}",
+  "{t} cuts both ways, and so does {q}",
+  "show me the numbers on {t} and I'll decide",
+  "I can live with either outcome, but not with chaos over {t}",
+  "both of you are half right about {t}",
+  "what happens to {t} if we wait a week?",
+  "I'm listening, but {t} worries me",
+  "convince me on {t} and you'll have my vote",
+];
 /** First words of the two people an event involves: the event as they experience it. */
 const REACT: Record<EventKind, [string[], string[]]> = {
-  conflict: [["You've been stalling on {t}, {to}.", "I won't let {t} slide again, {to}."], ["That's unfair, and you know it.", "Stalling? I'm the only one who has read the file on {t}."]],
-  alliance: [["On {t}, you have my support, {to}.", "{to}, let's settle {t} together."], ["Then we stand together on {t}.", "Good. Two voices carry further than one."]],
-  revelation: [["You need to see this about {t}, {to}.", "There's something about {t} nobody has told you."], ["Why am I only hearing about {t} now?", "That changes how I read {t}."]],
-  concession: [["All right, {to}, you win on {t}.", "I'll give you {t}, {to}. Don't make me regret it."], ["Thank you. That matters more than you think.", "I won't forget that."]],
-  setback: [["This changes everything about {t}.", "I didn't see {t} going this way."], ["We'll recover, but not by pretending it's fine.", "Then we plan for the worst on {t}."]],
-  breakthrough: [["I think I've found a way through on {t}.", "{to}, look at this: {t} may not be a wall after all."], ["Go on, I'm listening.", "If that holds, it changes the room."]],
+  conflict: [
+    ["You've been stalling on {t}, {to}.", "I won't let {t} slide again, {to}."],
+    ["That's unfair, and you know it.", "Stalling? I'm the only one who has read the file on {t}."],
+  ],
+  alliance: [
+    ["On {t}, you have my support, {to}.", "{to}, let's settle {t} together."],
+    ["Then we stand together on {t}.", "Good. Two voices carry further than one."],
+  ],
+  revelation: [
+    ["You need to see this about {t}, {to}.", "There's something about {t} nobody has told you."],
+    ["Why am I only hearing about {t} now?", "That changes how I read {t}."],
+  ],
+  concession: [
+    ["All right, {to}, you win on {t}.", "I'll give you {t}, {to}. Don't make me regret it."],
+    ["Thank you. That matters more than you think.", "I won't forget that."],
+  ],
+  setback: [
+    ["This changes everything about {t}.", "I didn't see {t} going this way."],
+    ["We'll recover, but not by pretending it's fine.", "Then we plan for the worst on {t}."],
+  ],
+  breakthrough: [
+    ["I think I've found a way through on {t}.", "{to}, look at this: {t} may not be a wall after all."],
+    ["Go on, I'm listening.", "If that holds, it changes the room."],
+  ],
 };
 const ASIDE = ["", "", " You know that, {to}.", " I'll say it on the record.", " Ask anyone in this room.", " {to}, you've said as much yourself."];
 
@@ -83,11 +147,13 @@ function line(rng: Rng, req: NarrationRequest, speaker: number, to: number, topi
 
 /** Dialog: each event's two people answer each other first, then everyone has their say. */
 function dialog(req: NarrationRequest): DialogLine[] {
-  const n = req.members.length, rng = req.rng;
+  const n = req.members.length,
+    rng = req.rng;
   const out: DialogLine[] = [];
   const say = (s: number, t: number, text: string) => out.push({ speaker: `e${s + 1}`, to: `e${t + 1}`, line: text });
   for (const ev of req.events) {
-    const a = Number(ev.actor.slice(1)) - 1, b = Number(ev.target.slice(1)) - 1;
+    const a = Number(ev.actor.slice(1)) - 1,
+      b = Number(ev.target.slice(1)) - 1;
     if (a === b || out.length + 2 > req.talk * n) continue;
     const [first, reply] = REACT[ev.kind];
     say(a, b, fill(pick(rng, first), "", ev.topic, callName(req.members[b]!.name)));

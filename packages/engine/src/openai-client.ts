@@ -35,17 +35,35 @@ export interface ProviderErrorEvent {
 
 /** Default sink: a log line in the shape of the service's logger (level, service, message, fields). */
 export const logProviderErrorToStderr = (e: ProviderErrorEvent): void => {
-  process.stderr.write(`${JSON.stringify({
-    timestamp: new Date().toISOString(), level: "warn", service: "engine", message: "LLM provider error",
-    status: e.status, detail: e.detail, retryable: e.retryable, attempt: e.attempt,
-  })}\n`);
+  process.stderr.write(
+    `${JSON.stringify({
+      timestamp: new Date().toISOString(),
+      level: "warn",
+      service: "engine",
+      message: "LLM provider error",
+      status: e.status,
+      detail: e.detail,
+      retryable: e.retryable,
+      attempt: e.attempt,
+    })}\n`,
+  );
 };
 
 const STATUS_WORDS: Record<number, string> = {
-  400: "request rejected", 401: "authentication failed", 402: "payment required", 403: "access denied",
-  404: "model or endpoint not found", 408: "request timeout", 409: "conflict", 413: "request too large",
-  422: "request rejected", 429: "rate limited", 500: "provider error", 502: "bad gateway",
-  503: "provider unavailable", 504: "gateway timeout",
+  400: "request rejected",
+  401: "authentication failed",
+  402: "payment required",
+  403: "access denied",
+  404: "model or endpoint not found",
+  408: "request timeout",
+  409: "conflict",
+  413: "request too large",
+  422: "request rejected",
+  429: "rate limited",
+  500: "provider error",
+  502: "bad gateway",
+  503: "provider unavailable",
+  504: "gateway timeout",
 };
 
 /**
@@ -57,7 +75,10 @@ export function providerErrorMessage(status: number): string {
   return `LLM provider error: HTTP ${status} (${word})`;
 }
 
-export interface ChatMessage { role: "system" | "user" | "assistant"; content: string }
+export interface ChatMessage {
+  role: "system" | "user" | "assistant";
+  content: string;
+}
 
 const CompletionSchema = z.object({
   choices: z.array(z.object({ message: z.object({ content: z.string().nullable() }) })).min(1),
@@ -77,7 +98,9 @@ class AttemptError extends Error {
     readonly retryAfterMs: number | null = null,
     readonly status: number | null = null,
     readonly detail: string = message,
-  ) { super(message); }
+  ) {
+    super(message);
+  }
 }
 
 /**
@@ -96,7 +119,9 @@ export async function chatCompletion(opts: OpenAIOptions, messages: ChatMessage[
       if (!(err instanceof AttemptError)) throw err;
       try {
         report({ status: err.status, detail: err.detail, retryable: err.retryable, attempt: attempt + 1 });
-      } catch { /* a failing log sink must not change the run's outcome */ }
+      } catch {
+        /* a failing log sink must not change the run's outcome */
+      }
       if (!err.retryable) throw new NarrationError(err.message, false);
       last = err;
     }
@@ -131,13 +156,23 @@ async function attemptOnce(opts: OpenAIOptions, messages: ChatMessage[]): Promis
   }
   const parsed = CompletionSchema.safeParse(safeJson(text));
   if (!parsed.success) {
-    throw new AttemptError("LLM provider error: the response was not a chat completion with usage", false, null, res.status, `unexpected response: ${errorDetail(text)}`);
+    throw new AttemptError(
+      "LLM provider error: the response was not a chat completion with usage",
+      false,
+      null,
+      res.status,
+      `unexpected response: ${errorDetail(text)}`,
+    );
   }
   return { content: parsed.data.choices[0]!.message.content ?? "", totalTokens: parsed.data.usage.total_tokens };
 }
 
 function safeJson(text: string): unknown {
-  try { return JSON.parse(text); } catch { return null; }
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
 }
 
 /** The provider's own error message, shortened, for the logs only; never echoes request headers. */

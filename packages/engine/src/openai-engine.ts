@@ -7,8 +7,9 @@ import type { RunContext, RunOutcome, SimulationEngine, SimulationSpec } from ".
 
 export type { OpenAIOptions, ProviderErrorEvent } from "./openai-client.ts";
 
-const SYSTEM = "You narrate one timepoint of a multi-party simulation. Given the cast, their state and the events, write "
-  + "one sentence of scene-setting, then short dialog lines, each on its own line as `Name: words`. No headings, no commentary.";
+const SYSTEM =
+  "You narrate one timepoint of a multi-party simulation. Given the cast, their state and the events, write " +
+  "one sentence of scene-setting, then short dialog lines, each on its own line as `Name: words`. No headings, no commentary.";
 
 function prompt(req: NarrationRequest): ChatMessage[] {
   const cast = req.members.map((m, i) => {
@@ -17,10 +18,17 @@ function prompt(req: NarrationRequest): ChatMessage[] {
   });
   const user = [
     `Scenario: ${req.scenario.title}, in ${req.scenario.setting}. Central question: ${req.scenario.question}.`,
-    `Timepoint: ${req.heading}`, "Cast:", ...cast, "Events:", ...req.events.map((e) => `- ${e.description}`),
+    `Timepoint: ${req.heading}`,
+    "Cast:",
+    ...cast,
+    "Events:",
+    ...req.events.map((e) => `- ${e.description}`),
     `Write about ${Math.max(1, req.talk) * req.members.length} dialog lines.`,
   ].join("\n");
-  return [{ role: "system", content: SYSTEM }, { role: "user", content: user }];
+  return [
+    { role: "system", content: SYSTEM },
+    { role: "user", content: user },
+  ];
 }
 
 /** `Name: words` lines from the model, matched to the cast; anything else stays narrative only. */
@@ -42,7 +50,10 @@ export class OpenAIEngine implements SimulationEngine {
   readonly name = "openai";
   private readonly usdPerMillion: number;
 
-  constructor(private readonly opts: OpenAIOptions, prices?: Record<string, number>) {
+  constructor(
+    private readonly opts: OpenAIOptions,
+    prices?: Record<string, number>,
+  ) {
     this.usdPerMillion = pricePerMillion(opts.model, prices);
   }
 

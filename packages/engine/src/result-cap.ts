@@ -5,7 +5,11 @@ export const MAX_RESULT_BYTES = 1024 * 1024;
 
 const size = (r: unknown): number => Buffer.byteLength(JSON.stringify(r));
 
-interface Trimmable { dialog?: unknown[]; narrative?: string; timepoints?: Trimmable[] }
+interface Trimmable {
+  dialog?: unknown[];
+  narrative?: string;
+  timepoints?: Trimmable[];
+}
 
 /**
  * Keeps a result under MAX_RESULT_BYTES. The loop already stops writing dialog

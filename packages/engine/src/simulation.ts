@@ -13,20 +13,32 @@ import { cloneWorld, initialWorld, type EventKind, type PlannedEvent, type World
 
 /** A narrator failure that should end the run as `failed` (the LLM engine's HTTP errors). */
 export class NarrationError extends Error {
-  constructor(message: string, readonly retryable: boolean) { super(message); }
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+  }
 }
 
-export interface LoopOptions { narrator: Narrator; usdPerMillion: number; model: string }
+export interface LoopOptions {
+  narrator: Narrator;
+  usdPerMillion: number;
+  model: string;
+}
 
 /** Past this many serialized bytes, later timepoints drop their dialog so the result stays under its cap. */
 const SOFT_CAP_BYTES = 768 * 1024;
 
-export const runSeed = (spec: SimulationSpec): number =>
-  typeof spec.config["seed"] === "number" ? spec.config["seed"] : hashString(spec.jobId);
+export const runSeed = (spec: SimulationSpec): number => (typeof spec.config["seed"] === "number" ? spec.config["seed"] : hashString(spec.jobId));
 
 interface Run {
-  spec: SimulationSpec; sc: Scenario; members: CastMember[]; opts: LoopOptions;
-  tokens: number; bytes: number;
+  spec: SimulationSpec;
+  sc: Scenario;
+  members: CastMember[];
+  opts: LoopOptions;
+  tokens: number;
+  bytes: number;
 }
 
 const stateOf = (w: World, i: number) => {
@@ -37,29 +49,54 @@ const stateOf = (w: World, i: number) => {
 async function timepoint(run: Run, meta: StepMeta, events: PlannedEvent[], w: World, branchId: string, rng: Rng, heading: string): Promise<Timepoint> {
   const names = run.members.map((m) => m.name);
   const recs = events.map((ev, i) => ({
-    event_id: `${branchId}:T${meta.index}:${i + 1}`, kind: ev.kind, actor: `e${ev.actor + 1}`, target: `e${ev.target + 1}`, topic: ev.topic,
+    event_id: `${branchId}:T${meta.index}:${i + 1}`,
+    kind: ev.kind,
+    actor: `e${ev.actor + 1}`,
+    target: `e${ev.target + 1}`,
+    topic: ev.topic,
     description: describeEvent(ev.kind, names[ev.actor]!, names[ev.target]!, ev.topic, ev.incident, rng),
   }));
   const talk = run.bytes > SOFT_CAP_BYTES ? 0 : run.sc.talk;
   const said = await run.opts.narrator.narrate({ scenario: run.sc, members: run.members, heading, events: recs, world: w, talk, rng });
   run.tokens += said.tokens;
-  const changes = events.filter((ev) => ev.actor !== ev.target).map((ev, i) => ({
-    source: `e${ev.actor + 1}`, target: `e${ev.target + 1}`, cause: recs[i]!.event_id,
-    trust_change: ev.delta.trust, tension_change: ev.delta.tension,
-    trust: round3(w.trust[ev.actor]![ev.target]!), tension: round3(w.tension[ev.actor]![ev.target]!),
-  }));
+  const changes = events
+    .filter((ev) => ev.actor !== ev.target)
+    .map((ev, i) => ({
+      source: `e${ev.actor + 1}`,
+      target: `e${ev.target + 1}`,
+      cause: recs[i]!.event_id,
+      trust_change: ev.delta.trust,
+      tension_change: ev.delta.tension,
+      trust: round3(w.trust[ev.actor]![ev.target]!),
+      tension: round3(w.tension[ev.actor]![ev.target]!),
+    }));
   const tp: Timepoint = {
-    timepoint_id: `${branchId}:T${meta.index}`, index: meta.index, label: meta.label, branch_id: branchId,
-    ...(meta.act ? { act: meta.act } : {}), ...(meta.phase ? { phase: meta.phase, cycle: meta.cycle } : {}),
-    events: recs, dialog: said.dialog, states: w.entities.map((_, i) => stateOf(w, i)), relationship_changes: changes,
-    narrative: said.narrative, tokens: said.tokens,
+    timepoint_id: `${branchId}:T${meta.index}`,
+    index: meta.index,
+    label: meta.label,
+    branch_id: branchId,
+    ...(meta.act ? { act: meta.act } : {}),
+    ...(meta.phase ? { phase: meta.phase, cycle: meta.cycle } : {}),
+    events: recs,
+    dialog: said.dialog,
+    states: w.entities.map((_, i) => stateOf(w, i)),
+    relationship_changes: changes,
+    narrative: said.narrative,
+    tokens: said.tokens,
   };
   run.bytes += JSON.stringify(tp).length;
   return tp;
 }
 
 /** Alternatives from a decision point: same starting state, a different first move, a few steps on. */
-async function openBranches(run: Run, seed: number, before: World, k: number, mainKind: EventKind | undefined, plan: ReturnType<typeof modePlan>): Promise<Branch[]> {
+async function openBranches(
+  run: Run,
+  seed: number,
+  before: World,
+  k: number,
+  mainKind: EventKind | undefined,
+  plan: ReturnType<typeof modePlan>,
+): Promise<Branch[]> {
   const out: Branch[] = [];
   const n = run.spec.timepointCount;
   for (let a = 1; a <= run.sc.alternatives; a++) {
@@ -82,7 +119,8 @@ export async function runSimulation(spec: SimulationSpec, ctx: RunContext, opts:
   const sc = scenarioFor(spec.templateId, spec.description);
   const members = castFor(sc, spec.entityCount, seed);
   const run: Run = { spec, sc, members, opts, tokens: 0, bytes: 0 };
-  const n = spec.timepointCount, mode = spec.temporalMode;
+  const n = spec.timepointCount,
+    mode = spec.temporalMode;
   const rng = createRng(deriveSeed(seed, "main"));
   const world = initialWorld(members, createRng(deriveSeed(seed, "world")));
   // PORTAL starts from where things ended up: let the opening state play out unseen first.
@@ -116,7 +154,15 @@ export async function runSimulation(spec: SimulationSpec, ctx: RunContext, opts:
       convergence = measureConvergence(plan, convBefore, world, convFrom, n, seed);
       if (spec.generateSummaries) {
         const chrono = mode === "PORTAL" ? [...timepoints].reverse() : timepoints;
-        summary = writeSummary({ scenario: sc, members, mode, world: mode === "PORTAL" ? start : world, events: chrono.flatMap((t) => t.events.map((e) => e.description)), convergence, modeNote: modeNote(mode, n, branches.length) });
+        summary = writeSummary({
+          scenario: sc,
+          members,
+          mode,
+          world: mode === "PORTAL" ? start : world,
+          events: chrono.flatMap((t) => t.events.map((e) => e.description)),
+          convergence,
+          modeNote: modeNote(mode, n, branches.length),
+        });
         run.tokens += opts.narrator.summaryTokens(summary);
       }
     }
@@ -127,11 +173,22 @@ export async function runSimulation(spec: SimulationSpec, ctx: RunContext, opts:
   // In PORTAL order the walk ends at the origin, so chronology runs origin -> end.
   const [first, last] = mode === "PORTAL" ? [world, start] : [start, world];
   const result: SimulationResultPayload = {
-    template_id: spec.templateId, title: sc.title, setting: sc.setting, question: sc.question,
-    temporal_mode: mode, seed, model: opts.model,
+    template_id: spec.templateId,
+    title: sc.title,
+    setting: sc.setting,
+    question: sc.question,
+    temporal_mode: mode,
+    seed,
+    model: opts.model,
     entities: members.map((m, i) => ({
-      entity_id: `e${i + 1}`, name: m.name, role: m.role, goal: m.goal, traits: m.traits,
-      description: `${m.name}, ${m.role}, wants to ${m.goal}.`, initial_state: stateOf(first, i), final_state: stateOf(last, i),
+      entity_id: `e${i + 1}`,
+      name: m.name,
+      role: m.role,
+      goal: m.goal,
+      traits: m.traits,
+      description: `${m.name}, ${m.role}, wants to ${m.goal}.`,
+      initial_state: stateOf(first, i),
+      final_state: stateOf(last, i),
     })),
     timepoints,
     relationships: relationships(members, first, last),
@@ -147,11 +204,21 @@ export async function runSimulation(spec: SimulationSpec, ctx: RunContext, opts:
 
 function relationships(members: CastMember[], first: World, last: World) {
   const out = [];
-  for (let i = 0; i < members.length; i++) for (let j = i + 1; j < members.length; j++) {
-    const trust = round3(last.trust[i]![j]!), tension = round3(last.tension[i]![j]!);
-    const label = trust > 0.4 && tension < 0.3 ? "allies" : tension > 0.55 ? "rivals" : trust < 0 ? "wary" : "neutral";
-    out.push({ source: `e${i + 1}`, target: `e${j + 1}`, trust, tension, label, trust_change: round3(trust - first.trust[i]![j]!), tension_change: round3(tension - first.tension[i]![j]!) });
-  }
+  for (let i = 0; i < members.length; i++)
+    for (let j = i + 1; j < members.length; j++) {
+      const trust = round3(last.trust[i]![j]!),
+        tension = round3(last.tension[i]![j]!);
+      const label = trust > 0.4 && tension < 0.3 ? "allies" : tension > 0.55 ? "rivals" : trust < 0 ? "wary" : "neutral";
+      out.push({
+        source: `e${i + 1}`,
+        target: `e${j + 1}`,
+        trust,
+        tension,
+        label,
+        trust_change: round3(trust - first.trust[i]![j]!),
+        tension_change: round3(tension - first.tension[i]![j]!),
+      });
+    }
   return out;
 }
 

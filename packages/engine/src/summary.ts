@@ -5,7 +5,10 @@ import type { TemporalMode } from "./types.ts";
 import type { World } from "./world.ts";
 
 export interface SummaryInput {
-  scenario: Scenario; members: CastMember[]; mode: TemporalMode; world: World;
+  scenario: Scenario;
+  members: CastMember[];
+  mode: TemporalMode;
+  world: World;
   /** Event descriptions in chronological order. */
   events: string[];
   convergence: Convergence;
@@ -14,10 +17,11 @@ export interface SummaryInput {
 
 function extremePair(w: World, m: number[][], dir: 1 | -1): [number, number, number] | null {
   let best: [number, number, number] | null = null;
-  for (let i = 0; i < m.length; i++) for (let j = i + 1; j < m.length; j++) {
-    const v = m[i]![j]!;
-    if (!best || dir * v > dir * best[2]) best = [i, j, v];
-  }
+  for (let i = 0; i < m.length; i++)
+    for (let j = i + 1; j < m.length; j++) {
+      const v = m[i]![j]!;
+      if (!best || dir * v > dir * best[2]) best = [i, j, v];
+    }
   return best;
 }
 

@@ -22,10 +22,14 @@ export type EventKind = (typeof EVENT_KINDS)[number];
 
 /** Everything an event changes, fixed when planned so a PORTAL run can subtract it exactly. */
 export interface Delta {
-  actorMood: number; targetMood: number;
-  actorStance: number; targetStance: number;
-  actorResources: number; targetResources: number;
-  trust: number; tension: number;
+  actorMood: number;
+  targetMood: number;
+  actorStance: number;
+  targetStance: number;
+  actorResources: number;
+  targetResources: number;
+  trust: number;
+  tension: number;
 }
 
 export interface PlannedEvent {
@@ -39,7 +43,12 @@ export interface PlannedEvent {
 
 /** How much each kind raises (+) or lowers (-) tension; modes steer with it. */
 export const TENSION_SIGN: Record<EventKind, number> = {
-  conflict: 1, revelation: 0.5, setback: 0.4, concession: -1, alliance: -0.8, breakthrough: -0.3,
+  conflict: 1,
+  revelation: 0.5,
+  setback: 0.4,
+  concession: -1,
+  alliance: -0.8,
+  breakthrough: -0.3,
 };
 
 const matrix = (n: number, f: (i: number, j: number) => number): number[][] =>
@@ -64,22 +73,50 @@ export const cloneWorld = (w: World): World => ({
 });
 
 function deltaFor(kind: EventKind, w: World, a: number, b: number): Delta {
-  const A = w.entities[a]!, B = w.entities[b]!;
+  const A = w.entities[a]!,
+    B = w.entities[b]!;
   const toward = (from: number, to: number, k: number) => (to - from) * k;
   const d: Delta = { actorMood: 0, targetMood: 0, actorStance: 0, targetStance: 0, actorResources: 0, targetResources: 0, trust: 0, tension: 0 };
   switch (kind) {
-    case "conflict": return { ...d, actorMood: -0.05, targetMood: -0.15, actorStance: Math.sign(A.stance) * 0.08, targetStance: Math.sign(B.stance) * 0.08, actorResources: -3, targetResources: -5, trust: -0.18, tension: 0.22 };
-    case "alliance": return { ...d, actorMood: 0.12, targetMood: 0.12, targetStance: toward(B.stance, A.stance, 0.35), trust: 0.2, tension: -0.12 };
-    case "revelation": return { ...d, actorMood: 0.05, targetMood: -0.1, targetStance: toward(B.stance, A.stance, 0.25), actorResources: 6, trust: -0.05, tension: 0.1 };
-    case "concession": return { ...d, actorMood: -0.08, targetMood: 0.15, actorStance: toward(A.stance, B.stance, 0.4), actorResources: -6, targetResources: 6, trust: 0.12, tension: -0.2 };
-    case "setback": return { ...d, actorMood: -0.25, targetMood: 0.05, actorStance: -Math.sign(A.stance || 1) * 0.12, actorResources: -10, tension: 0.06 };
-    case "breakthrough": return { ...d, actorMood: 0.25, targetMood: 0.05, targetStance: toward(B.stance, A.stance, 0.2), actorResources: 9, trust: 0.08, tension: -0.05 };
+    case "conflict":
+      return {
+        ...d,
+        actorMood: -0.05,
+        targetMood: -0.15,
+        actorStance: Math.sign(A.stance) * 0.08,
+        targetStance: Math.sign(B.stance) * 0.08,
+        actorResources: -3,
+        targetResources: -5,
+        trust: -0.18,
+        tension: 0.22,
+      };
+    case "alliance":
+      return { ...d, actorMood: 0.12, targetMood: 0.12, targetStance: toward(B.stance, A.stance, 0.35), trust: 0.2, tension: -0.12 };
+    case "revelation":
+      return { ...d, actorMood: 0.05, targetMood: -0.1, targetStance: toward(B.stance, A.stance, 0.25), actorResources: 6, trust: -0.05, tension: 0.1 };
+    case "concession":
+      return {
+        ...d,
+        actorMood: -0.08,
+        targetMood: 0.15,
+        actorStance: toward(A.stance, B.stance, 0.4),
+        actorResources: -6,
+        targetResources: 6,
+        trust: 0.12,
+        tension: -0.2,
+      };
+    case "setback":
+      return { ...d, actorMood: -0.25, targetMood: 0.05, actorStance: -Math.sign(A.stance || 1) * 0.12, actorResources: -10, tension: 0.06 };
+    case "breakthrough":
+      return { ...d, actorMood: 0.25, targetMood: 0.05, targetStance: toward(B.stance, A.stance, 0.2), actorResources: 9, trust: 0.08, tension: -0.05 };
   }
 }
 
 /** Adds (sign 1) or removes (sign -1, PORTAL) an event's effect, clamped to the valid ranges. */
 export function applyDelta(w: World, ev: PlannedEvent, sign: 1 | -1): void {
-  const A = w.entities[ev.actor]!, B = w.entities[ev.target]!, d = ev.delta;
+  const A = w.entities[ev.actor]!,
+    B = w.entities[ev.target]!,
+    d = ev.delta;
   A.mood = clamp(A.mood + sign * d.actorMood, -1, 1);
   B.mood = clamp(B.mood + sign * d.targetMood, -1, 1);
   A.stance = clamp(A.stance + sign * d.actorStance, -1, 1);
@@ -89,8 +126,10 @@ export function applyDelta(w: World, ev: PlannedEvent, sign: 1 | -1): void {
   if (ev.actor === ev.target) return;
   const t = clamp(w.trust[ev.actor]![ev.target]! + sign * d.trust, -1, 1);
   const x = clamp(w.tension[ev.actor]![ev.target]! + sign * d.tension, 0, 1);
-  w.trust[ev.actor]![ev.target] = t; w.trust[ev.target]![ev.actor] = t;
-  w.tension[ev.actor]![ev.target] = x; w.tension[ev.target]![ev.actor] = x;
+  w.trust[ev.actor]![ev.target] = t;
+  w.trust[ev.target]![ev.actor] = t;
+  w.tension[ev.actor]![ev.target] = x;
+  w.tension[ev.target]![ev.actor] = x;
 }
 
 export function meanTension(w: World): number {
@@ -110,8 +149,12 @@ export function kindWeights(w: World, actor: number, target: number, steer?: (k:
   const tension = actor === target ? 0.3 : w.tension[actor]![target]!;
   const trust = actor === target ? 0 : w.trust[actor]![target]!;
   const base: Record<EventKind, number> = {
-    conflict: 0.3 + tension, alliance: 0.3 + Math.max(0, trust), revelation: 0.4,
-    concession: 0.15 + tension * 0.6, setback: 0.2 + Math.max(0, -A.mood) * 0.5, breakthrough: 0.1 + A.resources / 150,
+    conflict: 0.3 + tension,
+    alliance: 0.3 + Math.max(0, trust),
+    revelation: 0.4,
+    concession: 0.15 + tension * 0.6,
+    setback: 0.2 + Math.max(0, -A.mood) * 0.5,
+    breakthrough: 0.1 + A.resources / 150,
   };
   return EVENT_KINDS.map((k) => base[k] * (steer ? steer(k) : 1));
 }
@@ -119,7 +162,10 @@ export function kindWeights(w: World, actor: number, target: number, steer?: (k:
 /** One event: who acts (the better resourced act more), on whom, what kind, about what. */
 export function planEvent(w: World, rng: Rng, sc: Scenario, steer?: (k: EventKind) => number): PlannedEvent {
   const n = w.entities.length;
-  const actor = weightedIndex(rng, w.entities.map((e) => 10 + e.resources + Math.abs(e.stance) * 30));
+  const actor = weightedIndex(
+    rng,
+    w.entities.map((e) => 10 + e.resources + Math.abs(e.stance) * 30),
+  );
   const target = n === 1 ? actor : (actor + 1 + Math.floor(rng() * (n - 1))) % n;
   const kind = EVENT_KINDS[weightedIndex(rng, kindWeights(w, actor, target, steer))]!;
   const incident = kind === "revelation" || kind === "setback" || (kind === "breakthrough" && rng() < 0.5) ? pick(rng, sc.incidents) : null;

@@ -9,7 +9,14 @@ async function complete(...args: Parameters<typeof specFor>): Promise<Completed>
   if (out.kind !== "completed") throw new Error(`expected completed, got ${out.kind}`);
   return out;
 }
-interface Tp { narrative: string; index: number; act?: string; phase?: string; states: { stance: number }[]; tokens: number }
+interface Tp {
+  narrative: string;
+  index: number;
+  act?: string;
+  phase?: string;
+  states: { stance: number }[];
+  tokens: number;
+}
 const tps = (r: SimulationResultPayload) => r.timepoints as Tp[];
 const branchTps = (r: SimulationResultPayload) => ((r["branches"] ?? []) as { timepoints: Tp[] }[]).flatMap((b) => b.timepoints);
 
@@ -105,7 +112,16 @@ describe("BuiltinEngine temporal modes", () => {
     const out = await complete("persona/agent4_elk_migration", { timepointCount: 8 });
     expect(out.result["cycle_period"]).toBe(4);
     const t = tps(out.result);
-    expect(t.map((x) => x.phase)).toEqual(["spring calving", "summer high country", "autumn rut", "winter range", "spring calving", "summer high country", "autumn rut", "winter range"]);
+    expect(t.map((x) => x.phase)).toEqual([
+      "spring calving",
+      "summer high country",
+      "autumn rut",
+      "winter range",
+      "spring calving",
+      "summer high country",
+      "autumn rut",
+      "winter range",
+    ]);
     // A phase's second visit sits closer to its first visit than to the phase before it.
     const dist = (a: Tp, b: Tp) => a.states.reduce((s, x, i) => s + Math.abs(x.stance - b.states[i]!.stance), 0);
     expect(dist(t[4]!, t[0]!)).toBeLessThanOrEqual(dist(t[4]!, t[3]!) + 1e-9);

@@ -4,10 +4,16 @@ import { CATALOG } from "../src/index.ts";
 export function specFor(templateId: string | null, over: Partial<SimulationSpec> = {}): SimulationSpec {
   const t = CATALOG.find((x) => x.template_id === templateId);
   return {
-    jobId: "sim_00000000abcd", templateId, description: templateId ? null : "A town council decides whether to build a flood barrier.",
-    entityCount: t?.default_entity_count ?? 4, timepointCount: t?.default_timepoint_count ?? 5,
+    jobId: "sim_00000000abcd",
+    templateId,
+    description: templateId ? null : "A town council decides whether to build a flood barrier.",
+    entityCount: t?.default_entity_count ?? 4,
+    timepointCount: t?.default_timepoint_count ?? 5,
     temporalMode: (t?.default_temporal_mode ?? "FORWARD") as TemporalMode,
-    config: {}, generateSummaries: true, exportFormats: ["json", "markdown"], ...over,
+    config: {},
+    generateSummaries: true,
+    exportFormats: ["json", "markdown"],
+    ...over,
   };
 }
 

@@ -19,14 +19,18 @@ function fakeServer(replies: Reply[]) {
   });
   return {
     seen,
-    start: () => new Promise<string>((resolve) => server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`))),
+    start: () =>
+      new Promise<string>((resolve) => server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`))),
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
 
 const ok = (tokens: number): Reply => ({
   status: 200,
-  body: { choices: [{ message: { content: "The room goes quiet.\nDana Okafor: We are not selling.\nMiles Brenner: Then show me the runway." } }], usage: { total_tokens: tokens } },
+  body: {
+    choices: [{ message: { content: "The room goes quiet.\nDana Okafor: We are not selling.\nMiles Brenner: Then show me the runway." } }],
+    usage: { total_tokens: tokens },
+  },
 });
 
 async function runAgainst(replies: Reply[], over: Parameters<typeof specFor>[1] = {}) {
@@ -92,7 +96,10 @@ describe("OpenAI engine against a fake server", () => {
   });
 
   it("says 'rate limited' with the status when 429s outlast the retries", async () => {
-    const { out, seen } = await runAgainst([{ status: 429, body: { error: { message: "You exceeded your current quota, please check your plan and billing details" } } }], { timepointCount: 1 });
+    const { out, seen } = await runAgainst(
+      [{ status: 429, body: { error: { message: "You exceeded your current quota, please check your plan and billing details" } } }],
+      { timepointCount: 1 },
+    );
     expect(seen).toHaveLength(3);
     expect(out).toMatchObject({ kind: "failed", retryable: true, errorMessage: "LLM provider error: HTTP 429 (rate limited) (gave up after 3 attempts)" });
   });
@@ -117,9 +124,15 @@ describe("OpenAI engine against a fake server", () => {
       requests++;
       req.resume();
     });
-    const baseUrl = await new Promise<string>((resolve) => server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`)));
+    const baseUrl = await new Promise<string>((resolve) =>
+      server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`)),
+    );
     try {
-      const engine = createEngine({ kind: "openai", openai: { baseUrl, apiKey: "k", model: "gpt-4o-mini", timeoutMs: 100, maxRetries: 1, retryBaseDelayMs: 1 }, prices: { "gpt-4o-mini": 0.6 } });
+      const engine = createEngine({
+        kind: "openai",
+        openai: { baseUrl, apiKey: "k", model: "gpt-4o-mini", timeoutMs: 100, maxRetries: 1, retryBaseDelayMs: 1 },
+        prices: { "gpt-4o-mini": 0.6 },
+      });
       const out = await engine.run(specFor("showcase/board_meeting", { timepointCount: 1 }), recordingCtx().ctx);
       expect(requests).toBe(2);
       expect(out).toMatchObject({ kind: "failed", steps: 0, tokens: 0, retryable: true });

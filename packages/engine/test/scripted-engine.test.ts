@@ -50,7 +50,9 @@ describe("ScriptedEngine exports", () => {
     const out = await new ScriptedEngine().run({ ...spec({ steps: 1 }), exportFormats: ["json", "markdown", "pdf"] }, c);
     if (out.kind !== "completed") throw new Error(out.kind);
     expect(out.exports.map((e) => [e.format, e.contentType])).toEqual([
-      ["json", "application/json"], ["markdown", "text/markdown"], ["pdf", "application/pdf"],
+      ["json", "application/json"],
+      ["markdown", "text/markdown"],
+      ["pdf", "application/pdf"],
     ]);
   });
 

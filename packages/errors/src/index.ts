@@ -40,7 +40,10 @@ export class AppError extends Error {
   readonly retryAfter: number | undefined;
   readonly headers: Record<string, string>;
 
-  constructor(readonly code: ErrorCode, opts: AppErrorOptions) {
+  constructor(
+    readonly code: ErrorCode,
+    opts: AppErrorOptions,
+  ) {
     super(opts.message);
     this.name = "AppError";
     this.status = ERROR_STATUS[code];

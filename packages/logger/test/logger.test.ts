@@ -8,7 +8,16 @@ function capture() {
   const lines: string[] = [];
   const logger = createLogger({ service: "test" });
   logger.clear();
-  logger.add(new winston.transports.Stream({ stream: new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } }) }));
+  logger.add(
+    new winston.transports.Stream({
+      stream: new Writable({
+        write(chunk, _enc, cb) {
+          lines.push(String(chunk));
+          cb();
+        },
+      }),
+    }),
+  );
   return { logger, lines };
 }
 
@@ -43,7 +52,10 @@ describe("logger", () => {
       process.stdout.write = original;
     }
     expect(writes).toHaveLength(1);
-    const lines = writes[0]!.trim().split("\n").map((l) => JSON.parse(l) as { i: number });
+    const lines = writes[0]!
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { i: number });
     expect(lines.map((l) => l.i)).toEqual(Array.from({ length: 50 }, (_, i) => i));
   });
 

@@ -132,7 +132,11 @@ export class ApiCallFlusher {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly counter: ApiCallCounter, private readonly intervalMs: number, private readonly onError: (err: unknown) => void) {}
+  constructor(
+    private readonly counter: ApiCallCounter,
+    private readonly intervalMs: number,
+    private readonly onError: (err: unknown) => void,
+  ) {}
 
   start(): void {
     this.timer = setInterval(() => void this.flushNow().catch(this.onError), this.intervalMs);

@@ -77,11 +77,12 @@ export class EventStream {
     for (const e of entries) pipeline.xadd(this.key, "*", "e", e.payload);
     pipeline.pexpire(this.key, STREAM_TTL_MS);
     pipeline.exec().then(
-      (results) => entries.forEach((e, i) => {
-        const err = results?.[i]?.[0];
-        if (err) e.reject(err);
-        else e.resolve();
-      }),
+      (results) =>
+        entries.forEach((e, i) => {
+          const err = results?.[i]?.[0];
+          if (err) e.reject(err);
+          else e.resolve();
+        }),
       (err) => entries.forEach((e) => e.reject(err)),
     );
   }
@@ -112,9 +113,8 @@ export class EventStream {
 
   /** New entries for this consumer, waiting up to `blockMs`; `from` "0": the ones it read and has not acknowledged. */
   async read(consumer: string, count: number, blockMs: number, from: ">" | "0" = ">"): Promise<StreamEntry[]> {
-    const res = (await this.redis.xreadgroup(
-      "GROUP", this.group, consumer, "COUNT", count, "BLOCK", blockMs, "STREAMS", this.key, from,
-    )) as [string, RawEntries][] | null;
+    const res = (await this.redis.xreadgroup("GROUP", this.group, consumer, "COUNT", count, "BLOCK", blockMs, "STREAMS", this.key, from)) as
+      [string, RawEntries][] | null;
     return res?.[0] ? parseEntries(res[0][1].filter((e) => e !== null && Array.isArray(e[1]))) : [];
   }
 
@@ -127,6 +127,10 @@ export class EventStream {
   /** Acknowledges and deletes applied entries, keeping the stream short. */
   async ack(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
-    await this.redis.multi().xack(this.key, this.group, ...ids).xdel(this.key, ...ids).exec();
+    await this.redis
+      .multi()
+      .xack(this.key, this.group, ...ids)
+      .xdel(this.key, ...ids)
+      .exec();
   }
 }

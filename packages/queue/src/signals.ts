@@ -92,11 +92,12 @@ export class StopSignals {
     };
     for (const c of calls) pipeline.simbatchStepBoundary(...c.args);
     void pipeline.exec().then(
-      (results) => calls.forEach((c, i) => {
-        const [err, v] = results?.[i] ?? [new Error("step boundary: no reply"), null];
-        if (err) c.reject(err);
-        else c.resolve(verdictOf(v));
-      }),
+      (results) =>
+        calls.forEach((c, i) => {
+          const [err, v] = results?.[i] ?? [new Error("step boundary: no reply"), null];
+          if (err) c.reject(err);
+          else c.resolve(verdictOf(v));
+        }),
       (err) => calls.forEach((c) => c.reject(err)),
     );
   }

@@ -23,7 +23,10 @@ export class SimulationQueue {
 
   private readonly wakeChannel: string;
 
-  constructor(private readonly connection: Redis, prefix: string) {
+  constructor(
+    private readonly connection: Redis,
+    prefix: string,
+  ) {
     this.queue = new Queue<RunSimulationPayload>(SIMULATIONS_QUEUE, { connection, prefix });
     this.wakeChannel = redisKeys(prefix).dispatchWake;
   }

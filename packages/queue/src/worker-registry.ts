@@ -13,7 +13,11 @@ export class WorkerRegistry {
 
   async heartbeat(workerId: string, concurrency: number, ttlMs: number): Promise<void> {
     // The hash lives as long as some worker beats: when the whole fleet is gone it expires.
-    await this.redis.multi().hset(this.key, workerId, `${concurrency}:${Date.now() + ttlMs}`).pexpire(this.key, ttlMs).exec();
+    await this.redis
+      .multi()
+      .hset(this.key, workerId, `${concurrency}:${Date.now() + ttlMs}`)
+      .pexpire(this.key, ttlMs)
+      .exec();
   }
 
   async remove(workerId: string): Promise<void> {

@@ -39,8 +39,10 @@ async function main(): Promise<void> {
   const db = createDb({ url: env.DATABASE_URL, poolSize: 2 });
   try {
     let out: unknown;
-    if (noun === "users" && verb === "create") out = (await upsertUser(db, values.id ?? fail("--id is required"), values.tier === undefined ? null : tierOf(values.tier))).user;
-    else if (noun === "users" && verb === "update") out = await updateUserTier(db, values.id ?? fail("--id is required"), tierOf(values.tier ?? fail("--tier is required")));
+    if (noun === "users" && verb === "create")
+      out = (await upsertUser(db, values.id ?? fail("--id is required"), values.tier === undefined ? null : tierOf(values.tier))).user;
+    else if (noun === "users" && verb === "update")
+      out = await updateUserTier(db, values.id ?? fail("--id is required"), tierOf(values.tier ?? fail("--tier is required")));
     else if (noun === "keys" && verb === "create") out = await createApiKey(db, values.user ?? fail("--user is required"), values.name ?? null);
     else if (noun === "keys" && verb === "revoke") {
       await revokeApiKey(db, arg ?? fail("KEY_ID is required"));

@@ -2,7 +2,8 @@ import { AppError, validationError } from "@simbatch/errors";
 import type { ErrorRequestHandler, Response } from "express";
 import { locals } from "./request-context.ts";
 
-const UNAVAILABLE = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|Connection terminated|connection is closed|Can't reach database|Stream isn't writeable|MaxRetriesPerRequest|Connection is closed|P1001|P1017|timeout exceeded when trying to connect|ServiceUnavailable/i;
+const UNAVAILABLE =
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|Connection terminated|connection is closed|Can't reach database|Stream isn't writeable|MaxRetriesPerRequest|Connection is closed|P1001|P1017|timeout exceeded when trying to connect|ServiceUnavailable/i;
 
 /** Postgres or Redis being down is a 503, not a bug. */
 function isUnavailable(err: unknown): boolean {
@@ -17,7 +18,8 @@ function toAppError(err: unknown): AppError | null {
   if (e?.type === "entity.too.large") return new AppError("PayloadTooLarge", { message: `Request body exceeds the limit of ${e.limit} bytes` });
   if (e?.type === "entity.parse.failed") return validationError([{ path: "", message: "Malformed JSON body" }]);
   if (e?.status && e.status >= 400 && e.status < 500) return new AppError("ValidationError", { message: "Invalid request", detail: [] });
-  if (isUnavailable(err)) return new AppError("ServiceUnavailable", { message: "A backing service (Postgres or Redis) is unavailable; nothing was changed, try again shortly" });
+  if (isUnavailable(err))
+    return new AppError("ServiceUnavailable", { message: "A backing service (Postgres or Redis) is unavailable; nothing was changed, try again shortly" });
   return null;
 }
 

@@ -39,7 +39,12 @@ export function startUsageCounting(opts: UsageCountingOptions): { counter: ApiCa
  * `refuse: false` (the usage routes) the call is counted but never refused, so a
  * client over its quota can still see why.
  */
-export function apiCallQuota(counter: ApiCallCounter, limits: Record<Tier, TierLimits>, clock: Clock, opts: { refuse: boolean } = { refuse: true }): RequestHandler {
+export function apiCallQuota(
+  counter: ApiCallCounter,
+  limits: Record<Tier, TierLimits>,
+  clock: Clock,
+  opts: { refuse: boolean } = { refuse: true },
+): RequestHandler {
   return (_req, res, next) => {
     const u = user(res);
     const now = clock.now();
@@ -48,11 +53,13 @@ export function apiCallQuota(counter: ApiCallCounter, limits: Record<Tier, TierL
       .consume(u.id, periodOf(now), opts.refuse ? limit : -1)
       .then((r) => {
         if (r.allowed) return next();
-        next(new AppError("QuotaExceeded", {
-          message: `API call quota exceeded: ${r.used} of ${limit} calls used this period`,
-          fields: { api_calls_used: r.used, api_calls_limit: limit },
-          retryAfter: secondsToNextPeriod(now),
-        }));
+        next(
+          new AppError("QuotaExceeded", {
+            message: `API call quota exceeded: ${r.used} of ${limit} calls used this period`,
+            fields: { api_calls_used: r.used, api_calls_limit: limit },
+            retryAfter: secondsToNextPeriod(now),
+          }),
+        );
       })
       .catch(next);
   };
@@ -88,11 +95,13 @@ export function perUserRateLimit(opts: RateLimitOptions): RequestHandler {
       const info = (req as Request as AugmentedRequest).rateLimit;
       const reset = info?.resetTime?.getTime() ?? Date.now() + 60_000;
       const limit = opts.limits[u.tier].ratePerMinute;
-      next(new AppError("RateLimitExceeded", {
-        message: `Rate limit exceeded: the ${u.tier} tier allows ${limit} requests per minute`,
-        fields: { tier: u.tier, limit },
-        retryAfter: Math.max(1, Math.ceil((reset - Date.now()) / 1000)),
-      }));
+      next(
+        new AppError("RateLimitExceeded", {
+          message: `Rate limit exceeded: the ${u.tier} tier allows ${limit} requests per minute`,
+          fields: { tier: u.tier, limit },
+          retryAfter: Math.max(1, Math.ceil((reset - Date.now()) / 1000)),
+        }),
+      );
     },
   });
 }

@@ -24,7 +24,11 @@ export function requestContext(logger: Logger): RequestHandler {
     res.on("finish", () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       locals(res).log.info("request", {
-        method: req.method, path: req.path, status: res.statusCode, duration_ms: Math.round(ms * 10) / 10, user_id: locals(res).user?.id,
+        method: req.method,
+        path: req.path,
+        status: res.statusCode,
+        duration_ms: Math.round(ms * 10) / 10,
+        user_id: locals(res).user?.id,
       });
     });
     next();

@@ -19,11 +19,14 @@ export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = { headersTimeoutMs: 10_000, r
  */
 export function createHttpServer(app: RequestListener, t: HttpTimeouts = DEFAULT_HTTP_TIMEOUTS): Server {
   const headersTimeout = Math.min(t.headersTimeoutMs, t.requestTimeoutMs);
-  const server = createServer({
-    headersTimeout,
-    requestTimeout: t.requestTimeoutMs,
-    connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(headersTimeout / 4))),
-  }, app);
+  const server = createServer(
+    {
+      headersTimeout,
+      requestTimeout: t.requestTimeoutMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(headersTimeout / 4))),
+    },
+    app,
+  );
   server.keepAliveTimeout = t.keepAliveTimeoutMs;
   return server;
 }

@@ -7,7 +7,10 @@ import type { ApiDeps } from "../deps.ts";
 import { locals } from "../http/request-context.ts";
 import { parse } from "../http/validate.ts";
 
-const tier = z.string().transform((s) => s.toLowerCase()).pipe(z.enum(TIERS));
+const tier = z
+  .string()
+  .transform((s) => s.toLowerCase())
+  .pipe(z.enum(TIERS));
 export const CreateUserSchema = z.object({
   user_id: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, "must be 1-64 characters of letters, digits, . _ @ -"),
   tier: tier.nullish(),
@@ -21,7 +24,10 @@ export const UsageAdjustmentSchema = z
     api_calls: count.nullish(),
     simulations: count.nullish(),
     // Whole micro-dollars only, so the ledger stays exact.
-    cost_usd: z.number().min(-1_000_000).max(1_000_000)
+    cost_usd: z
+      .number()
+      .min(-1_000_000)
+      .max(1_000_000)
       .refine((n) => Math.abs(n * 1e6 - Math.round(n * 1e6)) < 1e-6, "at most 6 decimals")
       .nullish(),
     tokens: count.nullish(),

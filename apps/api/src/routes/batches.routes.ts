@@ -1,7 +1,19 @@
 import { BatchReportQuerySchema, CancelBatchRequestSchema, CreateBatchRequestSchema, ListBatchesQuerySchema } from "@simbatch/contracts";
 import {
-  admitBatch, admittedBatchView, batchJobs, batchReport, batchReportCsv, batchResultLines, batchStats, cancelBatch, getBatchView, listBatches,
-  loadOwnedBatch, reportMarkdown, resolveSimulation, type ResolvedSimulation,
+  admitBatch,
+  admittedBatchView,
+  batchJobs,
+  batchReport,
+  batchReportCsv,
+  batchResultLines,
+  batchStats,
+  cancelBatch,
+  getBatchView,
+  listBatches,
+  loadOwnedBatch,
+  reportMarkdown,
+  resolveSimulation,
+  type ResolvedSimulation,
 } from "@simbatch/core";
 import { validationError, type FieldIssue } from "@simbatch/errors";
 import type { RequestHandler, Response } from "express";

@@ -15,7 +15,9 @@ export function healthHandlers(deps: ApiDeps) {
   const ready: RequestHandler = async (_req, res) => {
     const [pg, redis] = await Promise.allSettled([within(deps.db.$queryRaw`SELECT 1`, 2000), within(deps.redis.ping(), 2000)]);
     const checks = { postgres: pg.status === "fulfilled" ? "ok" : "down", redis: redis.status === "fulfilled" ? "ok" : "down" };
-    const down = Object.entries(checks).filter(([, v]) => v === "down").map(([k]) => k);
+    const down = Object.entries(checks)
+      .filter(([, v]) => v === "down")
+      .map(([k]) => k);
     if (down.length === 0) return res.json({ status: "ready", checks });
     res.status(503).json({
       error: "ServiceUnavailable",

@@ -1,8 +1,22 @@
 import type { SimulationResultPayload } from "../types.ts";
 
-interface MdTimepoint { label?: string; act?: string; narrative?: string; events?: { description: string }[] }
-interface MdEntity { name?: string; role?: string; goal?: string; entity_id?: string }
-interface MdBranch { branch_id: string; decision: string; timepoints?: MdTimepoint[] }
+interface MdTimepoint {
+  label?: string;
+  act?: string;
+  narrative?: string;
+  events?: { description: string }[];
+}
+interface MdEntity {
+  name?: string;
+  role?: string;
+  goal?: string;
+  entity_id?: string;
+}
+interface MdBranch {
+  branch_id: string;
+  decision: string;
+  timepoints?: MdTimepoint[];
+}
 
 const str = (v: unknown): string => (v === null || v === undefined ? "" : String(v));
 

@@ -27,8 +27,26 @@ function writeLine(doc: PDFKit.PDFDocument, raw: string): void {
   }
   if (raw.startsWith("|---")) return;
   const text = raw.replace(/\*\*?|_/g, "").replace(/^> /, "");
-  if (raw.startsWith("- ")) doc.font("Helvetica").fontSize(10).text(`•  ${text.slice(2)}`, { indent: 10 });
-  else if (raw.startsWith("|")) doc.font("Helvetica").fontSize(9.5).text(text.split("|").map((c) => c.trim()).filter(Boolean).join("  ·  "));
+  if (raw.startsWith("- "))
+    doc
+      .font("Helvetica")
+      .fontSize(10)
+      .text(`•  ${text.slice(2)}`, { indent: 10 });
+  else if (raw.startsWith("|"))
+    doc
+      .font("Helvetica")
+      .fontSize(9.5)
+      .text(
+        text
+          .split("|")
+          .map((c) => c.trim())
+          .filter(Boolean)
+          .join("  ·  "),
+      );
   else if (text.trim() === "") doc.moveDown(0.3);
-  else doc.font(raw.startsWith("*") ? "Helvetica-Oblique" : "Helvetica").fontSize(10).text(text);
+  else
+    doc
+      .font(raw.startsWith("*") ? "Helvetica-Oblique" : "Helvetica")
+      .fontSize(10)
+      .text(text);
 }

@@ -19,8 +19,11 @@ export async function renderExports(result: SimulationResultPayload, formats: re
 
 async function render(result: SimulationResultPayload, format: ExportFormat): Promise<Buffer> {
   switch (format) {
-    case "json": return Buffer.from(JSON.stringify(result, null, 2));
-    case "markdown": return Buffer.from(renderMarkdown(result));
-    case "pdf": return renderPdf(renderMarkdown(result), typeof result["title"] === "string" ? result["title"] : "Simulation result");
+    case "json":
+      return Buffer.from(JSON.stringify(result, null, 2));
+    case "markdown":
+      return Buffer.from(renderMarkdown(result));
+    case "pdf":
+      return renderPdf(renderMarkdown(result), typeof result["title"] === "string" ? result["title"] : "Simulation result");
   }
 }

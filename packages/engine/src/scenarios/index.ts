@@ -8,12 +8,67 @@ export type { CastMember, Scenario } from "./types.ts";
 
 export const SCENARIOS: Readonly<Record<string, Scenario>> = { ...SHOWCASE_A, ...SHOWCASE_B, ...PERSONA };
 
-const FIRST = ["Ada", "Bram", "Cleo", "Dmitri", "Esme", "Farid", "Greta", "Hugo", "Isla", "Jonah", "Kira", "Luca", "Mina", "Nils", "Odile", "Pavel", "Rhea", "Soren", "Talia", "Uri"];
-const LAST = ["Abbott", "Baptiste", "Castell", "Dunmore", "Ekwueme", "Fontaine", "Gallo", "Hirsch", "Ibarra", "Jansen", "Kowal", "Lindgren", "Mbeki", "Novak", "Okada", "Pereira"];
+const FIRST = [
+  "Ada",
+  "Bram",
+  "Cleo",
+  "Dmitri",
+  "Esme",
+  "Farid",
+  "Greta",
+  "Hugo",
+  "Isla",
+  "Jonah",
+  "Kira",
+  "Luca",
+  "Mina",
+  "Nils",
+  "Odile",
+  "Pavel",
+  "Rhea",
+  "Soren",
+  "Talia",
+  "Uri",
+];
+const LAST = [
+  "Abbott",
+  "Baptiste",
+  "Castell",
+  "Dunmore",
+  "Ekwueme",
+  "Fontaine",
+  "Gallo",
+  "Hirsch",
+  "Ibarra",
+  "Jansen",
+  "Kowal",
+  "Lindgren",
+  "Mbeki",
+  "Novak",
+  "Okada",
+  "Pereira",
+];
 const TRAITS = ["cautious", "ambitious", "loyal", "skeptical", "generous", "proud", "curious", "stubborn", "calm", "restless"];
 
 /** Words worth talking about in a free-form description: long, not filler. */
-const STOP = new Set(["about", "after", "their", "there", "which", "while", "would", "should", "could", "between", "where", "these", "those", "other", "under", "being"]);
+const STOP = new Set([
+  "about",
+  "after",
+  "their",
+  "there",
+  "which",
+  "while",
+  "would",
+  "should",
+  "could",
+  "between",
+  "where",
+  "these",
+  "those",
+  "other",
+  "under",
+  "being",
+]);
 function keywords(text: string): string[] {
   const words = text.toLowerCase().match(/[a-z][a-z-]{4,}/g) ?? [];
   return [...new Set(words.filter((w) => !STOP.has(w)))].slice(0, 6);
@@ -23,9 +78,14 @@ function keywords(text: string): string[] {
 export function genericScenario(description: string): Scenario {
   const words = keywords(description);
   const topics = words.length >= 2 ? words.map((w) => `the ${w}`) : ["the plan", "the risks", "the timeline", "the budget"];
-  const short = description.trim().replace(/\s+/g, " ").slice(0, 80).replace(/[.!?]+$/, "");
+  const short = description
+    .trim()
+    .replace(/\s+/g, " ")
+    .slice(0, 80)
+    .replace(/[.!?]+$/, "");
   return scenario({
-    title: short.length > 0 ? short : "Open Scenario", setting: "the place where the described events unfold",
+    title: short.length > 0 ? short : "Open Scenario",
+    setting: "the place where the described events unfold",
     question: `going ahead with ${topics[0]}`,
     cast: cast(
       "Avery Lane|lead|carry the plan through|driven,open|0.6",
@@ -34,8 +94,10 @@ export function genericScenario(description: string): Scenario {
       "Riley Stone|outsider|get a fair hearing|independent,wary|-0.2",
       "Casey Nguyen|mediator|find a middle way|patient,fair|0.0",
     ),
-    topics, incidents: [`News about ${topics[0]} changes the picture.`, `A deadline on ${topics[1] ?? topics[0]} moves closer.`, "An unexpected ally speaks up."],
-    endState: `the group settles its course on ${topics[0]}`, talk: 3,
+    topics,
+    incidents: [`News about ${topics[0]} changes the picture.`, `A deadline on ${topics[1] ?? topics[0]} moves closer.`, "An unexpected ally speaks up."],
+    endState: `the group settles its course on ${topics[0]}`,
+    talk: 3,
   });
 }
 
@@ -55,7 +117,9 @@ export function castFor(sc: Scenario, count: number, seed: number): CastMember[]
     used.add(name);
     const role = pick(rng, sc.extraRoles);
     members.push({
-      name, role, goal: `have a say on ${pick(rng, sc.topics)}`,
+      name,
+      role,
+      goal: `have a say on ${pick(rng, sc.topics)}`,
       traits: [pick(rng, TRAITS), pick(rng, TRAITS)].filter((t, i, a) => a.indexOf(t) === i),
       stance: Math.round((rng() * 2 - 1) * 10) / 10,
     });

@@ -14,11 +14,18 @@ const NEGOTIATORS = cast(
 
 const negotiation = (title: string, talk: number): Scenario =>
   scenario({
-    title, setting: "a county hall during a drought", question: "signing the water-sharing compact",
+    title,
+    setting: "a county hall during a drought",
+    question: "signing the water-sharing compact",
     cast: NEGOTIATORS,
     topics: ["the allocation formula", "the drought forecast", "senior water rights", "the river's minimum flow", "enforcement"],
-    incidents: ["The reservoir level report comes in lower than feared.", "A farmers' protest gathers outside.", "The governor's office calls for a deal by Friday."],
-    endState: "the compact is signed with a drought clause", talk,
+    incidents: [
+      "The reservoir level report comes in lower than feared.",
+      "A farmers' protest gathers outside.",
+      "The governor's office calls for a deal by Friday.",
+    ],
+    endState: "the compact is signed with a drought clause",
+    talk,
   });
 
 export const PERSONA: Record<string, Scenario> = {
@@ -26,7 +33,8 @@ export const PERSONA: Record<string, Scenario> = {
   "convergence/standard": negotiation("Convergence: Standard", 2),
   "convergence/comprehensive": negotiation("Convergence: Comprehensive", 2),
   "persona/agent1_regulatory_stress": scenario({
-    title: "Regulatory Stress", setting: "a bank's compliance floor during an audit",
+    title: "Regulatory Stress",
+    setting: "a bank's compliance floor during an audit",
     question: "self-reporting the control failures",
     cast: cast(
       "Ruth Adler|chief compliance officer|pass the audit honestly|principled,strained|0.6",
@@ -36,10 +44,12 @@ export const PERSONA: Record<string, Scenario> = {
     ),
     topics: ["the trade surveillance gaps", "the risk limits", "the remediation plan", "the audit trail", "the capital buffer"],
     incidents: ["An exception report goes missing.", "The examiner requests chat logs.", "A risk limit is breached overnight."],
-    endState: "the bank fails the audit and faces a consent order", talk: 4,
+    endState: "the bank fails the audit and faces a consent order",
+    talk: 4,
   }),
   "persona/agent2_mission_failure": scenario({
-    title: "Mission Failure", setting: "a satellite operations center after a critical fault",
+    title: "Mission Failure",
+    setting: "a satellite operations center after a critical fault",
     question: "attempting the risky recovery burn",
     cast: cast(
       "Tess Moreno|flight director|save the spacecraft|decisive,calm|0.5",
@@ -49,10 +59,13 @@ export const PERSONA: Record<string, Scenario> = {
     ),
     topics: ["the attitude control fault", "the fuel margin", "the communication window", "the backup thruster", "the agency review"],
     incidents: ["Telemetry drops out for four minutes.", "The backup thruster reports a pressure spike.", "The agency asks for a decision within the hour."],
-    endState: "the spacecraft is stabilized in a lower orbit", talk: 1, alternatives: 1,
+    endState: "the spacecraft is stabilized in a lower orbit",
+    talk: 1,
+    alternatives: 1,
   }),
   "persona/agent3_litigation_discovery": scenario({
-    title: "Litigation Discovery", setting: "two law firms' document rooms",
+    title: "Litigation Discovery",
+    setting: "two law firms' document rooms",
     question: "settling before trial",
     cast: cast(
       "Alicia Ford|plaintiff's lead counsel|find the smoking gun|relentless,sharp|-0.5",
@@ -62,10 +75,12 @@ export const PERSONA: Record<string, Scenario> = {
     ),
     topics: ["the email archive", "privilege claims", "the deposition schedule", "the damages model", "the protective order"],
     incidents: ["A misfiled box of documents turns up.", "The judge grants a motion to compel.", "A witness's deposition is postponed."],
-    endState: "the case settles on the eve of trial", talk: 4,
+    endState: "the case settles on the eve of trial",
+    talk: 4,
   }),
   "persona/agent3_litigation_portal": scenario({
-    title: "Litigation Post-Mortem", setting: "a law firm reviewing a lost verdict",
+    title: "Litigation Post-Mortem",
+    setting: "a law firm reviewing a lost verdict",
     question: "taking the case to trial",
     cast: cast(
       "Alicia Ford|lead counsel|understand the loss|relentless,sharp|0.6",
@@ -75,10 +90,12 @@ export const PERSONA: Record<string, Scenario> = {
     ),
     topics: ["the expert testimony", "the jury selection", "the excluded exhibit", "the closing argument", "the settlement offer"],
     incidents: ["An exhibit is excluded on a technicality.", "The expert wilts under cross-examination.", "A settlement offer expires."],
-    endState: "the jury returns a verdict for the defense", talk: 11,
+    endState: "the jury returns a verdict for the defense",
+    talk: 11,
   }),
   "persona/agent4_elk_migration": scenario({
-    title: "Elk Migration", setting: "a mountain valley and its winter range",
+    title: "Elk Migration",
+    setting: "a mountain valley and its winter range",
     question: "opening the ranch corridor to the herd",
     cast: cast(
       "Lead Cow|matriarch of the elk herd|reach the winter range|wary,enduring|0.8",
@@ -89,6 +106,7 @@ export const PERSONA: Record<string, Scenario> = {
     topics: ["the snow line", "the hay fields", "the migration corridor", "the calving grounds", "the wolf count"],
     incidents: ["An early snow closes the high pass.", "A fence goes down along the creek.", "The calving grounds green up early."],
     endState: "the herd winters in the valley with the corridor half open",
-    phases: ["spring calving", "summer high country", "autumn rut", "winter range"], talk: 4,
+    phases: ["spring calving", "summer high country", "autumn rut", "winter range"],
+    talk: 4,
   }),
 };

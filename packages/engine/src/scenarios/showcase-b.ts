@@ -3,7 +3,8 @@ import { cast, scenario, type Scenario } from "./types.ts";
 /** Scenarios of the second half of the showcase catalog. */
 export const SHOWCASE_B: Record<string, Scenario> = {
   "showcase/vc_pitch_roadshow": scenario({
-    title: "Fundraising Roadshow", setting: "a week of investor offices, cafes and video calls",
+    title: "Fundraising Roadshow",
+    setting: "a week of investor offices, cafes and video calls",
     question: "closing the round at the asking valuation",
     cast: cast(
       "Nadia Farouk|founder|close the round by Friday|charismatic,intense|0.9",
@@ -13,11 +14,18 @@ export const SHOWCASE_B: Record<string, Scenario> = {
       "Tom Achebe|growth investor|buy in at a fair price|methodical,patient|-0.1",
     ),
     topics: ["the valuation", "the pipeline", "the hiring plan", "the lead investor", "the closing date"],
-    incidents: ["A term sheet arrives from an unexpected fund.", "A press leak inflates expectations.", "A meeting is cancelled at the last minute.", "The market dips on Tuesday."],
-    endState: "the round closes slightly under the asking valuation", talk: 4,
+    incidents: [
+      "A term sheet arrives from an unexpected fund.",
+      "A press leak inflates expectations.",
+      "A meeting is cancelled at the last minute.",
+      "The market dips on Tuesday.",
+    ],
+    endState: "the round closes slightly under the asking valuation",
+    talk: 4,
   }),
   "showcase/vc_pitch_strategies": scenario({
-    title: "Pitch Strategies", setting: "a rehearsal room before the partner meeting",
+    title: "Pitch Strategies",
+    setting: "a rehearsal room before the partner meeting",
     question: "leading with the traction numbers",
     cast: cast(
       "Nadia Farouk|founder|open with the vision|charismatic,intense|-0.4",
@@ -27,10 +35,13 @@ export const SHOWCASE_B: Record<string, Scenario> = {
     ),
     topics: ["the opening slide", "the traction chart", "the founder story", "the market sizing", "the ask"],
     incidents: ["The mock partner interrupts on slide two.", "A fresh metric comes in from the dashboard.", "The clock runs out mid-answer."],
-    endState: "the team opens with traction and closes with the vision", talk: 6, alternatives: 3,
+    endState: "the team opens with traction and closes with the vision",
+    talk: 6,
+    alternatives: 3,
   }),
   "showcase/hound_shadow_directorial": scenario({
-    title: "The Hound in the Shadow", setting: "a manor on a fog-bound moor",
+    title: "The Hound in the Shadow",
+    setting: "a manor on a fog-bound moor",
     question: "believing the family curse is real",
     cast: cast(
       "Sir Henry Ashcombe|heir to the manor|survive his first winter on the moor|brave,naive|0.3",
@@ -40,11 +51,18 @@ export const SHOWCASE_B: Record<string, Scenario> = {
       "Beryl Garcia|Stapleton's companion|escape her situation|frightened,brave|-0.2",
     ),
     topics: ["the legend", "the footprints on the moor", "the escaped convict", "the lights in the window", "the will"],
-    incidents: ["A howl carries across the moor at midnight.", "A boot goes missing from the hotel.", "A signal light flashes from the manor window.", "A body is found below the tor."],
-    endState: "the hound is shot on the moor and the plot unmasked", talk: 2,
+    incidents: [
+      "A howl carries across the moor at midnight.",
+      "A boot goes missing from the hotel.",
+      "A signal light flashes from the manor window.",
+      "A body is found below the tor.",
+    ],
+    endState: "the hound is shot on the moor and the plot unmasked",
+    talk: 2,
   }),
   "showcase/mars_mission_portal": scenario({
-    title: "Mars Mission Post-Mortem", setting: "mission control and the crew habitat of Ares IV",
+    title: "Mars Mission Post-Mortem",
+    setting: "mission control and the crew habitat of Ares IV",
     question: "going ahead with the landing window",
     cast: cast(
       "Commander Ines Vale|mission commander|bring the crew home|calm,decisive|0.5",
@@ -53,11 +71,18 @@ export const SHOWCASE_B: Record<string, Scenario> = {
       "Raj Iyer|propulsion engineer|get the data heard|brilliant,overlooked|-0.7",
     ),
     topics: ["the heat shield data", "the landing window", "crew fatigue", "the budget review", "the sensor anomaly"],
-    incidents: ["A sensor reports an out-of-range temperature.", "Headquarters moves the review forward.", "The dust storm forecast changes.", "A test result is filed late."],
-    endState: "the lander is lost on descent and the crew aborts to orbit", talk: 8,
+    incidents: [
+      "A sensor reports an out-of-range temperature.",
+      "Headquarters moves the review forward.",
+      "The dust storm forecast changes.",
+      "A test result is filed late.",
+    ],
+    endState: "the lander is lost on descent and the crew aborts to orbit",
+    talk: 8,
   }),
   "showcase/castaway_colony_branching": scenario({
-    title: "Castaway Colony", setting: "a storm-wrecked island with one spring and a ruined lighthouse",
+    title: "Castaway Colony",
+    setting: "a storm-wrecked island with one spring and a ruined lighthouse",
     question: "moving the camp to the lighthouse",
     cast: cast(
       "Ruth Okonkwo|ship's officer|keep everyone alive|calm,commanding|0.4",
@@ -73,10 +98,13 @@ export const SHOWCASE_B: Record<string, Scenario> = {
     ),
     topics: ["the water supply", "the food stores", "the signal fire", "the lighthouse", "who leads"],
     incidents: ["A storm tears the tarp shelter apart.", "A ship's light is seen on the horizon.", "The spring runs muddy.", "Someone steals from the stores."],
-    endState: "the colony splits between the beach and the lighthouse", talk: 4, alternatives: 3,
+    endState: "the colony splits between the beach and the lighthouse",
+    talk: 4,
+    alternatives: 3,
   }),
   "showcase/sec_investigation": scenario({
-    title: "Securities Investigation", setting: "a regulator's conference room and a law firm's war room",
+    title: "Securities Investigation",
+    setting: "a regulator's conference room and a law firm's war room",
     question: "settling the insider-trading charges",
     cast: cast(
       "Claire Dubois|enforcement attorney|prove the trade was informed|tenacious,formal|-0.5",
@@ -86,10 +114,12 @@ export const SHOWCASE_B: Record<string, Scenario> = {
     ),
     topics: ["the trade timing", "the phone records", "the earnings call", "the options grant", "the settlement terms"],
     incidents: ["A subpoenaed email surfaces.", "The broker changes his story.", "The company restates earnings.", "A journalist calls for comment."],
-    endState: "the executive settles and resigns", talk: 4,
+    endState: "the executive settles and resigns",
+    talk: 4,
   }),
   "showcase/grant_review_panel": scenario({
-    title: "Grant Review Panel", setting: "a foundation's review room with the proposals on the table",
+    title: "Grant Review Panel",
+    setting: "a foundation's review room with the proposals on the table",
     question: "funding the bold proposal",
     cast: cast(
       "Prof. Ada Whitcombe|panel chair|fund work that lasts|measured,demanding|0.1",
@@ -100,10 +130,13 @@ export const SHOWCASE_B: Record<string, Scenario> = {
     ),
     topics: ["the preliminary data", "the budget", "the team's record", "the risk", "the broader impact"],
     incidents: ["A reviewer discloses a conflict of interest.", "The applicant's new paper is accepted.", "The budget line is cut by a fifth."],
-    endState: "the proposal is funded at a reduced budget", talk: 2, alternatives: 1,
+    endState: "the proposal is funded at a reduced budget",
+    talk: 2,
+    alternatives: 1,
   }),
   "showcase/crisis_response": scenario({
-    title: "Crisis Response", setting: "a company's incident room the morning a data breach goes public",
+    title: "Crisis Response",
+    setting: "a company's incident room the morning a data breach goes public",
     question: "disclosing the breach in full today",
     cast: cast(
       "Olivia Grant|CEO|protect the company's reputation|composed,guarded|-0.3",
@@ -113,6 +146,7 @@ export const SHOWCASE_B: Record<string, Scenario> = {
     ),
     topics: ["customer notification", "the regulator's deadline", "the press statement", "the attacker's access", "the share price"],
     incidents: ["A reporter publishes the first story.", "Forensics finds a second compromised server.", "The regulator calls for a briefing."],
-    endState: "the company discloses in full and the CEO apologizes on air", talk: 3,
+    endState: "the company discloses in full and the CEO apologizes on air",
+    talk: 3,
   }),
 };

@@ -41,8 +41,7 @@ export function cast(...rows: string[]): CastMember[] {
   });
 }
 
-type ScenarioInput = Omit<Scenario, "talk" | "alternatives" | "extraRoles"> &
-  Partial<Pick<Scenario, "talk" | "alternatives" | "extraRoles">>;
+type ScenarioInput = Omit<Scenario, "talk" | "alternatives" | "extraRoles"> & Partial<Pick<Scenario, "talk" | "alternatives" | "extraRoles">>;
 
 export const scenario = (s: ScenarioInput): Scenario => ({
   talk: 3,
