@@ -180,7 +180,10 @@ export async function claimJobs(db: Db, jobIds: string[], maxAttempts = DEFAULT_
       FROM claimed c WHERE c.prev_status = 'RUNNING' AND (c.attempt_cost > 0 OR c.attempt_tokens > 0)
       ON CONFLICT (job_id, attempt) DO NOTHING
     ), started AS (
-      UPDATE batches b SET status = 'RUNNING', started_at = COALESCE(b.started_at, now())
+      -- A batch starts with its first job: a job an earlier claim started (its batch row was
+      -- locked then, so that claim skipped it) may predate this statement.
+      UPDATE batches b SET status = 'RUNNING', started_at = CASE WHEN b.started_at IS NOT NULL THEN b.started_at
+        ELSE LEAST(now(), (SELECT min(j.started_at) FROM simulation_jobs j WHERE j.batch_id = b.id)) END
       WHERE b.id IN (
         SELECT p.id FROM batches p
         WHERE p.id IN (SELECT c.batch_id FROM claimed c WHERE c.batch_id IS NOT NULL) AND p.status = 'PENDING'
