@@ -1,4 +1,4 @@
-import { wireCore, type Wired } from "@simbatch/core";
+import { wireCore, type Wired } from "@simbatch/runtime";
 import { ReconcilerRuntime } from "@simbatch/reconciler";
 import { maxOverlap, Stack, scripted } from "../support/stack.ts";
 

@@ -1,6 +1,6 @@
 import request from "supertest";
 import { buildGates, createApp, startUsageCounting } from "@simbatch/api";
-import { wireCore, type Wired } from "@simbatch/core";
+import { wireCore, type Wired } from "@simbatch/runtime";
 import { Stack, scripted, FINAL_JOB } from "../support/stack.ts";
 
 /**

@@ -1,6 +1,6 @@
 import type { Express } from "express";
 import request from "supertest";
-import { buildGates, createApp, startUsageCounting, type ApiDeps } from "@simbatch/api";
+import { wireApi, type ApiDeps } from "@simbatch/api";
 import type { ApiCallFlusher } from "@simbatch/queue";
 import { ReconcilerRuntime } from "@simbatch/reconciler";
 import { WorkerRuntime } from "@simbatch/worker";
@@ -54,25 +54,16 @@ export class Stack {
     return this;
   }
 
-  /** Wires the API as main.ts does: counter, flusher, gates, app. */
+  /** Wires the API as main.ts does (wireApi). */
   private buildApp(): void {
-    const core = this.env.core;
-    const { counter, flusher } = startUsageCounting({
-      db: core.db,
-      redis: core.redis,
-      redisPrefix: this.env.prefix,
-      logger: core.logger,
+    const { app, deps, flusher } = wireApi(this.env.core, {
+      config: { adminToken: this.opts.adminToken, maxBodyBytes: 64 * 1024 },
       flushIntervalMs: this.opts.flushIntervalMs ?? 60_000,
-    });
-    const gates = buildGates({
-      limits: core.limits,
-      redis: core.redis,
-      redisPrefix: this.env.prefix,
       rateLimitEnabled: this.opts.rateLimitEnabled ?? false,
     });
     this.flusher = flusher;
-    this.deps = { ...core, config: { adminToken: this.opts.adminToken, maxBodyBytes: 64 * 1024 }, apiCalls: counter, gates };
-    this.app = createApp(this.deps);
+    this.deps = deps;
+    this.app = app;
   }
 
   /** A new API instance on the same database and Redis, as after a restart; the old one flushes on its way out. */

@@ -1,39 +1,23 @@
 import { ApiEnvSchemaChecked, loadEnvOrExit } from "@simbatch/config";
-import { wireFromEnv } from "@simbatch/core";
 import { waitReady } from "@simbatch/queue";
-import { onShutdown, runRole } from "@simbatch/runtime";
-import { createApp } from "./app.ts";
-import { buildGates, startUsageCounting } from "./http/gates.ts";
+import { onShutdown, runRole, wireFromEnv } from "@simbatch/runtime";
+import { wireApi } from "./wiring.ts";
 import { createHttpServer } from "./http/server.ts";
 
 async function main(): Promise<void> {
   const env = loadEnvOrExit(ApiEnvSchemaChecked, "api");
   const core = wireFromEnv(env, process.env, "api", "producer");
-  const { logger, limits } = core;
+  const { logger } = core;
   // The rate-limit store loads its Lua scripts at construction; the producer connection refuses commands until ready.
   await waitReady(core.redis, 10_000);
-  const { counter, flusher } = startUsageCounting({
-    db: core.db,
-    redis: core.redis,
-    redisPrefix: env.REDIS_PREFIX,
-    logger,
-    flushIntervalMs: env.USAGE_FLUSH_INTERVAL_MS,
-  });
-  const gates = buildGates({
-    limits,
-    redis: core.redis,
-    redisPrefix: env.REDIS_PREFIX,
-    rateLimitEnabled: env.RATE_LIMIT_ENABLED,
-  });
-  const app = createApp({
-    ...core,
+  const { app, flusher } = wireApi(core, {
     config: {
       adminToken: env.ADMIN_TOKEN,
       maxBodyBytes: env.MAX_BODY_BYTES,
       adminAuth: { maxFailures: env.ADMIN_AUTH_MAX_FAILURES, windowMs: env.ADMIN_AUTH_WINDOW_MS },
     },
-    apiCalls: counter,
-    gates,
+    flushIntervalMs: env.USAGE_FLUSH_INTERVAL_MS,
+    rateLimitEnabled: env.RATE_LIMIT_ENABLED,
   });
   const server = createHttpServer(app, {
     headersTimeoutMs: env.HTTP_HEADERS_TIMEOUT_MS,

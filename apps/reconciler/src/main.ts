@@ -1,7 +1,6 @@
 import { loadEnvOrExit, ReconcilerEnvSchema } from "@simbatch/config";
-import { wireFromEnv } from "@simbatch/core";
 import { createRedis } from "@simbatch/queue";
-import { onShutdown, runRole } from "@simbatch/runtime";
+import { onShutdown, runRole, wireFromEnv } from "@simbatch/runtime";
 import { ReconcilerRuntime } from "./reconciler-runtime.ts";
 
 async function main(): Promise<void> {

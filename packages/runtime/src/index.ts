@@ -32,3 +32,5 @@ export function onShutdown(logger: Logger, timeoutMs: number, stop: () => Promis
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
 }
+
+export * from "./wiring.ts";

@@ -8,7 +8,7 @@
 import { parseArgs } from "node:util";
 import { CommonEnvSchema, loadEnvOrExit, TIERS, type Tier } from "@simbatch/config";
 import { createApiKey, revokeApiKey, updateUserTier, upsertUser } from "@simbatch/core";
-import { createDb } from "@simbatch/db";
+import { wireAdminCli } from "@simbatch/runtime";
 import { AppError } from "@simbatch/errors";
 
 const USAGE = `usage:
@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   });
   const [noun, verb, arg] = positionals;
   const env = loadEnvOrExit(CommonEnvSchema, "admin");
-  const db = createDb({ url: env.DATABASE_URL, poolSize: 2 });
+  const db = wireAdminCli(env);
   try {
     let out: unknown;
     if (noun === "users" && verb === "create")

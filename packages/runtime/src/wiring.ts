@@ -1,10 +1,10 @@
-import { parseTierLimits, type CommonEnv, type Tier, type TierLimits } from "@simbatch/config";
+import { parseTierLimits, type CommonEnv, type Tier, type TierLimits, type WorkerEnv } from "@simbatch/config";
 import { redisKeys, systemClock, type Clock } from "@simbatch/contracts";
-import { createDb } from "@simbatch/db";
-import { createCatalog } from "@simbatch/engine";
+import { createDb, type Db } from "@simbatch/db";
+import { createCatalog, createEngine, type SimulationEngine } from "@simbatch/engine";
 import { createLogger, type Logger } from "@simbatch/logger";
 import { createRedis, SimulationQueue, StopSignals, WorkerRegistry, type Redis } from "@simbatch/queue";
-import type { CoreDeps } from "./deps.ts";
+import type { CoreDeps } from "@simbatch/core";
 
 export interface WiringOptions {
   databaseUrl: string;
@@ -25,7 +25,10 @@ export interface Wired extends CoreDeps {
   close(): Promise<void>;
 }
 
-/** Builds the clients every role shares; each app's composition root calls it once. */
+/**
+ * The one composition root: builds the clients every role shares (the apps, the
+ * admin CLI and the test stack call it, never `new` the clients themselves).
+ */
 export function wireCore(opts: WiringOptions): Wired {
   const db = createDb({ url: opts.databaseUrl, poolSize: opts.dbPoolSize });
   const redis = createRedis(opts.redisUrl, opts.redisRole);
@@ -67,4 +70,49 @@ export function wireFromEnv(env: CommonEnv, rawEnv: Record<string, string | unde
     logger,
     redisRole,
   });
+}
+
+/** What the worker app runs on: its Postgres pool (sized to its concurrency), Redis, engine and logger. */
+export interface WiredWorker {
+  db: Db;
+  redis: Redis;
+  engine: SimulationEngine;
+  logger: Logger;
+  close(): Promise<void>;
+}
+
+export function wireWorker(env: WorkerEnv): WiredWorker {
+  const logger = createLogger({ service: "worker", level: env.LOG_LEVEL });
+  const db = createDb({ url: env.DATABASE_URL, poolSize: Math.min(20, env.WORKER_CONCURRENCY + 2) });
+  const redis = createRedis(env.REDIS_URL, "consumer");
+  const engine = createEngine({
+    kind: env.ENGINE,
+    model: env.ENGINE_MODEL,
+    prices: env.MODEL_PRICES_JSON,
+    openai:
+      env.ENGINE === "openai"
+        ? {
+            baseUrl: env.OPENAI_BASE_URL,
+            apiKey: env.OPENAI_API_KEY ?? "",
+            model: env.OPENAI_MODEL,
+            // The provider's own error text goes to the worker's (redacting) log, never to the job.
+            onProviderError: (e) => logger.warn("LLM provider error", { status: e.status, detail: e.detail }),
+          }
+        : undefined,
+  });
+  return {
+    db,
+    redis,
+    engine,
+    logger,
+    async close() {
+      await db.$disconnect().catch(() => undefined);
+      redis.disconnect();
+    },
+  };
+}
+
+/** The admin CLI's Postgres client (a small pool: one command, then exit). */
+export function wireAdminCli(env: CommonEnv): Db {
+  return createDb({ url: env.DATABASE_URL, poolSize: 2 });
 }
