@@ -21,7 +21,7 @@ describe("degraded dependencies", () => {
   });
 
   /** The API wired as main.ts wires it, on the given (possibly dead) clients. */
-  function app(clients: { db?: Db; redis?: Redis }) {
+  function app(clients: { db?: Db; redis?: Redis; adminToken?: string }) {
     const db = clients.db ?? env.core.db;
     const redis = clients.redis ?? env.core.redis;
     const { counter, flusher } = startUsageCounting({ db, redis, redisPrefix: env.prefix, logger: env.core.logger, flushIntervalMs: 60_000 });
@@ -32,7 +32,7 @@ describe("degraded dependencies", () => {
       db,
       redis,
       queue: new SimulationQueue(redis, env.prefix),
-      config: { adminToken: undefined, maxBodyBytes: 1024 * 1024 },
+      config: { adminToken: clients.adminToken, maxBodyBytes: 1024 * 1024 },
       apiCalls: counter,
       gates,
     });
@@ -85,5 +85,20 @@ describe("degraded dependencies", () => {
     expect(res.body.error).toBe("ServiceUnavailable");
     expect(await env.core.db.simulationJob.count({ where: { ownerId: alice.id } })).toBe(0);
     expect(await env.core.db.batch.count({ where: { ownerId: alice.id } })).toBe(0);
+  });
+
+  it("answers an unknown user's tier update with 404, and the same update with Postgres down with 503", async () => {
+    const adminToken = "degraded-admin-token-0123456789abcdefghij";
+    const patch = (a: ReturnType<typeof app>) =>
+      request(a).patch("/admin/users/nobody-here").set("Authorization", `Bearer ${adminToken}`).send({ tier: "pro" });
+    const missing = await patch(app({ adminToken }));
+    expect(missing.status).toBe(404);
+    expect(missing.body.error).toBe("NotFound");
+    const db = createDb({ url: `postgresql://postgres@127.0.0.1:${deadPort}/nothing` });
+    closers.push(() => db.$disconnect());
+    const down = await patch(app({ db, adminToken }));
+    expect(down.status).toBe(503);
+    expect(down.body.error).toBe("ServiceUnavailable");
+    expect(down.body.message).not.toContain(String(deadPort));
   });
 });

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { CreateKeySchema, CreateUserSchema, UpdateUserSchema, UsageAdjustmentSchema } from "./admin-requests.ts";
 import {
   BatchReportQuerySchema,
   CancelBatchRequestSchema,
@@ -19,14 +20,6 @@ import { RESPONSE_SCHEMAS } from "./responses.ts";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
-
-/** Admin request bodies live beside the admin routes (apps/api), which this package must not import. */
-export interface AdminRequestSchemas {
-  createUser: z.ZodType;
-  updateUser: z.ZodType;
-  createKey: z.ZodType;
-  usageAdjustment: z.ZodType;
-}
 
 type Auth = "none" | "key" | "usage" | "admin";
 type ResponseName = keyof typeof RESPONSE_SCHEMAS;
@@ -393,17 +386,17 @@ function dropSafeIntegerBounds(v: Json): Json {
   );
 }
 
-export function buildOpenApiDocument(admin: AdminRequestSchemas): JsonObject {
+export function buildOpenApiDocument(): JsonObject {
   const requests = componentSchemas(
     {
       SimulationRequest: SimulationRequestSchema,
       CreateBatchRequest: CreateBatchRequestSchema,
       CancelRequest: CancelRequestSchema,
       CancelBatchRequest: CancelBatchRequestSchema,
-      CreateUserRequest: admin.createUser,
-      UpdateUserRequest: admin.updateUser,
-      CreateApiKeyRequest: admin.createKey,
-      UsageAdjustmentRequest: admin.usageAdjustment,
+      CreateUserRequest: CreateUserSchema,
+      UpdateUserRequest: UpdateUserSchema,
+      CreateApiKeyRequest: CreateKeySchema,
+      UsageAdjustmentRequest: UsageAdjustmentSchema,
     },
     "input",
   );

@@ -1,3 +1,4 @@
+import { ERROR_CODES, type ErrorCode } from "@simbatch/errors";
 import { z } from "zod";
 
 /**
@@ -239,27 +240,11 @@ export const UsageHistoryPeriodSchema = z.looseObject({
 
 export const UsageHistorySchema = z.looseObject({ current: UsageSchema, history: z.array(UsageHistoryPeriodSchema) });
 
-export const ERROR_CODES = [
-  "ValidationError",
-  "Unauthorized",
-  "Forbidden",
-  "NotFound",
-  "MethodNotAllowed",
-  "PayloadTooLarge",
-  "InvalidState",
-  "BatchTooLarge",
-  "BudgetTooLow",
-  "QuotaExceeded",
-  "SimulationQuotaExceeded",
-  "CostQuotaExceeded",
-  "ConcurrencyLimitExceeded",
-  "RateLimitExceeded",
-  "ServiceUnavailable",
-  "InternalError",
-] as const;
+/** The codes are listed once, with their statuses, in packages/errors. */
+export { ERROR_CODES };
 
 /** Top-level fields each limit error must carry (contract: Error body). */
-const LIMIT_FIELDS: Partial<Record<(typeof ERROR_CODES)[number], readonly string[]>> = {
+const LIMIT_FIELDS: Partial<Record<ErrorCode, readonly string[]>> = {
   BatchTooLarge: ["tier", "max_batch_size"],
   BudgetTooLow: ["estimated_cost_usd"],
   QuotaExceeded: ["api_calls_used", "api_calls_limit"],

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Tier } from "@simbatch/config";
 import { API_KEY_RE, newApiKey, newKeyId } from "@simbatch/contracts";
-import type { Db } from "@simbatch/db";
+import { isRecordNotFound, type Db } from "@simbatch/db";
 import { AppError, notFound } from "@simbatch/errors";
 
 export const hashKey = (key: string): string => createHash("sha256").update(key).digest("hex");
@@ -41,9 +41,12 @@ export async function upsertUser(
   return { created: !existing, user: { user_id: user.id, tier: user.tier as Tier, created_at: iso(user.createdAt) } };
 }
 
+/** Sets a user's tier; an unknown user is a 404, any other failure (the database down) propagates. */
 export async function updateUserTier(db: Db, userId: string, tier: Tier) {
-  const user = await db.user.update({ where: { id: userId }, data: { tier } }).catch(() => null);
-  if (!user) throw notFound(`User ${userId}`);
+  const user = await db.user.update({ where: { id: userId }, data: { tier } }).catch((err: unknown) => {
+    if (isRecordNotFound(err)) throw notFound(`User ${userId}`);
+    throw err;
+  });
   return { user_id: user.id, tier: user.tier as Tier, created_at: iso(user.createdAt) };
 }
 

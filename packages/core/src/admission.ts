@@ -6,29 +6,79 @@ import { usd, type CoreDeps } from "./deps.ts";
 import type { ResolvedSimulation } from "./resolve.ts";
 import type { QuotaState } from "./usage-queries.ts";
 
-function checkSimulationQuota(q: QuotaState, l: TierLimits, requested: number, now: Date) {
-  if (l.simulations < 0) return;
-  const used = q.simulationsUsed;
-  if (used + requested > l.simulations) {
-    throw new AppError("SimulationQuotaExceeded", {
-      message: `Simulation quota exceeded: ${used} of ${l.simulations} used this period, ${requested} requested`,
-      fields: { simulations_used: used, simulations_limit: l.simulations },
-      retryAfter: secondsToNextPeriod(now),
-    });
-  }
+// The admission decisions are pure (limits and counters in, the refusal or null
+// out); admitSingle and admitBatch load the counters under the user's lock and throw.
+
+/** The tier's concurrency limit (single simulations pending or running). */
+export function concurrencyRefusal(q: QuotaState, l: TierLimits): AppError | null {
+  if (l.concurrency < 0) return null;
+  const active = q.activeSingleJobs;
+  if (active < l.concurrency) return null;
+  return new AppError("ConcurrencyLimitExceeded", {
+    message: `Concurrency limit reached: ${active} of ${l.concurrency} simulations are pending or running`,
+    fields: { active_jobs: active, concurrency_limit: l.concurrency },
+    retryAfter: 5,
+  });
 }
 
-function checkCostQuota(q: QuotaState, l: TierLimits, estimateMicros: number, now: Date) {
-  if (l.costMicros < 0) return;
+/** The monthly simulation quota: `requested` more must fit. */
+export function simulationQuotaRefusal(q: QuotaState, l: TierLimits, requested: number, now: Date): AppError | null {
+  if (l.simulations < 0) return null;
+  const used = q.simulationsUsed;
+  if (used + requested <= l.simulations) return null;
+  return new AppError("SimulationQuotaExceeded", {
+    message: `Simulation quota exceeded: ${used} of ${l.simulations} used this period, ${requested} requested`,
+    fields: { simulations_used: used, simulations_limit: l.simulations },
+    retryAfter: secondsToNextPeriod(now),
+  });
+}
+
+/** The monthly cost quota: spent, plus reserved by unfinished work, plus this request's estimate must fit. */
+export function costQuotaRefusal(q: QuotaState, l: TierLimits, estimateMicros: number, now: Date): AppError | null {
+  if (l.costMicros < 0) return null;
   const used = q.costUsedMicros;
   const reserved = q.reservedMicros;
-  if (used + reserved + BigInt(estimateMicros) > BigInt(l.costMicros)) {
-    throw new AppError("CostQuotaExceeded", {
-      message: `Cost quota exceeded: ${usd(used)} USD used and ${usd(reserved)} USD reserved of ${usd(l.costMicros)} USD; this request needs ${usd(estimateMicros)} USD`,
-      fields: { cost_used_usd: usd(used), cost_limit_usd: usd(l.costMicros) },
-      retryAfter: secondsToNextPeriod(now),
+  if (used + reserved + BigInt(estimateMicros) <= BigInt(l.costMicros)) return null;
+  return new AppError("CostQuotaExceeded", {
+    message: `Cost quota exceeded: ${usd(used)} USD used and ${usd(reserved)} USD reserved of ${usd(l.costMicros)} USD; this request needs ${usd(estimateMicros)} USD`,
+    fields: { cost_used_usd: usd(used), cost_limit_usd: usd(l.costMicros) },
+    retryAfter: secondsToNextPeriod(now),
+  });
+}
+
+/** POST /simulations, in order: concurrency → simulation quota → cost quota. */
+export function singleRefusal(q: QuotaState, l: TierLimits, estimateMicros: number, now: Date): AppError | null {
+  return concurrencyRefusal(q, l) ?? simulationQuotaRefusal(q, l, 1, now) ?? costQuotaRefusal(q, l, estimateMicros, now);
+}
+
+/** What a batch reserves of the cost quota: its estimate, bounded by its cap. */
+export const batchReserveMicros = (estimatesMicros: number[], budgetCapMicros: number | null): number => {
+  const total = estimatesMicros.reduce((a, e) => a + e, 0);
+  return budgetCapMicros === null ? total : Math.min(total, budgetCapMicros);
+};
+
+/**
+ * POST /simulations/batch, in order: batch size → simulation quota → budget (the
+ * cap must cover at least the first simulation) → cost quota of the reserve.
+ */
+export function batchRefusal(tier: Tier, q: QuotaState, l: TierLimits, estimatesMicros: number[], budgetCapMicros: number | null, now: Date): AppError | null {
+  if (estimatesMicros.length > l.maxBatchSize) {
+    return new AppError("BatchTooLarge", {
+      message: `Batch of ${estimatesMicros.length} simulations exceeds the ${tier} tier's maximum of ${l.maxBatchSize}`,
+      fields: { tier, max_batch_size: l.maxBatchSize },
     });
   }
+  const sims = simulationQuotaRefusal(q, l, estimatesMicros.length, now);
+  if (sims) return sims;
+  const first = estimatesMicros[0]!;
+  if (budgetCapMicros !== null && first > budgetCapMicros) {
+    const total = estimatesMicros.reduce((a, e) => a + e, 0);
+    return new AppError("BudgetTooLow", {
+      message: `Budget cap of ${usd(budgetCapMicros)} USD is below the first simulation's estimate of ${usd(first)} USD`,
+      fields: { estimated_cost_usd: usd(total) },
+    });
+  }
+  return costQuotaRefusal(q, l, batchReserveMicros(estimatesMicros, budgetCapMicros), now);
 }
 
 function jobRow(
@@ -64,18 +114,8 @@ export async function admitSingle(deps: CoreDeps, userId: string, sim: ResolvedS
   return inTransaction(deps.db, async (tx) => {
     const now = deps.clock.now();
     const { limits: l, quota: q } = await lockUserWithQuota(tx, userId, periodOf(now), deps.limits, "single", tierHint);
-    if (l.concurrency >= 0) {
-      const active = q.activeSingleJobs;
-      if (active >= l.concurrency) {
-        throw new AppError("ConcurrencyLimitExceeded", {
-          message: `Concurrency limit reached: ${active} of ${l.concurrency} simulations are pending or running`,
-          fields: { active_jobs: active, concurrency_limit: l.concurrency },
-          retryAfter: 5,
-        });
-      }
-    }
-    checkSimulationQuota(q, l, 1, now);
-    checkCostQuota(q, l, sim.estimatedCostMicros, now);
+    const refusal = singleRefusal(q, l, sim.estimatedCostMicros, now);
+    if (refusal) throw refusal;
     return tx.simulationJob.create({ data: jobRow(sim, userId, periodOf(now), requestId, { batchId: null, batchIndex: null, priority: 50 }) });
   });
 }
@@ -111,23 +151,15 @@ export async function admitBatch(
     const now = deps.clock.now();
     const period = periodOf(now);
     const { tier, limits: l, quota: q } = await lockUserWithQuota(tx, userId, period, deps.limits, "batch", tierHint);
-    if (sims.length > l.maxBatchSize) {
-      throw new AppError("BatchTooLarge", {
-        message: `Batch of ${sims.length} simulations exceeds the ${tier} tier's maximum of ${l.maxBatchSize}`,
-        fields: { tier, max_batch_size: l.maxBatchSize },
-      });
-    }
-    checkSimulationQuota(q, l, sims.length, now);
-    const first = sims[0]!.estimatedCostMicros;
-    if (opts.budgetCapMicros !== null && first > opts.budgetCapMicros) {
-      throw new AppError("BudgetTooLow", {
-        message: `Budget cap of ${usd(opts.budgetCapMicros)} USD is below the first simulation's estimate of ${usd(first)} USD`,
-        fields: { estimated_cost_usd: usd(total) },
-      });
-    }
-    // Reserve what the batch can spend: its estimate, bounded by its cap.
-    const reserve = opts.budgetCapMicros === null ? total : Math.min(total, opts.budgetCapMicros);
-    checkCostQuota(q, l, reserve, now);
+    const refusal = batchRefusal(
+      tier,
+      q,
+      l,
+      sims.map((s) => s.estimatedCostMicros),
+      opts.budgetCapMicros,
+      now,
+    );
+    if (refusal) throw refusal;
     const jobs = JSON.stringify(
       sims.map((s, i) => ({
         id: jobIds[i],
@@ -196,7 +228,7 @@ export async function admitBatch(
 }
 
 /** Whether a request of this kind is bounded by anything the user's usage counts. */
-const countsMatter = (l: TierLimits, kind: "batch" | "single") => l.simulations >= 0 || l.costMicros >= 0 || (kind === "single" && l.concurrency >= 0);
+export const countsMatter = (l: TierLimits, kind: "batch" | "single") => l.simulations >= 0 || l.costMicros >= 0 || (kind === "single" && l.concurrency >= 0);
 
 const UNCOUNTED: QuotaState = { simulationsUsed: 0, costUsedMicros: 0n, reservedMicros: 0n, activeSingleJobs: 0 };
 

@@ -5,16 +5,16 @@ import { evaluateBatches } from "./batch-state.ts";
 import { SideEffects } from "./side-effects.ts";
 
 const TERMINAL = { completed: "COMPLETED", failed: "FAILED", cancelled: "CANCELLED" } as const;
-type TerminalEvent = Extract<JobEvent, { type: keyof typeof TERMINAL }>;
+export type TerminalEvent = Extract<JobEvent, { type: keyof typeof TERMINAL }>;
 
-type ProgressEvent = Extract<JobEvent, { type: "progress" }>;
+export type ProgressEvent = Extract<JobEvent, { type: "progress" }>;
 
 /**
  * Splits a read into the last progress event per job and attempt (earlier ones
  * are superseded), the first terminal event per job and attempt (a replay is a
  * duplicate), and the started jobs.
  */
-function partition(events: JobEvent[]) {
+export function partitionEvents(events: JobEvent[]): { progress: ProgressEvent[]; terminal: TerminalEvent[]; started: string[] } {
   const progress = new Map<string, ProgressEvent>();
   const terminal = new Map<string, TerminalEvent>();
   const started = new Set<string>();
@@ -51,6 +51,27 @@ async function applyProgress(tx: Tx, events: ProgressEvent[]): Promise<string[]>
 export const BUDGET_CANCEL_REASON = "budget_exhausted: the batch reached its budget cap";
 
 /**
+ * What a terminal event writes: the job's end status, its time and the ledger
+ * period it is charged to (the event's time, not the reconciler's), the failure
+ * message, and the cancel reason a cancelled attempt leaves (the budget's, when
+ * the worker stopped on the batch's budget).
+ */
+export function terminalValues(e: TerminalEvent) {
+  const at = new Date(e.at);
+  return {
+    jobId: e.jobId,
+    attempt: e.attempt,
+    status: TERMINAL[e.type],
+    at,
+    costMicros: BigInt(e.costMicros),
+    tokens: BigInt(e.tokens),
+    error: e.type === "failed" ? e.errorMessage : null,
+    period: periodOf(at),
+    cancelReason: e.type === "cancelled" && e.stoppedBy === "budget" ? BUDGET_CANCEL_REASON : "interrupted",
+  };
+}
+
+/**
  * Ends the attempts (guarded on RUNNING and the same attempt, so a replayed or
  * stale event changes nothing) and charges the ledger once per (job, attempt),
  * each in one statement for the whole read. The job's cost is what its
@@ -61,11 +82,11 @@ export const BUDGET_CANCEL_REASON = "budget_exhausted: the batch reached its bud
  */
 async function applyTerminal(tx: Tx, events: TerminalEvent[]): Promise<{ applied: number; batches: string[] }> {
   if (events.length === 0) return { applied: 0, batches: [] };
-  const values = events.map(
-    (e) => Prisma.sql`(${e.jobId}::text, ${e.attempt}::int, ${TERMINAL[e.type]}::text, ${new Date(e.at)}::timestamp,
-    ${BigInt(e.costMicros)}::bigint, ${BigInt(e.tokens)}::bigint, ${e.type === "failed" ? e.errorMessage : null}::text, ${periodOf(new Date(e.at))}::text,
-    ${e.type === "cancelled" && e.stoppedBy === "budget" ? BUDGET_CANCEL_REASON : "interrupted"}::text)`,
-  );
+  const values = events.map((e) => {
+    const v = terminalValues(e);
+    return Prisma.sql`(${v.jobId}::text, ${v.attempt}::int, ${v.status}::text, ${v.at}::timestamp, ${v.costMicros}::bigint, ${v.tokens}::bigint,
+    ${v.error}::text, ${v.period}::text, ${v.cancelReason}::text)`;
+  });
   // The ends and their charges in one statement: a charge row per ended attempt
   // (unique on job and attempt, so a replay inserts nothing).
   const ended = await tx.$queryRaw<{ id: string; batch_id: string | null }[]>`
@@ -110,7 +131,7 @@ export interface ApplyResult {
  */
 export async function applyEvents(deps: CoreDeps, events: JobEvent[]): Promise<ApplyResult> {
   if (events.length === 0) return { applied: 0, capacityChanged: false };
-  const { progress, terminal, started } = partition(events);
+  const { progress, terminal, started } = partitionEvents(events);
   const effects = new SideEffects();
   const result = await inTransaction(deps.db, async (tx) => {
     const batches = new Set<string>(await applyProgress(tx, progress));

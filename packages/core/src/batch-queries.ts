@@ -1,5 +1,16 @@
 import { Prisma, type DbOrTx } from "@simbatch/db";
-import type { BatchAggregate } from "./views.ts";
+
+/** Per-batch counters (kept on the batch row by the jobs trigger; running counted live). */
+export interface BatchAggregate {
+  pending: number;
+  running: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+  chargedMicros: bigint;
+  tokens: bigint;
+  jobIds: string[];
+}
 
 interface AggRow {
   id: string;

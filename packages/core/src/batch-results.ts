@@ -1,6 +1,4 @@
 import type { DbOrTx } from "@simbatch/db";
-import { shapeResult } from "./results.ts";
-import { usd } from "./deps.ts";
 
 /** Rows per page at most. */
 export const RESULT_PAGE_ROWS = 50;
@@ -11,7 +9,8 @@ export const RESULT_PAGE_ROWS = 50;
  */
 export const RESULT_PAGE_BYTES = 512 * 1024;
 
-interface ResultRow {
+/** A job of the batch with, when it completed, its stored result as JSON text and its export formats. */
+export interface BatchResultRow {
   batch_index: number;
   id: string;
   status: string;
@@ -37,8 +36,8 @@ export interface BatchResultsOptions {
  * fit in `bytes`. The result is rendered once per row (OFFSET 0 keeps the lateral
  * subquery from being flattened into two renderings).
  */
-async function resultPage(db: DbOrTx, batchId: string, after: number, rows: number, bytes: number): Promise<ResultRow[]> {
-  return db.$queryRaw<ResultRow[]>`
+async function resultPage(db: DbOrTx, batchId: string, after: number, rows: number, bytes: number): Promise<BatchResultRow[]> {
+  return db.$queryRaw<BatchResultRow[]>`
     SELECT q.batch_index, q.id, q.status, q.template_id, q.temporal_mode, q.cost_micros, q.tokens_used, q.error_message, q.result_text, q.formats
     FROM (
       SELECT p.*, sum(p.size) OVER (ORDER BY p.batch_index) - p.size AS before
@@ -60,42 +59,25 @@ async function resultPage(db: DbOrTx, batchId: string, after: number, rows: numb
     ORDER BY q.batch_index`;
 }
 
-/** One NDJSON line of GET /simulations/batch/{id}/results (contract: Batch results and the cross-run report). */
-function resultLine(r: ResultRow): string {
-  const result = r.status === "COMPLETED" && r.result_text !== null ? shapeResult(r.id, JSON.parse(r.result_text), r.formats) : null;
-  if (result && "job" in result) delete (result as Record<string, unknown>).job;
-  return `${JSON.stringify({
-    index: r.batch_index,
-    job_id: r.id,
-    status: r.status,
-    template_id: r.template_id,
-    temporal_mode: r.temporal_mode,
-    cost_usd: usd(r.cost_micros),
-    tokens_used: Number(r.tokens_used),
-    result,
-    error: r.status === "FAILED" ? { message: r.error_message ?? "failed" } : null,
-  })}\n`;
-}
-
 /**
- * The batch's result lines in job_ids order (= batch_index order), fetched page
- * by page and rendered one at a time: a caller that writes each line and waits
- * for the client before asking for the next holds at most one page of stored
- * results and one rendered line. The first page is read by the first `next()`,
- * so a caller can fail cleanly (503, ...) before it sends anything.
+ * The batch's jobs and results in job_ids order (= batch_index order), fetched
+ * page by page and handed out one at a time: a caller that renders and writes
+ * each row and waits for the client before asking for the next holds at most one
+ * page of stored results and one rendered line. The first page is read by the
+ * first `next()`, so a caller can fail cleanly (503, ...) before it sends anything.
  */
-export async function* batchResultLines(db: DbOrTx, batchId: string, opts: BatchResultsOptions = {}): AsyncGenerator<string> {
+export async function* batchResultRows(db: DbOrTx, batchId: string, opts: BatchResultsOptions = {}): AsyncGenerator<BatchResultRow> {
   const rows = opts.pageRows ?? RESULT_PAGE_ROWS;
   const bytes = opts.pageBytes ?? RESULT_PAGE_BYTES;
   let after = -1;
   for (;;) {
-    const page: (ResultRow | undefined)[] = await resultPage(db, batchId, after, rows, bytes);
+    const page: (BatchResultRow | undefined)[] = await resultPage(db, batchId, after, rows, bytes);
     if (page.length === 0) return;
     after = page[page.length - 1]!.batch_index;
     for (let i = 0; i < page.length; i++) {
-      const line = resultLine(page[i]!);
-      page[i] = undefined; // drop the row's text once rendered
-      yield line;
+      const row = page[i]!;
+      page[i] = undefined; // the page lets go of the row's text once handed out
+      yield row;
     }
   }
 }

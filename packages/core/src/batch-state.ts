@@ -59,7 +59,8 @@ interface EvalRow {
   active_jobs: number;
 }
 
-interface JobStats {
+/** A batch's job counters (kept on its row by the jobs trigger). */
+export interface JobStats {
   completed: number;
   failed: number;
   cancelled: number;
@@ -113,44 +114,130 @@ async function budgetInterrupted(tx: Tx, batchId: string): Promise<boolean> {
 
 type CostCache = (ownerId: string) => Promise<bigint>;
 
-/** Stop rules, in order: fail-fast, budget cap, monthly cost quota. True when one stopped the batch. */
-async function applyStopRules(deps: CoreDeps, tx: Tx, b: EvalRow, s: JobStats, effects: SideEffects, costUsed: CostCache): Promise<boolean> {
-  if (b.stop_reason !== null || (b.status !== "PENDING" && b.status !== "RUNNING")) return false;
-  if (b.fail_fast && s.failed > 0) {
-    const failed = await firstFailure(tx, b.id);
-    await stopBatch(tx, b.id, "FAIL_FAST", `Job ${failed?.id} failed: ${failed?.message ?? "unknown error"}`, effects);
-    return true;
-  }
-  // Budget and quota stops cut off work still to do; a batch whose every job has
-  // ended (its last job meeting the cap exactly) has nothing to stop.
-  const cap = b.budget_cap_micros === null ? null : BigInt(b.budget_cap_micros);
-  if (s.completed + s.failed + s.cancelled === b.total_jobs) {
-    // Nothing left to stop, but a job the budget interrupted (its worker saw the
-    // batch's spending reach the cap) still makes the budget the batch's stop reason.
-    if (cap !== null && s.cancelled > 0 && (await budgetInterrupted(tx, b.id))) {
-      await stopBatch(tx, b.id, "BUDGET_EXHAUSTED", `Budget cap reached: spent ${Number(s.charged) / 1e6} of ${Number(cap) / 1e6} USD`, effects);
-      return true;
-    }
-    return false;
-  }
-  const spent = cap === null ? 0n : s.charged + (await runningSpend(tx, b.id));
-  if (cap !== null && spent >= cap) {
-    await stopBatch(tx, b.id, "BUDGET_EXHAUSTED", `Budget cap reached: spent ${Number(spent) / 1e6} of ${Number(cap) / 1e6} USD`, effects);
-    return true;
-  }
-  const limit = deps.limits[b.tier].costMicros;
-  if (limit >= 0 && (await costUsed(b.owner_id)) >= BigInt(limit)) {
-    await stopBatch(tx, b.id, "QUOTA_EXHAUSTED", "Monthly cost quota reached", effects);
-    return true;
-  }
-  return false;
+/** What the stop rules look at, from the batch's locked row. */
+export interface StopRuleBatch {
+  status: string;
+  stopReason: string | null;
+  failFast: boolean;
+  capMicros: bigint | null;
+  totalJobs: number;
+  /** The owner's tier's monthly cost limit (-1: unlimited). */
+  costLimitMicros: number;
 }
 
-function derivedStatus(b: EvalRow, s: JobStats): string {
+/** Facts that cost a read; the rules ask for each only when they get to it (`need`). */
+export interface StopRuleFacts {
+  /** Whether the budget interrupted one of the batch's jobs (the cancel reason its event left). */
+  budgetInterrupted?: boolean;
+  /** Spending so far of the batch's running jobs. */
+  runningSpendMicros?: bigint;
+  /** The owner's cost this period. */
+  costUsedMicros?: bigint;
+}
+
+export type StopDecision =
+  | { kind: "none" }
+  | { kind: "need"; fact: keyof StopRuleFacts }
+  | { kind: "stop"; reason: "FAIL_FAST" }
+  | { kind: "stop"; reason: "BUDGET_EXHAUSTED"; message: string }
+  | { kind: "stop"; reason: "QUOTA_EXHAUSTED"; message: string };
+
+const budgetMessage = (spent: bigint, cap: bigint) => `Budget cap reached: spent ${Number(spent) / 1e6} of ${Number(cap) / 1e6} USD`;
+
+/** The fail-fast stop's message, naming the batch's first failed job. */
+export const failFastMessage = (failed: { id: string; message: string | null } | null): string =>
+  `Job ${failed?.id} failed: ${failed?.message ?? "unknown error"}`;
+
+/**
+ * Stop rules, in order: fail-fast, budget cap, monthly cost quota. Pure: given
+ * the facts loaded so far, either decides or names the next fact it needs.
+ */
+export function decideStop(b: StopRuleBatch, s: JobStats, facts: StopRuleFacts): StopDecision {
+  if (b.stopReason !== null || (b.status !== "PENDING" && b.status !== "RUNNING")) return { kind: "none" };
+  if (b.failFast && s.failed > 0) return { kind: "stop", reason: "FAIL_FAST" };
+  // Budget and quota stops cut off work still to do; a batch whose every job has
+  // ended (its last job meeting the cap exactly) has nothing to stop.
+  const cap = b.capMicros === null ? null : BigInt(b.capMicros);
+  if (s.completed + s.failed + s.cancelled === b.totalJobs) {
+    // Nothing left to stop, but a job the budget interrupted (its worker saw the
+    // batch's spending reach the cap) still makes the budget the batch's stop reason.
+    if (cap === null || s.cancelled === 0) return { kind: "none" };
+    if (facts.budgetInterrupted === undefined) return { kind: "need", fact: "budgetInterrupted" };
+    return facts.budgetInterrupted ? { kind: "stop", reason: "BUDGET_EXHAUSTED", message: budgetMessage(s.charged, cap) } : { kind: "none" };
+  }
+  if (cap !== null) {
+    if (facts.runningSpendMicros === undefined) return { kind: "need", fact: "runningSpendMicros" };
+    const spent = s.charged + facts.runningSpendMicros;
+    if (spent >= cap) return { kind: "stop", reason: "BUDGET_EXHAUSTED", message: budgetMessage(spent, cap) };
+  }
+  if (b.costLimitMicros < 0) return { kind: "none" };
+  if (facts.costUsedMicros === undefined) return { kind: "need", fact: "costUsedMicros" };
+  if (facts.costUsedMicros >= BigInt(b.costLimitMicros)) return { kind: "stop", reason: "QUOTA_EXHAUSTED", message: "Monthly cost quota reached" };
+  return { kind: "none" };
+}
+
+/** Applies the stop rules (decideStop), loading what they ask for. True when one stopped the batch. */
+async function applyStopRules(deps: CoreDeps, tx: Tx, b: EvalRow, s: JobStats, effects: SideEffects, costUsed: CostCache): Promise<boolean> {
+  const batch: StopRuleBatch = {
+    status: b.status,
+    stopReason: b.stop_reason,
+    failFast: b.fail_fast,
+    capMicros: b.budget_cap_micros,
+    totalJobs: b.total_jobs,
+    costLimitMicros: deps.limits[b.tier].costMicros,
+  };
+  const facts: StopRuleFacts = {};
+  for (;;) {
+    const d = decideStop(batch, s, facts);
+    if (d.kind === "none") return false;
+    if (d.kind === "need") {
+      if (d.fact === "budgetInterrupted") facts.budgetInterrupted = await budgetInterrupted(tx, b.id);
+      else if (d.fact === "runningSpendMicros") facts.runningSpendMicros = await runningSpend(tx, b.id);
+      else facts.costUsedMicros = await costUsed(b.owner_id);
+      continue;
+    }
+    const message = d.reason === "FAIL_FAST" ? failFastMessage(await firstFailure(tx, b.id)) : d.message;
+    await stopBatch(tx, b.id, d.reason, message, effects);
+    return true;
+  }
+}
+
+/** A batch's status from its counters: CANCELLED stays; once every job ended, COMPLETED, FAILED (none completed) or PARTIAL. */
+export function derivedStatus(b: { status: string; total_jobs: number }, s: JobStats): string {
   const finished = s.completed + s.failed + s.cancelled;
   if (b.status === "CANCELLED") return "CANCELLED";
   if (finished === b.total_jobs) return s.completed === b.total_jobs ? "COMPLETED" : s.completed === 0 ? "FAILED" : "PARTIAL";
   return b.status === "RUNNING" || s.first_started !== null ? "RUNNING" : "PENDING";
+}
+
+export interface BatchTransition {
+  status: string;
+  /** Every job has ended: completed_at is set. */
+  finished: boolean;
+  /** COMPLETED: a budget or quota stop that cut nothing off is cleared. */
+  noStop: boolean;
+  /** Whether the row needs an UPDATE (most evaluations change nothing). */
+  write: boolean;
+}
+
+/**
+ * What an evaluation does to a batch's row, from the row as locked, its counters
+ * after the stop rules, and whether a stop rule fired in this evaluation.
+ */
+export function batchTransition(
+  b: { status: string; stop_reason: string | null; total_jobs: number; started_at: Date | null },
+  s: JobStats,
+  stopped: boolean,
+): BatchTransition {
+  const status = derivedStatus(b, s);
+  const finished = s.completed + s.failed + s.cancelled === b.total_jobs;
+  // A budget or quota stop that cut nothing off (the running jobs completed anyway,
+  // their last step meeting the cap) leaves a COMPLETED batch: no stop to report.
+  const noStop = status === "COMPLETED";
+  // Most evaluations change nothing (a job of a running batch ended): those write nothing.
+  const clearsStop = noStop && (b.stop_reason === "BUDGET_EXHAUSTED" || b.stop_reason === "QUOTA_EXHAUSTED");
+  const unchanged = !stopped && !clearsStop && !finished && status === b.status && (b.started_at !== null || s.first_started === null);
+  return { status, finished, noStop, write: !unchanged };
 }
 
 /**
@@ -185,15 +272,8 @@ export async function evaluateBatches(deps: CoreDeps, tx: Tx, batchIds: Iterable
     if (s.first_started === null && (b.active_jobs > 0 || s.completed + s.failed + s.cancelled > 0)) s = await jobStats(tx, b);
     const stopped = await applyStopRules(deps, tx, b, s, effects, costUsed);
     if (stopped) s = await jobStats(tx, b);
-    const status = derivedStatus(b, s);
-    const finished = s.completed + s.failed + s.cancelled === b.total_jobs;
-    // A budget or quota stop that cut nothing off (the running jobs completed anyway,
-    // their last step meeting the cap) leaves a COMPLETED batch: no stop to report.
-    const noStop = status === "COMPLETED";
-    // Most evaluations change nothing (a job of a running batch ended): those write nothing.
-    const clearsStop = noStop && (b.stop_reason === "BUDGET_EXHAUSTED" || b.stop_reason === "QUOTA_EXHAUSTED");
-    const unchanged = !stopped && !clearsStop && !finished && status === b.status && (b.started_at !== null || s.first_started === null);
-    if (unchanged) continue;
+    const { status, finished, noStop, write } = batchTransition(b, s, stopped);
+    if (!write) continue;
     const [after] = await tx.$queryRaw<{ stop_reason: string | null; completed_at: Date | null }[]>`
       UPDATE batches SET status = ${status}::"BatchStatus",
         error_message = CASE WHEN ${noStop} AND stop_reason IN ('BUDGET_EXHAUSTED', 'QUOTA_EXHAUSTED') THEN NULL ELSE error_message END,

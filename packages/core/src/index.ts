@@ -1,5 +1,4 @@
 export * from "./deps.ts";
-export * from "./views.ts";
 export * from "./resolve.ts";
 export * from "./admission.ts";
 export * from "./dispatch-plan.ts";
@@ -14,7 +13,6 @@ export * from "./accounts.ts";
 export * from "./results.ts";
 export * from "./usage-queries.ts";
 export { SideEffects } from "./side-effects.ts";
-export * from "./wiring.ts";
 export * from "./usage-service.ts";
 export * from "./usage-adjustments.ts";
 export * from "./operations.ts";

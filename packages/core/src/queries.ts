@@ -1,8 +1,15 @@
 import { type Batch, type DbOrTx, type SimulationJob } from "@simbatch/db";
 import { forbidden, notFound } from "@simbatch/errors";
 import { JOB_ID_RE, BATCH_ID_RE } from "@simbatch/contracts";
-import { admittedAggregate, aggregateBatches, EMPTY_AGGREGATE } from "./batch-queries.ts";
-import { batchView, jobView, type BatchView, type JobView } from "./views.ts";
+import { admittedAggregate, aggregateBatches, EMPTY_AGGREGATE, type BatchAggregate } from "./batch-queries.ts";
+
+export type { BatchAggregate };
+
+/** A batch row with its counters and charges: what the API renders as a batch. */
+export interface BatchWithAggregate {
+  batch: Batch;
+  aggregate: BatchAggregate;
+}
 
 /** 404 when absent (or malformed), 403 when another user's. */
 export async function loadOwnedJob(db: DbOrTx, userId: string, jobId: string): Promise<SimulationJob> {
@@ -59,29 +66,30 @@ export async function listJobs(db: DbOrTx, userId: string, status: string | unde
     db.simulationJob.findMany({ where, orderBy: [{ createdAt: "desc" }, { id: "desc" }], skip: (p.page - 1) * p.pageSize, take: p.pageSize }),
     countJobs(db, userId, status),
   ]);
-  return { jobs: rows.map(jobView), total, page: p.page, page_size: p.pageSize };
+  return { jobs: rows, total, page: p.page, pageSize: p.pageSize };
 }
 
-export async function batchViews(db: DbOrTx, batches: Batch[]): Promise<BatchView[]> {
+/** The batches with their aggregates, read in one statement. */
+export async function withAggregates(db: DbOrTx, batches: Batch[]): Promise<BatchWithAggregate[]> {
   const aggs = await aggregateBatches(
     db,
     batches.map((b) => b.id),
   );
-  return batches.map((b) => batchView(b, aggs.get(b.id) ?? EMPTY_AGGREGATE));
+  return batches.map((b) => ({ batch: b, aggregate: aggs.get(b.id) ?? EMPTY_AGGREGATE }));
 }
 
-/** The view of a batch admitted just now, from what admission wrote (no read back). */
-export function admittedBatchView(batch: Batch): BatchView {
-  return batchView(batch, admittedAggregate(batch.jobIds));
+/** A batch admitted just now, from what admission wrote (no read back). */
+export function admittedBatch(batch: Batch): BatchWithAggregate {
+  return { batch, aggregate: admittedAggregate(batch.jobIds) };
 }
 
-export async function getBatchView(db: DbOrTx, batch: Batch): Promise<BatchView> {
-  return (await batchViews(db, [batch]))[0]!;
+export async function loadBatchAggregate(db: DbOrTx, batch: Batch): Promise<BatchWithAggregate> {
+  return (await withAggregates(db, [batch]))[0]!;
 }
 
-export async function batchJobs(db: DbOrTx, batchId: string): Promise<JobView[]> {
-  const jobs = await db.simulationJob.findMany({ where: { batchId }, orderBy: { batchIndex: "asc" } });
-  return jobs.map(jobView);
+/** The batch's jobs in request order. */
+export async function batchJobs(db: DbOrTx, batchId: string): Promise<SimulationJob[]> {
+  return db.simulationJob.findMany({ where: { batchId }, orderBy: { batchIndex: "asc" } });
 }
 
 export async function listBatches(db: DbOrTx, userId: string, status: string | undefined, p: Page) {
@@ -90,7 +98,7 @@ export async function listBatches(db: DbOrTx, userId: string, status: string | u
     db.batch.findMany({ where, orderBy: [{ createdAt: "desc" }, { id: "desc" }], skip: (p.page - 1) * p.pageSize, take: p.pageSize }),
     db.batch.count({ where }),
   ]);
-  return { batches: await batchViews(db, rows), total, page: p.page, page_size: p.pageSize };
+  return { batches: await withAggregates(db, rows), total, page: p.page, pageSize: p.pageSize };
 }
 
 const num = (v: unknown): number => Number(v ?? 0);

@@ -3,3 +3,4 @@ export * from "./migrate.ts";
 export { Prisma } from "./generated/client.ts";
 export type { User, ApiKey, Batch, SimulationJob, LedgerEntry, UsagePeriod } from "./generated/client.ts";
 export type { JobStatus, BatchStatus, StopReason, Tier, TemporalMode } from "./generated/enums.ts";
+export * from "./errors.ts";

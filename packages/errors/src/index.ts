@@ -19,9 +19,16 @@ export const ERROR_STATUS = {
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
+/** Every error code, in one place (the wire schema in packages/contracts derives its enum from this). */
+export const ERROR_CODES = Object.keys(ERROR_STATUS) as [ErrorCode, ...ErrorCode[]];
+
 export interface AppErrorOptions {
   /** Sentence shown to the client. */
   message: string;
+  /** What the logs say (the underlying error's text, hosts, ids); never sent to the client. Default: `message`. */
+  internal?: string;
+  /** The error this one stands for (kept for the logs). */
+  cause?: unknown;
   /** `detail` of the error body. */
   detail?: unknown;
   /** Extra top-level fields of the body (limit errors). */
@@ -32,9 +39,13 @@ export interface AppErrorOptions {
   headers?: Record<string, string>;
 }
 
-/** The one error type the domain throws; mapped to HTTP in one middleware. */
+/**
+ * The one error type the domain throws; mapped to HTTP in one middleware.
+ * `message` is what the client reads; `internalMessage` is what the logs read.
+ */
 export class AppError extends Error {
   readonly status: number;
+  readonly internalMessage: string;
   readonly detail: unknown;
   readonly fields: Record<string, unknown>;
   readonly retryAfter: number | undefined;
@@ -44,8 +55,9 @@ export class AppError extends Error {
     readonly code: ErrorCode,
     opts: AppErrorOptions,
   ) {
-    super(opts.message);
+    super(opts.message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = "AppError";
+    this.internalMessage = opts.internal ?? opts.message;
     this.status = ERROR_STATUS[code];
     this.detail = opts.detail ?? null;
     this.fields = opts.fields ?? {};
@@ -71,3 +83,20 @@ export const validationError = (issues: FieldIssue[]): AppError =>
 export const notFound = (what: string): AppError => new AppError("NotFound", { message: `${what} not found` });
 export const forbidden = (what: string): AppError => new AppError("Forbidden", { message: `${what} belongs to another user` });
 export const invalidState = (message: string): AppError => new AppError("InvalidState", { message });
+
+/** Postgres or Redis is down: a 503 whose client message names no host; the cause goes to the logs. */
+export const serviceUnavailable = (cause: unknown): AppError =>
+  new AppError("ServiceUnavailable", {
+    message: "A backing service (Postgres or Redis) is unavailable; nothing was changed, try again shortly",
+    internal: `backing service unavailable: ${describe(cause)}`,
+    cause,
+  });
+
+/** One line about an unknown thrown value, for logs. */
+export function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return `${err.name}${typeof code === "string" ? ` ${code}` : ""}: ${err.message.trim()}`;
+  }
+  return String(err);
+}

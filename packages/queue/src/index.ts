@@ -6,3 +6,4 @@ export * from "./worker-registry.ts";
 export * from "./api-call-counter.ts";
 // The worker app builds its BullMQ Worker from these; BullMQ itself is imported here only.
 export { UnrecoverableError, Worker, type Job } from "bullmq";
+export * from "./errors.ts";

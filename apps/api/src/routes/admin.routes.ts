@@ -1,41 +1,9 @@
-import { TIERS } from "@simbatch/config";
-import { PERIOD_RE, periodOf } from "@simbatch/contracts";
+import { CreateKeySchema, CreateUserSchema, periodOf, UpdateUserSchema, UsageAdjustmentSchema } from "@simbatch/contracts";
 import { createApiKey, createUsageAdjustment, revokeApiKey, updateUserTier, upsertUser } from "@simbatch/core";
 import type { RequestHandler } from "express";
-import { z } from "zod";
 import type { ApiDeps } from "../deps.ts";
 import { locals } from "../http/request-context.ts";
 import { parse } from "../http/validate.ts";
-
-const tier = z
-  .string()
-  .transform((s) => s.toLowerCase())
-  .pipe(z.enum(TIERS));
-export const CreateUserSchema = z.object({
-  user_id: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, "must be 1-64 characters of letters, digits, . _ @ -"),
-  tier: tier.nullish(),
-});
-export const UpdateUserSchema = z.object({ tier });
-export const CreateKeySchema = z.object({ name: z.string().max(100).nullish() });
-const count = z.number().int().min(-1_000_000_000).max(1_000_000_000);
-export const UsageAdjustmentSchema = z
-  .object({
-    period: z.string().regex(PERIOD_RE, "must be YYYY-MM").nullish(),
-    api_calls: count.nullish(),
-    simulations: count.nullish(),
-    // Whole micro-dollars only, so the ledger stays exact.
-    cost_usd: z
-      .number()
-      .min(-1_000_000)
-      .max(1_000_000)
-      .refine((n) => Math.abs(n * 1e6 - Math.round(n * 1e6)) < 1e-6, "at most 6 decimals")
-      .nullish(),
-    tokens: count.nullish(),
-    reason: z.string().trim().min(1, "is required").max(500),
-  })
-  .refine((b) => [b.api_calls, b.simulations, b.cost_usd, b.tokens].some((n) => n != null && n !== 0), {
-    message: "at least one of api_calls, simulations, cost_usd, tokens must be non-zero",
-  });
 
 export function adminHandlers(deps: ApiDeps) {
   const createUser: RequestHandler = async (req, res) => {

@@ -1,15 +1,15 @@
 import { BatchReportQuerySchema, CancelBatchRequestSchema, CreateBatchRequestSchema, ListBatchesQuerySchema } from "@simbatch/contracts";
 import {
   admitBatch,
-  admittedBatchView,
+  admittedBatch,
   batchJobs,
   batchReport,
   batchReportCsv,
-  batchResultLines,
+  batchResultRows,
   batchStats,
   cancelBatch,
-  getBatchView,
   listBatches,
+  loadBatchAggregate,
   loadOwnedBatch,
   reportMarkdown,
   resolveSimulation,
@@ -21,6 +21,9 @@ import type { ApiDeps } from "../deps.ts";
 import { user } from "../http/auth.ts";
 import { locals } from "../http/request-context.ts";
 import { parse } from "../http/validate.ts";
+import { batchListView, batchViewOf } from "../views/batches.ts";
+import { jobView } from "../views/jobs.ts";
+import { batchResultLine } from "../views/results.ts";
 import { kickDispatch } from "./simulations.routes.ts";
 
 export function batchHandlers(deps: ApiDeps) {
@@ -51,12 +54,12 @@ export function batchHandlers(deps: ApiDeps) {
     );
     locals(res).log.info("batch accepted", { batch_id: batch.id, total_jobs: batch.totalJobs, priority: batch.priority });
     kickDispatch(deps, locals(res).log);
-    res.status(202).json(admittedBatchView(batch));
+    res.status(202).json(batchViewOf(admittedBatch(batch)));
   };
 
   const list: RequestHandler = async (req, res) => {
     const q = parse(ListBatchesQuerySchema, req.query);
-    res.json(await listBatches(deps.db, user(res).id, q.status, { page: q.page ?? 1, pageSize: q.page_size ?? 20 }));
+    res.json(batchListView(await listBatches(deps.db, user(res).id, q.status, { page: q.page ?? 1, pageSize: q.page_size ?? 20 })));
   };
 
   const stats: RequestHandler = async (_req, res) => {
@@ -65,20 +68,20 @@ export function batchHandlers(deps: ApiDeps) {
 
   const get: RequestHandler = async (req, res) => {
     const batch = await loadOwnedBatch(deps.db, user(res).id, String(req.params.batch_id));
-    res.json(await getBatchView(deps.db, batch));
+    res.json(batchViewOf(await loadBatchAggregate(deps.db, batch)));
   };
 
   const jobs: RequestHandler = async (req, res) => {
     const batch = await loadOwnedBatch(deps.db, user(res).id, String(req.params.batch_id));
-    const [view, jobList] = await Promise.all([getBatchView(deps.db, batch), batchJobs(deps.db, batch.id)]);
-    res.json({ batch: view, jobs: jobList });
+    const [withAggregate, jobList] = await Promise.all([loadBatchAggregate(deps.db, batch), batchJobs(deps.db, batch.id)]);
+    res.json({ batch: batchViewOf(withAggregate), jobs: jobList.map(jobView) });
   };
 
   const cancel: RequestHandler = async (req, res) => {
     const body = parse(CancelBatchRequestSchema, req.body);
     const batch = await cancelBatch(deps, user(res).id, String(req.params.batch_id), body.reason ?? null, body.cancel_running ?? true);
     locals(res).log.info("batch cancelled", { batch_id: batch.id, cancel_running: body.cancel_running ?? true });
-    res.json(await getBatchView(deps.db, batch));
+    res.json(batchViewOf(await loadBatchAggregate(deps.db, batch)));
   };
 
   /**
@@ -91,26 +94,26 @@ export function batchHandlers(deps: ApiDeps) {
    */
   const results: RequestHandler = async (req, res) => {
     const batch = await loadOwnedBatch(deps.db, user(res).id, String(req.params.batch_id));
-    const lines = batchResultLines(deps.db, batch.id);
+    const rows = batchResultRows(deps.db, batch.id);
     let closed = false;
     res.on("close", () => (closed = true));
-    let next = await lines.next();
+    let next = await rows.next();
     res.status(200);
     res.setHeader("Content-Type", "application/x-ndjson");
     res.setHeader("Cache-Control", "no-store");
     res.flushHeaders();
     try {
       while (!next.done && !closed) {
-        if (!res.write(next.value)) await drained(res);
+        if (!res.write(batchResultLine(next.value))) await drained(res);
         if (closed) break;
-        next = await lines.next();
+        next = await rows.next();
       }
     } catch (err) {
       locals(res).log.error("batch results stream failed", { batch_id: batch.id, error: (err as Error)?.message });
       res.destroy(err as Error);
       return;
     } finally {
-      await lines.return(undefined);
+      await rows.return(undefined);
     }
     if (!closed) res.end();
   };

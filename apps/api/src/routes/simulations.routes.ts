@@ -1,11 +1,13 @@
 import { CancelRequestSchema, ListJobsQuerySchema } from "@simbatch/contracts";
-import { admitSingle, cancelJob, requestDispatch, getExport, getResult, jobStats, jobView, listJobs, loadOwnedJob, resolveSimulation } from "@simbatch/core";
+import { admitSingle, cancelJob, requestDispatch, getExport, getResult, jobStats, listJobs, loadOwnedJob, resolveSimulation } from "@simbatch/core";
 import { validationError } from "@simbatch/errors";
 import type { RequestHandler } from "express";
 import type { ApiDeps } from "../deps.ts";
 import { user } from "../http/auth.ts";
 import { locals } from "../http/request-context.ts";
 import { parse } from "../http/validate.ts";
+import { jobListView, jobView } from "../views/jobs.ts";
+import { jobResultView } from "../views/results.ts";
 
 /** Ask for a dispatch pass right away so a new job starts without waiting for the reconciler's tick. */
 export function kickDispatch(deps: ApiDeps, log = deps.logger): void {
@@ -25,7 +27,7 @@ export function simulationHandlers(deps: ApiDeps) {
 
   const list: RequestHandler = async (req, res) => {
     const q = parse(ListJobsQuerySchema, req.query);
-    res.json(await listJobs(deps.db, user(res).id, q.status ?? q.status_filter, { page: q.page ?? 1, pageSize: q.page_size ?? 20 }));
+    res.json(jobListView(await listJobs(deps.db, user(res).id, q.status ?? q.status_filter, { page: q.page ?? 1, pageSize: q.page_size ?? 20 })));
   };
 
   const stats: RequestHandler = async (_req, res) => {
@@ -45,7 +47,7 @@ export function simulationHandlers(deps: ApiDeps) {
 
   const result: RequestHandler = async (req, res) => {
     const job = await loadOwnedJob(deps.db, user(res).id, String(req.params.job_id));
-    res.json(await getResult(deps.db, job));
+    res.json(jobResultView(await getResult(deps.db, job)));
   };
 
   const exportFile: RequestHandler = async (req, res) => {
