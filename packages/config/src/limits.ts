@@ -1,3 +1,4 @@
+import { usdToMicros } from "@simbatch/contracts";
 import { ConfigError, TIERS, type Tier } from "./env.ts";
 
 /** Per-tier limits; -1 means unlimited. Money in micro-dollars. */
@@ -33,7 +34,7 @@ function parseLimit(key: string, raw: string, field: keyof TierLimits): number {
   const n = Number(raw);
   if (field === "maxBatchSize" && (n < 1 || n > 100)) throw new ConfigError([key], `invalid environment: ${key}: must be 1..100`);
   if (field === "ratePerMinute" && n < 1) throw new ConfigError([key], `invalid environment: ${key}: must be at least 1`);
-  return isCost && n !== -1 ? Math.round(n * 1_000_000) : n;
+  return isCost && n !== -1 ? usdToMicros(n) : n;
 }
 
 /** Tier limits with per-deployment overrides from env, validated at boot. */

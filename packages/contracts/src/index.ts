@@ -6,3 +6,4 @@ export * from "./requests.ts";
 export * from "./responses.ts";
 export * from "./openapi.ts";
 export * from "./admin-requests.ts";
+export * from "./money.ts";

@@ -1,5 +1,5 @@
 import { Prisma, type StopReason, type Tx } from "@simbatch/db";
-import type { CoreDeps } from "./deps.ts";
+import { usd, type CoreDeps } from "./deps.ts";
 import type { SideEffects } from "./side-effects.ts";
 import { costUsedMicros } from "./usage-queries.ts";
 
@@ -142,7 +142,7 @@ export type StopDecision =
   | { kind: "stop"; reason: "BUDGET_EXHAUSTED"; message: string }
   | { kind: "stop"; reason: "QUOTA_EXHAUSTED"; message: string };
 
-const budgetMessage = (spent: bigint, cap: bigint) => `Budget cap reached: spent ${Number(spent) / 1e6} of ${Number(cap) / 1e6} USD`;
+const budgetMessage = (spent: bigint, cap: bigint) => `Budget cap reached: spent ${usd(spent)} of ${usd(cap)} USD`;
 
 /** The fail-fast stop's message, naming the batch's first failed job. */
 export const failFastMessage = (failed: { id: string; message: string | null } | null): string =>

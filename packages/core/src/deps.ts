@@ -17,7 +17,5 @@ export interface CoreDeps {
   logger: Logger;
 }
 
-export const microsToUsd = (micros: bigint | number | null | undefined): number | null =>
-  micros === null || micros === undefined ? null : Number(micros) / 1_000_000;
-
-export const usd = (micros: bigint | number): number => Number(micros) / 1_000_000;
+// Money conversions have one home (packages/contracts/src/money.ts); re-exported for the domain's callers.
+export { microsToUsd, usd } from "@simbatch/contracts";

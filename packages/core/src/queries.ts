@@ -1,6 +1,6 @@
 import { type Batch, type DbOrTx, type SimulationJob } from "@simbatch/db";
 import { forbidden, notFound } from "@simbatch/errors";
-import { JOB_ID_RE, BATCH_ID_RE } from "@simbatch/contracts";
+import { JOB_ID_RE, BATCH_ID_RE, usd } from "@simbatch/contracts";
 import { admittedAggregate, aggregateBatches, EMPTY_AGGREGATE, type BatchAggregate } from "./batch-queries.ts";
 
 export type { BatchAggregate };
@@ -102,7 +102,7 @@ export async function listBatches(db: DbOrTx, userId: string, status: string | u
 }
 
 const num = (v: unknown): number => Number(v ?? 0);
-const usdOf = (v: unknown): number => Number(v ?? 0) / 1_000_000;
+const usdOf = (v: unknown): number => usd(BigInt((v as bigint | number | null) ?? 0));
 const avgSeconds = (v: unknown): number | null => (v === null || v === undefined ? null : Math.round(Number(v) * 1000) / 1000);
 
 /**

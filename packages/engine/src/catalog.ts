@@ -1,3 +1,4 @@
+import { usdToMicros } from "@simbatch/contracts";
 import type { TemporalMode } from "./types.ts";
 
 export type TemplateTier = "quick" | "standard" | "comprehensive";
@@ -39,7 +40,7 @@ const t = (
   default_entity_count: entities,
   default_timepoint_count: timepoints,
   default_temporal_mode: mode,
-  estimatedCostMicros: Math.round(usd * 1_000_000),
+  estimatedCostMicros: usdToMicros(usd),
   estimated_duration_seconds: seconds,
 });
 

@@ -1,10 +1,11 @@
+import { usdToMicros } from "@simbatch/contracts";
 import type { TemplateInfo } from "./catalog.ts";
 import { parseScriptedConfig, SCRIPTED_TEMPLATE_ID } from "./run-config.ts";
 
 /** Base rate for description-only jobs, per entity per timepoint: $0.0025. */
 export const DESCRIPTION_RATE_MICROS = 2_500;
 
-export const usdToMicros = (usd: number): number => Math.round(usd * 1_000_000);
+export { usdToMicros };
 
 /**
  * A job's cost estimate before it runs, in micro-dollars.

@@ -147,7 +147,7 @@ export async function runSimulation(spec: SimulationSpec, ctx: RunContext, opts:
       timepoints.push(await timepoint(run, meta, events, world, "main", rng, heading));
       if (before) branches.push(...(await openBranches(run, seed, before, k, events[0]?.kind, plan)));
     } catch (err) {
-      if (err instanceof NarrationError) return { kind: "failed", ...spend(k - 1), errorMessage: err.message, retryable: err.retryable };
+      if (err instanceof NarrationError) return { kind: "failed", ...spend(k - 1), errorMessage: err.message };
       throw err;
     }
     if (k === n) {

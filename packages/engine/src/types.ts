@@ -62,7 +62,7 @@ export interface SimulationResultPayload {
 
 export type RunOutcome =
   | { kind: "completed"; steps: number; costMicros: number; tokens: number; result: SimulationResultPayload; exports: ExportFile[] }
-  | { kind: "failed"; steps: number; costMicros: number; tokens: number; errorMessage: string; retryable?: boolean }
+  | { kind: "failed"; steps: number; costMicros: number; tokens: number; errorMessage: string }
   | { kind: "interrupted"; steps: number; costMicros: number; tokens: number };
 
 export interface SimulationEngine {

@@ -73,7 +73,7 @@ describe("OpenAI engine against a fake server", () => {
   it("fails permanently on a 400 with a generic message naming the status; the provider's text goes to the log only", async () => {
     const { out, seen, logged } = await runAgainst([{ status: 400, body: { error: { message: "model not supported" } } }]);
     expect(seen).toHaveLength(1);
-    expect(out).toMatchObject({ kind: "failed", steps: 0, tokens: 0, costMicros: 0, retryable: false });
+    expect(out).toMatchObject({ kind: "failed", steps: 0, tokens: 0, costMicros: 0 });
     if (out.kind === "failed") expect(out.errorMessage).toBe("LLM provider error: HTTP 400 (request rejected)");
     expect(logged).toEqual([{ status: 400, detail: "HTTP 400: model not supported", retryable: false, attempt: 1 }]);
   });
@@ -101,13 +101,13 @@ describe("OpenAI engine against a fake server", () => {
       { timepointCount: 1 },
     );
     expect(seen).toHaveLength(3);
-    expect(out).toMatchObject({ kind: "failed", retryable: true, errorMessage: "LLM provider error: HTTP 429 (rate limited) (gave up after 3 attempts)" });
+    expect(out).toMatchObject({ kind: "failed", errorMessage: "LLM provider error: HTTP 429 (rate limited) (gave up after 3 attempts)" });
   });
 
   it("gives up after its retries on repeated 5xx, keeping what earlier steps spent", async () => {
     const { out, seen, logged } = await runAgainst([ok(40), { status: 503, body: { error: { message: "overloaded" } } }]);
     expect(seen).toHaveLength(4);
-    expect(out).toMatchObject({ kind: "failed", steps: 1, tokens: 40, retryable: true });
+    expect(out).toMatchObject({ kind: "failed", steps: 1, tokens: 40 });
     if (out.kind === "failed") expect(out.errorMessage).toContain("HTTP 503");
     if (out.kind === "failed") expect(out.errorMessage).not.toContain("overloaded");
     expect(logged.map((e) => e.attempt)).toEqual([1, 2, 3]);
@@ -135,7 +135,7 @@ describe("OpenAI engine against a fake server", () => {
       });
       const out = await engine.run(specFor("showcase/board_meeting", { timepointCount: 1 }), recordingCtx().ctx);
       expect(requests).toBe(2);
-      expect(out).toMatchObject({ kind: "failed", steps: 0, tokens: 0, retryable: true });
+      expect(out).toMatchObject({ kind: "failed", steps: 0, tokens: 0 });
       if (out.kind === "failed") expect(out.errorMessage.toLowerCase()).toMatch(/time/);
     } finally {
       server.closeAllConnections();

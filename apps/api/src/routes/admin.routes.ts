@@ -1,4 +1,4 @@
-import { CreateKeySchema, CreateUserSchema, periodOf, UpdateUserSchema, UsageAdjustmentSchema } from "@simbatch/contracts";
+import { CreateKeySchema, CreateUserSchema, periodOf, UpdateUserSchema, UsageAdjustmentSchema, usdToMicros } from "@simbatch/contracts";
 import { createApiKey, createUsageAdjustment, revokeApiKey, updateUserTier, upsertUser } from "@simbatch/core";
 import type { RequestHandler } from "express";
 import type { ApiDeps } from "../deps.ts";
@@ -39,7 +39,7 @@ export function adminHandlers(deps: ApiDeps) {
       period,
       apiCalls: body.api_calls ?? 0,
       simulations: body.simulations ?? 0,
-      costMicros: Math.round((body.cost_usd ?? 0) * 1_000_000),
+      costMicros: usdToMicros(body.cost_usd ?? 0),
       tokens: body.tokens ?? 0,
       reason: body.reason,
     });

@@ -1,4 +1,4 @@
-import { BatchReportQuerySchema, CancelBatchRequestSchema, CreateBatchRequestSchema, ListBatchesQuerySchema } from "@simbatch/contracts";
+import { BatchReportQuerySchema, CancelBatchRequestSchema, CreateBatchRequestSchema, ListBatchesQuerySchema, usdToMicros } from "@simbatch/contracts";
 import {
   admitBatch,
   admittedBatch,
@@ -45,7 +45,7 @@ export function batchHandlers(deps: ApiDeps) {
       {
         parallelJobs: body.parallel_jobs ?? 3,
         failFast: body.fail_fast ?? false,
-        budgetCapMicros: body.budget_cap_usd == null ? null : Math.round(body.budget_cap_usd * 1_000_000),
+        budgetCapMicros: body.budget_cap_usd == null ? null : usdToMicros(body.budget_cap_usd),
         priority: body.priority ?? 50,
         metadata: body.metadata ?? null,
       },

@@ -1,3 +1,4 @@
+import { usd } from "@simbatch/contracts";
 import type { TemplateInfo } from "@simbatch/engine";
 import { notFound } from "@simbatch/errors";
 import type { RequestHandler } from "express";
@@ -13,7 +14,7 @@ export const templateView = (t: TemplateInfo) => ({
   default_entity_count: t.default_entity_count,
   default_timepoint_count: t.default_timepoint_count,
   default_temporal_mode: t.default_temporal_mode,
-  estimated_cost_usd: t.estimatedCostMicros / 1_000_000,
+  estimated_cost_usd: usd(t.estimatedCostMicros),
   estimated_duration_seconds: t.estimated_duration_seconds,
 });
 
