@@ -1,3 +1,4 @@
+import { activeJob } from "./sql.ts";
 import { periodOf } from "@simbatch/contracts";
 import { inTransaction, Prisma, type Tx } from "@simbatch/db";
 import type { Tier } from "@simbatch/config";
@@ -181,7 +182,7 @@ async function dispatchOnce(deps: CoreDeps): Promise<number> {
     // Busy slots: jobs released or running, counted on their partial index (at most capacity + look-ahead rows).
     const [busy] = await tx.$queryRaw<{ n: number; queued_priority: number | null }[]>`
       SELECT count(*)::int AS n, min(priority) FILTER (WHERE status = 'PENDING') AS queued_priority
-      FROM simulation_jobs WHERE status = 'RUNNING' OR (status = 'PENDING' AND released_at IS NOT NULL)`;
+      FROM simulation_jobs WHERE ${activeJob()}`;
     const window = capacity * (1 + LOOKAHEAD_PER_SLOT);
     const free = Math.max(0, window - (busy?.n ?? 0));
     const input = await loadInput(tx, deps, Math.max(window, 1));

@@ -18,3 +18,4 @@ export * from "./usage-adjustments.ts";
 export * from "./operations.ts";
 export * from "./batch-results.ts";
 export * from "./batch-report.ts";
+export * from "./sql.ts";

@@ -1,3 +1,4 @@
+import { activeJob } from "./sql.ts";
 import { redisKeys } from "@simbatch/contracts";
 import type { Redis } from "@simbatch/queue";
 import type { CoreDeps } from "./deps.ts";
@@ -31,7 +32,7 @@ export async function operationsSnapshot(deps: CoreDeps & { redis: Redis; redisP
       SELECT s.status, false AS released, s.n FROM c,
         LATERAL (VALUES ('COMPLETED', c.completed), ('FAILED', c.failed), ('CANCELLED', c.cancelled), ('PENDING', c.waiting)) AS s(status, n)
       UNION ALL SELECT status::text, (released_at IS NOT NULL), count(*)::int FROM simulation_jobs
-        WHERE status = 'RUNNING' OR (status = 'PENDING' AND released_at IS NOT NULL) GROUP BY 1, 2`,
+        WHERE ${activeJob()} GROUP BY 1, 2`,
     deps.db.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM batches WHERE completed_at IS NULL`,
     deps.queue.queue.getJobCounts("waiting", "prioritized", "active", "completed", "failed", "delayed"),
     deps.registry.live(),

@@ -1,3 +1,4 @@
+import { activeJob } from "./sql.ts";
 import type { JobEvent } from "@simbatch/contracts";
 import { inTransaction } from "@simbatch/db";
 import type { CoreDeps } from "./deps.ts";
@@ -98,7 +99,7 @@ export async function sweep(deps: CoreDeps, opts: SweepOptions = {}, state = new
       o.status AS outcome, o.cost_micros AS outcome_cost, o.tokens AS outcome_tokens, o.error_message AS outcome_error, o.ended_at AS outcome_at
     FROM simulation_jobs j
     LEFT JOIN job_attempt_outcomes o ON j.status = 'RUNNING' AND o.job_id = j.id AND o.attempt = j.attempts
-    WHERE (j.status = 'RUNNING' OR (j.status = 'PENDING' AND j.released_at IS NOT NULL))
+    WHERE ${activeJob("j")}
       AND (${jc === null}::boolean OR (j.created_at, j.id) > (${jc?.createdAt ?? new Date(0)}::timestamp, ${jc?.id ?? ""}::text))
     ORDER BY j.created_at, j.id LIMIT ${limit}::int`;
   const last = inFlight[inFlight.length - 1];
