@@ -2,7 +2,7 @@
 import { spawnSync } from "node:child_process";
 import path from "node:path";
 
-const BENCHES = ["engine.bench.ts", "pipeline.bench.ts", "control-plane.bench.ts"];
+const BENCHES = ["engine.bench.ts", "control-plane.bench.ts"];
 let failed = false;
 for (const file of BENCHES) {
   console.log(`\n== ${file}`);

@@ -245,6 +245,10 @@ describe("batch results (NDJSON)", () => {
 
     it("stops streaming when the client goes away, and the API carries on", async () => {
       const s = await server();
+      // The server side of the stream: it must end because the client left, before writing it all.
+      const served = new Promise<{ finished: boolean }>((resolve) =>
+        s.once("request", (_req: http.IncomingMessage, res: http.ServerResponse) => res.once("close", () => resolve({ finished: res.writableFinished }))),
+      );
       try {
         const port = (s.address() as AddressInfo).port;
         await new Promise<void>((resolve, reject) => {
@@ -259,7 +263,7 @@ describe("batch results (NDJSON)", () => {
           });
           req.on("error", (e) => ((e as NodeJS.ErrnoException).code === "ECONNRESET" ? undefined : reject(e)));
         });
-        await new Promise((r) => setTimeout(r, 200));
+        expect(await served).toEqual({ finished: false });
         const again = await results(ent.key, batchId);
         expect(again.status).toBe(200);
         expect(ndjson(again.body as string)).toHaveLength(JOBS);
