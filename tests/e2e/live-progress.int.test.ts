@@ -62,7 +62,11 @@ describe("live progress streams", () => {
   });
 
   it("streams one job: snapshot, changes, terminal job object", async () => {
-    const res = await stack.http().post("/simulations").set("X-API-Key", u.key).send(scripted({ steps: 10, step_ms: 30 }));
+    const res = await stack
+      .http()
+      .post("/simulations")
+      .set("X-API-Key", u.key)
+      .send(scripted({ steps: 10, step_ms: 30 }));
     const c = await sse(`/simulations/${res.body.job_id}/events`);
     await c.untilEnded();
     expect(c.events[0]!.event).toBe("job");
@@ -124,7 +128,13 @@ describe("live progress streams", () => {
         logger: stack.env.core.logger,
         redisRole: "consumer",
       });
-      const { counter, flusher } = startUsageCounting({ db: other.db, redis: other.redis, redisPrefix: stack.env.prefix, logger: other.logger, flushIntervalMs: 60_000 });
+      const { counter, flusher } = startUsageCounting({
+        db: other.db,
+        redis: other.redis,
+        redisPrefix: stack.env.prefix,
+        logger: other.logger,
+        flushIntervalMs: 60_000,
+      });
       closeFlusher = () => flusher.stop();
       const gates = buildGates({ limits: other.limits, redis: other.redis, redisPrefix: stack.env.prefix, rateLimitEnabled: false });
       baseB = await stack.serve(createApp({ ...other, config: { adminToken: undefined, maxBodyBytes: 64 * 1024 }, apiCalls: counter, gates }));
