@@ -76,9 +76,8 @@ describe("live progress streams", () => {
     expect(c.events.some((e) => e.data.status === "RUNNING")).toBe(true);
   });
 
-  it("sends keep-alive comments while nothing changes (a paused batch)", async () => {
-    const res = await stack.submitBatch(u.key, { simulations: [scripted({ steps: 1 })] });
-    await stack.http().post(`/simulations/batch/${res.body.batch_id}/pause`).set("X-API-Key", u.key);
+  it("sends keep-alive comments on open streams", async () => {
+    const res = await stack.submitBatch(u.key, { simulations: [scripted({ steps: 400, step_ms: 20 })] });
     const c = await sse(`/simulations/batch/${res.body.batch_id}/events`);
     await c.until(() => c.comments.filter((x) => x === "keep-alive").length >= 2, "two keep-alives");
     await stack.http().post(`/simulations/batch/${res.body.batch_id}/cancel`).set("X-API-Key", u.key).send({});
@@ -87,9 +86,8 @@ describe("live progress streams", () => {
   });
 
   it("caps open streams per user (429 RateLimitExceeded) and frees a slot when a stream closes", async () => {
-    const res = await stack.submitBatch(u.key, { simulations: [scripted({ steps: 1 })] });
+    const res = await stack.submitBatch(u.key, { simulations: [scripted({ steps: 400, step_ms: 20 })] });
     const id = res.body.batch_id;
-    await stack.http().post(`/simulations/batch/${id}/pause`).set("X-API-Key", u.key);
     const streams = [await sse(`/simulations/batch/${id}/events`), await sse(`/simulations/batch/${id}/events`), await sse(`/simulations/batch/${id}/events`)];
     for (const s of streams) await s.until(() => s.events.length >= 1, "a snapshot");
     const refused = await sse(`/simulations/batch/${id}/events`);
