@@ -9,8 +9,8 @@ async function main(): Promise<void> {
   const { logger } = deps;
   const runtime = new ReconcilerRuntime({
     deps,
-    streamRedis: createRedis(env.REDIS_URL, "consumer"),
-    redisPrefix: env.REDIS_PREFIX,
+    streamRedis: createRedis(deps.redisTarget, "consumer"),
+    redisPrefix: deps.redisPrefix,
     sweepIntervalMs: env.SWEEP_INTERVAL_MS,
     repairAfterMs: env.REPAIR_AFTER_MS,
     staleEventMs: env.EVENT_CLAIM_IDLE_MS,

@@ -3,12 +3,15 @@ import { redisKeys, systemClock, type Clock } from "@simbatch/contracts";
 import { createDb, type Db } from "@simbatch/db";
 import { createCatalog, createEngine, type SimulationEngine } from "@simbatch/engine";
 import { createLogger, type Logger } from "@simbatch/logger";
-import { createRedis, SimulationQueue, StopSignals, WorkerRegistry, type Redis } from "@simbatch/queue";
+import { createRedis, SimulationQueue, StopSignals, WorkerRegistry, type Redis, type RedisNode, type RedisTarget } from "@simbatch/queue";
 import type { CoreDeps } from "@simbatch/core";
 
 export interface WiringOptions {
   databaseUrl: string;
   redisUrl: string;
+  /** Seed nodes of a Redis Cluster (REDIS_CLUSTER_NODES); set → every connection is a Cluster client. */
+  redisClusterNodes?: readonly RedisNode[] | null;
+  /** As the keys use it: on a Cluster, hash-tagged (config's effectiveRedisPrefix; parseEnv applies it). */
   redisPrefix: string;
   testTemplates: boolean;
   limits: Record<Tier, TierLimits>;
@@ -21,6 +24,8 @@ export interface WiringOptions {
 
 export interface Wired extends CoreDeps {
   redis: Redis;
+  /** Where `redis` points: `createRedis(redisTarget, role)` makes another connection (a subscriber, a blocking reader). */
+  redisTarget: RedisTarget;
   redisPrefix: string;
   close(): Promise<void>;
 }
@@ -31,12 +36,14 @@ export interface Wired extends CoreDeps {
  */
 export function wireCore(opts: WiringOptions): Wired {
   const db = createDb({ url: opts.databaseUrl, poolSize: opts.dbPoolSize });
-  const redis = createRedis(opts.redisUrl, opts.redisRole);
+  const redisTarget: RedisTarget = { url: opts.redisUrl, clusterNodes: opts.redisClusterNodes ?? null };
+  const redis = createRedis(redisTarget, opts.redisRole);
   const keys = redisKeys(opts.redisPrefix);
   const queue = new SimulationQueue(redis, opts.redisPrefix);
   return {
     db,
     redis,
+    redisTarget,
     redisPrefix: opts.redisPrefix,
     queue,
     signals: new StopSignals(redis, opts.redisPrefix),
@@ -64,6 +71,7 @@ export function wireFromEnv(env: CommonEnv, rawEnv: Record<string, string | unde
   return wireCore({
     databaseUrl: env.DATABASE_URL,
     redisUrl: env.REDIS_URL,
+    redisClusterNodes: env.REDIS_CLUSTER_NODES,
     redisPrefix: env.REDIS_PREFIX,
     testTemplates: env.SIMBATCH_TEST_TEMPLATES,
     limits,
@@ -76,6 +84,7 @@ export function wireFromEnv(env: CommonEnv, rawEnv: Record<string, string | unde
 export interface WiredWorker {
   db: Db;
   redis: Redis;
+  redisTarget: RedisTarget;
   engine: SimulationEngine;
   logger: Logger;
   close(): Promise<void>;
@@ -84,7 +93,8 @@ export interface WiredWorker {
 export function wireWorker(env: WorkerEnv): WiredWorker {
   const logger = createLogger({ service: "worker", level: env.LOG_LEVEL });
   const db = createDb({ url: env.DATABASE_URL, poolSize: Math.min(20, env.WORKER_CONCURRENCY + 2) });
-  const redis = createRedis(env.REDIS_URL, "consumer");
+  const redisTarget = redisTargetOf(env);
+  const redis = createRedis(redisTarget, "consumer");
   const engine = createEngine({
     kind: env.ENGINE,
     model: env.ENGINE_MODEL,
@@ -103,6 +113,7 @@ export function wireWorker(env: WorkerEnv): WiredWorker {
   return {
     db,
     redis,
+    redisTarget,
     engine,
     logger,
     async close() {
@@ -110,6 +121,11 @@ export function wireWorker(env: WorkerEnv): WiredWorker {
       redis.disconnect();
     },
   };
+}
+
+/** Where a role's Redis is, from its env (REDIS_URL, REDIS_CLUSTER_NODES). */
+export function redisTargetOf(env: CommonEnv): RedisTarget {
+  return { url: env.REDIS_URL, clusterNodes: env.REDIS_CLUSTER_NODES ?? null };
 }
 
 /** The admin CLI's Postgres client (a small pool: one command, then exit). */
