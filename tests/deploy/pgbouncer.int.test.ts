@@ -3,7 +3,7 @@ import { Client } from "pg";
 import { createRedis } from "@simbatch/queue";
 import { dbUrl, newTestDbName, REDIS_URL, waitFor, withAdminClient } from "@simbatch/testing";
 import { startPgBouncer, type LocalPgBouncer } from "../support/pgbouncer.ts";
-import { freePort, run, stopAll, waitListening, type Proc } from "../support/processes.ts";
+import { complaints, freePort, run, stopAll, waitListening, type Proc } from "../support/processes.ts";
 
 const ADMIN_TOKEN = "pgbouncer-test-admin-token-0123456789abcdef";
 const POOL_SIZE = 4;
@@ -152,7 +152,8 @@ describe("PgBouncer (transaction pooling)", () => {
     expect(servers.length).toBeGreaterThan(0);
     expect(servers.length).toBeLessThanOrEqual(POOL_SIZE);
     expect(clients.length).toBeGreaterThan(POOL_SIZE);
-    const complaints = procs.flatMap((p) => p.output().split("\n")).filter((l) => /"level":"(warn|error)"/.test(l));
-    expect(complaints).toEqual([]);
+    // No role met a database error it had to log (a lost prepared statement, a lock held by another session).
+    const logged = complaints(procs);
+    expect(logged).toEqual([]);
   }, 180_000);
 });
