@@ -1,4 +1,14 @@
-import { ApiEnvSchema, ApiEnvSchemaChecked, CommonEnvSchema, ConfigError, effectiveRedisPrefix, parseEnv, parseTierLimits, ReconcilerEnvSchema, WorkerEnvSchemaChecked } from "../src/index.ts";
+import {
+  ApiEnvSchema,
+  ApiEnvSchemaChecked,
+  CommonEnvSchema,
+  ConfigError,
+  effectiveRedisPrefix,
+  parseEnv,
+  parseTierLimits,
+  ReconcilerEnvSchema,
+  WorkerEnvSchemaChecked,
+} from "../src/index.ts";
 
 describe("parseEnv", () => {
   it("applies the documented defaults", () => {
