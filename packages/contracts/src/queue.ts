@@ -28,4 +28,6 @@ export const redisKeys = (prefix: string) => ({
   dispatchWake: `${prefix}:dispatch:wake`,
   apiCalls: (userId: string, period: string) => `${prefix}:usage:api:${period}:${userId}`,
   apiCallsDirty: `${prefix}:usage:api:dirty`,
+  /** Job outcomes and durations per template (JobMetrics), read by the API at scrape time. */
+  jobMetrics: `${prefix}:metrics:jobs`,
 });

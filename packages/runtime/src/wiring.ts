@@ -3,7 +3,7 @@ import { redisKeys, systemClock, type Clock } from "@simbatch/contracts";
 import { createDb, type Db } from "@simbatch/db";
 import { createCatalog, createEngine, type SimulationEngine } from "@simbatch/engine";
 import { createLogger, type Logger } from "@simbatch/logger";
-import { createRedis, SimulationQueue, StopSignals, WorkerRegistry, type Redis } from "@simbatch/queue";
+import { createRedis, JobMetrics, SimulationQueue, StopSignals, WorkerRegistry, type Redis } from "@simbatch/queue";
 import type { CoreDeps } from "@simbatch/core";
 
 export interface WiringOptions {
@@ -41,6 +41,7 @@ export function wireCore(opts: WiringOptions): Wired {
     queue,
     signals: new StopSignals(redis, opts.redisPrefix),
     registry: new WorkerRegistry(redis, keys.workers),
+    jobMetrics: new JobMetrics(redis, keys.jobMetrics),
     catalog: createCatalog({ testTemplates: opts.testTemplates }),
     limits: opts.limits,
     clock: opts.clock ?? systemClock,
