@@ -47,6 +47,7 @@ describe("operator metrics", () => {
     let text = await scrape();
     expect(series(text, "simbatch_jobs_waiting_in_postgres")).toBe(8);
     expect(series(text, "simbatch_jobs_waiting_for_worker_slot")).toBe(4);
+    expect(series(text, "simbatch_worker_slots_wanted")).toBe(4);
     expect(series(text, "simbatch_jobs_oldest_waiting_age_seconds")).toBeGreaterThan(0);
     expect(series(text, "simbatch_jobs_released_not_started")).toBe(0);
     expect(series(text, "simbatch_jobs_oldest_released_age_seconds")).toBe(0);
@@ -65,6 +66,8 @@ describe("operator metrics", () => {
     // Released jobs count against parallel_jobs and tier concurrency: 2 are left that only slots hold back, whichever two went.
     expect(series(text, "simbatch_jobs_waiting_in_postgres")).toBe(6);
     expect(series(text, "simbatch_jobs_waiting_for_worker_slot")).toBe(2);
+    // The released jobs are still wanted slots: the autoscaler's figure does not drop when jobs leave the waiting state.
+    expect(series(text, "simbatch_worker_slots_wanted")).toBe(4);
 
     // A real worker takes the released jobs while the reconciler is frozen: their events wait in the stream.
     await stack.env.core.registry.remove("ghost");

@@ -29,6 +29,8 @@ describe("ApiMetrics", () => {
     m.set(snapshot());
     const text = await m.registry.metrics();
     expect(value(text, "simbatch_jobs_waiting_for_worker_slot")).toBe(3);
+    // 2 running + 2 released + 3 waiting for a slot.
+    expect(value(text, "simbatch_worker_slots_wanted")).toBe(7);
     expect(value(text, "simbatch_jobs_oldest_waiting_age_seconds")).toBe(42.5);
     expect(value(text, "simbatch_jobs_oldest_released_age_seconds")).toBe(1.25);
     expect(value(text, "simbatch_events_oldest_age_seconds")).toBe(0.5);

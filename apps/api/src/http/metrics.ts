@@ -85,6 +85,10 @@ export class ApiMetrics {
       "simbatch_jobs_waiting_for_worker_slot",
       "Waiting jobs that their batch's parallel_jobs and their tier's concurrency would let start now: held back only by worker capacity",
     ),
+    slotsWanted: this.gauge(
+      "simbatch_worker_slots_wanted",
+      "Worker slots the current load could use: jobs running, released and waiting for a worker slot (the worker autoscaler's metric)",
+    ),
     oldestWaiting: this.gauge("simbatch_jobs_oldest_waiting_age_seconds", "Age of the oldest job waiting in Postgres (0 when none waits)"),
     oldestReleased: this.gauge(
       "simbatch_jobs_oldest_released_age_seconds",
@@ -150,6 +154,8 @@ export class ApiMetrics {
     this.gauges.unacked.set(s.events.unacknowledged);
     this.gauges.dead.set(s.events.dead_lettered);
     this.gauges.forSlot.set(s.waiting_for_worker_slot);
+    // Stays put once the fleet is big enough (waiting drains into running), so an autoscaler on it does not oscillate.
+    this.gauges.slotsWanted.set(s.jobs.RUNNING + s.released_not_started + s.waiting_for_worker_slot);
     this.gauges.oldestWaiting.set(s.oldest_waiting_age_seconds);
     this.gauges.oldestReleased.set(s.oldest_released_age_seconds);
     this.gauges.eventAge.set(s.events.oldest_age_seconds);
