@@ -44,8 +44,10 @@ COPY . .
 RUN npx prisma generate && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 FROM ${NODE_IMAGE} AS runtime
+# CHECKPOINT_DISABLE: the Prisma CLI (migrate) does not call home.
 ENV NODE_ENV=production \
-    PORT=8080
+    PORT=8080 \
+    CHECKPOINT_DISABLE=1
 WORKDIR /app
 # Owned by root, readable by all: the service user cannot change its own code.
 COPY --from=build /app /app
