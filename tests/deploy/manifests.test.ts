@@ -17,7 +17,7 @@ function manifests(): Obj[] {
     .flatMap((f) =>
       parseAllDocuments(readFileSync(path.join(K8S, f), "utf8")).map((d) => {
         if (d.errors.length > 0) throw new Error(`${f}: ${d.errors[0]!.message}`);
-        return { ...(d.toJS() as Obj), __file: f };
+        return { ...(d.toJS() as Obj), __file: f } as Obj;
       }),
     )
     .filter((o) => o.kind);
