@@ -23,6 +23,13 @@ export interface JobOutcomeTotals {
   durations: { template: string; buckets: number[]; sum: number; count: number }[];
 }
 
+/**
+ * Every write pushes the hash's expiry out, as the event stream's does: only a
+ * deployment where no job has ended for a week loses its counters (a counter
+ * reset to Prometheus).
+ */
+export const JOB_METRICS_TTL_MS = 7 * 24 * 3600 * 1000;
+
 /** The label a job without a template is counted under. */
 export const NO_TEMPLATE = "none";
 
@@ -59,6 +66,7 @@ export class JobMetrics {
     const multi = this.redis.multi();
     for (const [field, n] of incr) multi.hincrby(this.key, field, n);
     for (const [field, s] of sums) multi.hincrbyfloat(this.key, field, s);
+    multi.pexpire(this.key, JOB_METRICS_TTL_MS);
     await multi.exec();
   }
 
