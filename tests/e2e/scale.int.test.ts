@@ -219,6 +219,29 @@ const OPERATIONS_JOBS = from("operations.ts")`
       UNION ALL SELECT status::text, (released_at IS NOT NULL), count(*)::int FROM simulation_jobs
         WHERE ${"activeJob()"} GROUP BY 1, 2`;
 
+const OPERATIONS_WAITING = from("operations.ts")`
+    WITH b AS (
+      SELECT owner_id, sum(LEAST(waiting_jobs, GREATEST(parallel_jobs - active_jobs, 0)))::int AS room, min(created_at) AS oldest
+      FROM batches WHERE waiting_jobs > 0 AND stop_reason IS NULL AND status IN ('PENDING', 'RUNNING')
+      GROUP BY owner_id
+    ), s AS (
+      SELECT owner_id, count(*)::int AS room, min(created_at) AS oldest
+      FROM simulation_jobs WHERE batch_id IS NULL AND status = 'PENDING' AND released_at IS NULL
+      GROUP BY owner_id
+    ), o AS (
+      SELECT owner_id, COALESCE(b.room, 0) + COALESCE(s.room, 0) AS room, LEAST(b.oldest, s.oldest) AS oldest
+      FROM b FULL JOIN s USING (owner_id)
+    )
+    SELECT u.tier::text AS tier, COALESCE(c.active_jobs, 0)::int AS active, o.room,
+      GREATEST(EXTRACT(EPOCH FROM (now() - o.oldest)), 0)::float8 AS oldest_s
+    FROM o JOIN LATERAL (SELECT u.tier FROM users u WHERE u.id = o.owner_id LIMIT 1) u ON true
+      LEFT JOIN LATERAL (SELECT c.active_jobs FROM user_counters c WHERE c.user_id = o.owner_id LIMIT 1) c ON true`;
+
+const OPERATIONS_RELEASED = from("operations.ts")`
+      SELECT GREATEST(EXTRACT(EPOCH FROM (now() - min(released_at))), 0)::float8 AS oldest_s,
+        (SELECT sum(charged_micros) FROM user_counters)::bigint AS charged
+      FROM simulation_jobs WHERE ${"activeJob()"} AND status = 'PENDING'`;
+
 // ---------------------------------------------------------------------------
 // Plans: rows read per table, counting what filters removed, over every loop.
 
@@ -592,6 +615,9 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
         0,
       ],
       ["operations snapshot", await explain("operations snapshot", OPERATIONS_JOBS, { "activeJob()": activeJob() }), 2 * WINDOW],
+      // The metrics' waiting demand: the batches with waiting work and the waiting single jobs, not the backlog's jobs.
+      ["operations waiting demand", await explain("operations waiting demand", OPERATIONS_WAITING, {}), WINDOW],
+      ["operations oldest released", await explain("operations oldest released", OPERATIONS_RELEASED, { "activeJob()": activeJob() }), 2 * WINDOW],
       // Bounded by one batch's size (<= 100); the sweep runs it for every open batch that has not started.
       ["evaluateBatches first start", await explain("evaluateBatches first start", EVALUATE_FIRST_START, { "b.id": unstarted }), JOBS_PER_BATCH],
     ];

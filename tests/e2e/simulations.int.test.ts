@@ -237,7 +237,12 @@ describe("single simulations end to end", () => {
     expect(ops.status).toBe(200);
     const completed = await stack.env.core.db.simulationJob.count({ where: { status: "COMPLETED" } });
     expect(ops.body.jobs.COMPLETED).toBe(completed);
-    expect(ops.body.events).toEqual({ backlog: expect.any(Number), unacknowledged: expect.any(Number), dead_lettered: 0 });
+    expect(ops.body.events).toEqual({
+      backlog: expect.any(Number),
+      unacknowledged: expect.any(Number),
+      dead_lettered: 0,
+      oldest_age_seconds: expect.any(Number),
+    });
     expect(ops.body.workers).toEqual({ live: 1, capacity: 1 });
     expect(ops.body.queue).toHaveProperty("active");
     const own = await submit(alice.key, scripted({ steps: 1 }));

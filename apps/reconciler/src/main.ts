@@ -1,6 +1,6 @@
 import { loadEnvOrExit, ReconcilerEnvSchema } from "@simbatch/config";
 import { createRedis } from "@simbatch/queue";
-import { onShutdown, runRole, wireFromEnv } from "@simbatch/runtime";
+import { keepAliveFile, onShutdown, runRole, wireFromEnv } from "@simbatch/runtime";
 import { ReconcilerRuntime } from "./reconciler-runtime.ts";
 
 async function main(): Promise<void> {
@@ -23,8 +23,10 @@ async function main(): Promise<void> {
   });
   await runtime.start();
   await runtime.sweepOnce().catch((err) => logger.warn("initial sweep failed", { error: String(err) }));
+  const alive = keepAliveFile(env.HEALTH_FILE);
 
   onShutdown(logger, env.SHUTDOWN_TIMEOUT_MS, async () => {
+    alive.stop();
     await runtime.stop();
     await deps.close();
   });

@@ -1,5 +1,5 @@
 import { loadEnvOrExit, WorkerEnvSchemaChecked } from "@simbatch/config";
-import { onShutdown, runRole, wireWorker } from "@simbatch/runtime";
+import { keepAliveFile, onShutdown, runRole, wireWorker } from "@simbatch/runtime";
 import { WorkerRuntime } from "./worker-runtime.ts";
 
 async function main(): Promise<void> {
@@ -17,8 +17,10 @@ async function main(): Promise<void> {
     maxJobAttempts: env.MAX_JOB_ATTEMPTS,
   });
   await runtime.start();
+  const alive = keepAliveFile(env.HEALTH_FILE);
 
   onShutdown(logger, env.SHUTDOWN_TIMEOUT_MS, async () => {
+    alive.stop();
     await runtime.stop();
     await close();
   });

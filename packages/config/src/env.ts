@@ -56,6 +56,14 @@ export const CommonEnvSchema = z.object({
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool.default(false),
 });
 
+/**
+ * Liveness file of the roles without an HTTP port (worker, reconciler): when
+ * set, the process rewrites it every few seconds from its event loop, and
+ * `scripts/healthcheck.mjs` (the image's HEALTHCHECK, Kubernetes exec probes)
+ * calls the process alive while the file is fresh.
+ */
+const HealthFileEnv = { HEALTH_FILE: z.string().optional() };
+
 export const ApiEnvSchema = CommonEnvSchema.extend({
   PORT: int(0, 65535).default(8080),
   /**
@@ -91,6 +99,7 @@ export const ApiEnvSchemaChecked = ApiEnvSchema.superRefine((env, ctx) => {
 });
 
 export const WorkerEnvSchema = CommonEnvSchema.extend({
+  ...HealthFileEnv,
   WORKER_CONCURRENCY: int(1, 1000).default(4),
   /** Pause per engine step standing in for model latency. */
   SIM_STEP_MS: int(0, 600_000).default(300),
@@ -128,6 +137,7 @@ export const WorkerEnvSchemaChecked = WorkerEnvSchema.superRefine((env, ctx) => 
 });
 
 export const ReconcilerEnvSchema = CommonEnvSchema.extend({
+  ...HealthFileEnv,
   SWEEP_INTERVAL_MS: int(100).default(15_000),
   /**
    * Repair timeout of the sweep: a finished attempt whose outcome is recorded but

@@ -32,4 +32,6 @@ export const redisKeys = (prefix: string) => ({
   streams: (userId: string) => `${prefix}:streams:${userId}`,
   apiCalls: (userId: string, period: string) => `${prefix}:usage:api:${period}:${userId}`,
   apiCallsDirty: `${prefix}:usage:api:dirty`,
+  /** Job outcomes and durations per template (JobMetrics), read by the API at scrape time. */
+  jobMetrics: `${prefix}:metrics:jobs`,
 });

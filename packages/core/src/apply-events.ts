@@ -1,5 +1,6 @@
 import { periodOf, type JobEvent } from "@simbatch/contracts";
 import { inTransaction, Prisma, type Tx } from "@simbatch/db";
+import type { JobOutcome } from "@simbatch/queue";
 import type { CoreDeps } from "./deps.ts";
 import { evaluateBatches } from "./batch-state.ts";
 import { SideEffects } from "./side-effects.ts";
@@ -81,8 +82,8 @@ export function terminalValues(e: TerminalEvent) {
  * already reported for the attempt (an attempt ended on behalf of a crashed
  * worker reports 0).
  */
-async function applyTerminal(tx: Tx, events: TerminalEvent[], effects: SideEffects): Promise<{ applied: number; batches: string[] }> {
-  if (events.length === 0) return { applied: 0, batches: [] };
+async function applyTerminal(tx: Tx, events: TerminalEvent[], effects: SideEffects): Promise<{ applied: number; batches: string[]; outcomes: JobOutcome[] }> {
+  if (events.length === 0) return { applied: 0, batches: [], outcomes: [] };
   const values = events.map((e) => {
     const v = terminalValues(e);
     return Prisma.sql`(${v.jobId}::text, ${v.attempt}::int, ${v.status}::text, ${v.at}::timestamp, ${v.costMicros}::bigint, ${v.tokens}::bigint,
@@ -90,7 +91,7 @@ async function applyTerminal(tx: Tx, events: TerminalEvent[], effects: SideEffec
   });
   // The ends and their charges in one statement: a charge row per ended attempt
   // (unique on job and attempt, so a replay inserts nothing).
-  const ended = await tx.$queryRaw<{ id: string; batch_id: string | null }[]>`
+  const ended = await tx.$queryRaw<{ id: string; batch_id: string | null; template_id: string | null; status: JobOutcome["status"]; duration_s: number }[]>`
     WITH ended AS (
       UPDATE simulation_jobs j SET status = v.status::"JobStatus", completed_at = v.at,
         cost_micros = GREATEST(j.cost_micros, j.carried_cost_micros + v.cost), tokens_used = GREATEST(j.tokens_used, j.carried_tokens + v.tokens),
@@ -100,16 +101,22 @@ async function applyTerminal(tx: Tx, events: TerminalEvent[], effects: SideEffec
         cancel_reason = CASE WHEN v.status = 'CANCELLED' THEN COALESCE(j.cancel_reason, v.stop) ELSE j.cancel_reason END
       FROM (VALUES ${Prisma.join(values)}) AS v(id, attempt, status, at, cost, tokens, error, period, stop)
       WHERE j.id = v.id AND j.status = 'RUNNING' AND j.attempts = v.attempt
-      RETURNING j.id, j.owner_id, j.batch_id, v.attempt, (j.cost_micros - j.carried_cost_micros) AS cost, (j.tokens_used - j.carried_tokens) AS tokens, v.period
+      RETURNING j.id, j.owner_id, j.batch_id, v.attempt, (j.cost_micros - j.carried_cost_micros) AS cost, (j.tokens_used - j.carried_tokens) AS tokens, v.period,
+        j.template_id, v.status, EXTRACT(EPOCH FROM (v.at - j.started_at))::float8 AS duration_s
     ), charged AS (
       INSERT INTO ledger_entries (user_id, period, kind, job_id, batch_id, attempt, cost_micros, tokens)
       SELECT owner_id, period, 'CHARGE'::"LedgerKind", id, batch_id, attempt, cost, tokens FROM ended
       ON CONFLICT (job_id, attempt) DO NOTHING
     )
-    SELECT id, batch_id FROM ended`;
-  if (ended.length === 0) return { applied: 0, batches: [] };
+    SELECT id, batch_id, template_id, status, duration_s FROM ended`;
+  if (ended.length === 0) return { applied: 0, batches: [], outcomes: [] };
   for (const r of ended) effects.jobChanged(r.id, r.batch_id);
-  return { applied: ended.length, batches: ended.flatMap((r) => (r.batch_id ? [r.batch_id] : [])) };
+  return {
+    applied: ended.length,
+    batches: ended.flatMap((r) => (r.batch_id ? [r.batch_id] : [])),
+    // Only the rows this statement ended: a replayed event ends nothing, so it is never counted twice.
+    outcomes: ended.map((r) => ({ template: r.template_id, status: r.status, durationSeconds: Number(r.duration_s ?? 0) })),
+  };
 }
 
 /** Still-PENDING batches of started jobs: a start matters to a batch only as its first one (→ RUNNING). */
@@ -135,13 +142,15 @@ export async function applyEvents(deps: CoreDeps, events: JobEvent[]): Promise<A
   if (events.length === 0) return { applied: 0, capacityChanged: false };
   const { progress, terminal, started } = partitionEvents(events);
   const effects = new SideEffects();
-  const result = await inTransaction(deps.db, async (tx) => {
+  const { outcomes, ...result } = await inTransaction(deps.db, async (tx) => {
     const batches = new Set<string>(await applyProgress(tx, progress, effects));
     const ended = await applyTerminal(tx, terminal, effects);
     for (const id of [...ended.batches, ...(await pendingBatchesOf(tx, started))]) batches.add(id);
     await evaluateBatches(deps, tx, batches, effects);
-    return { applied: ended.applied, capacityChanged: ended.applied > 0 || started.length > 0 };
+    return { applied: ended.applied, capacityChanged: ended.applied > 0 || started.length > 0, outcomes: ended.outcomes };
   });
   await effects.run(deps);
+  // Metrics after commit: a crash or a Redis error here loses these counts (an undercount), never the jobs' state.
+  await deps.jobMetrics.record(outcomes).catch((err: unknown) => deps.logger.warn("job metrics not recorded", { error: String(err) }));
   return result;
 }

@@ -3,7 +3,7 @@ import type { Clock } from "@simbatch/contracts";
 import type { Db } from "@simbatch/db";
 import type { Catalog } from "@simbatch/engine";
 import type { Logger } from "@simbatch/logger";
-import type { ProgressChannel, SimulationQueue, StopSignals, WebhookQueue, WorkerRegistry } from "@simbatch/queue";
+import type { JobMetrics, ProgressChannel, SimulationQueue, StopSignals, WebhookQueue, WorkerRegistry } from "@simbatch/queue";
 
 /** Everything the domain needs, passed in by each app's composition root. */
 export interface CoreDeps {
@@ -11,6 +11,8 @@ export interface CoreDeps {
   queue: SimulationQueue;
   signals: StopSignals;
   registry: WorkerRegistry;
+  /** Outcomes and durations per template, counted where jobs end (reconcilers), served by the API's metrics. */
+  jobMetrics: JobMetrics;
   catalog: Catalog;
   limits: Record<Tier, TierLimits>;
   clock: Clock;

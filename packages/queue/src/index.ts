@@ -4,6 +4,7 @@ export * from "./event-stream.ts";
 export * from "./signals.ts";
 export * from "./worker-registry.ts";
 export * from "./api-call-counter.ts";
+export * from "./job-metrics.ts";
 // The worker app builds its BullMQ Worker from these; BullMQ itself is imported here only.
 export { UnrecoverableError, Worker, type Job } from "bullmq";
 export * from "./errors.ts";

@@ -1,3 +1,4 @@
+import { rmSync, writeFileSync } from "node:fs";
 import type { Logger } from "@simbatch/logger";
 
 /**
@@ -31,6 +32,35 @@ export function onShutdown(logger: Logger, timeoutMs: number, stop: () => Promis
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+/** How often a role rewrites its HEALTH_FILE; scripts/healthcheck.mjs allows 30 s of silence. */
+export const HEALTH_FILE_INTERVAL_MS = 5_000;
+
+/**
+ * Keeps `file` fresh from this process' event loop (written at once, then every
+ * `intervalMs`): a liveness signal for roles without an HTTP port. It says the
+ * process runs and its event loop turns, not that Postgres or Redis answer (a
+ * restart would not bring those back). `stop` removes the file. No file: no-op.
+ */
+export function keepAliveFile(file: string | undefined, intervalMs = HEALTH_FILE_INTERVAL_MS): { stop(): void } {
+  if (!file) return { stop: () => undefined };
+  const touch = () => {
+    try {
+      writeFileSync(file, `${new Date().toISOString()}\n`);
+    } catch {
+      // An unwritable path only makes the probe fail; the role keeps running.
+    }
+  };
+  touch();
+  const timer = setInterval(touch, intervalMs);
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      rmSync(file, { force: true });
+    },
+  };
 }
 
 export * from "./wiring.ts";

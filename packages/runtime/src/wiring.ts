@@ -5,6 +5,7 @@ import { createCatalog, createEngine, type SimulationEngine } from "@simbatch/en
 import { createLogger, type Logger } from "@simbatch/logger";
 import {
   createRedis,
+  JobMetrics,
   ProgressChannel,
   SimulationQueue,
   StopSignals,
@@ -62,6 +63,7 @@ export function wireCore(opts: WiringOptions): Wired {
     queue,
     signals: new StopSignals(redis, opts.redisPrefix),
     registry: new WorkerRegistry(redis, keys.workers),
+    jobMetrics: new JobMetrics(redis, keys.jobMetrics),
     catalog: createCatalog({ testTemplates: opts.testTemplates }),
     limits: opts.limits,
     clock: opts.clock ?? systemClock,

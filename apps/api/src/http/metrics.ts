@@ -1,7 +1,64 @@
-import { operationsSnapshot, type OperationsSnapshot } from "@simbatch/core";
+import { operationsSnapshot, webhookDeliveriesFailed, type OperationsSnapshot } from "@simbatch/core";
+import { JOB_DURATION_BUCKETS, type JobOutcomeTotals } from "@simbatch/queue";
 import type { RequestHandler } from "express";
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ApiDeps } from "../deps.ts";
+
+interface PresetSeries {
+  labels: Record<string, string>;
+  /** Count per bucket (not cumulative), the +Inf overflow last. */
+  buckets: number[];
+  sum: number;
+  count: number;
+}
+
+/**
+ * A histogram whose buckets are counted elsewhere (in Redis, by the processes
+ * where the events happen) and set whole at scrape time, exported in
+ * Prometheus' histogram shape (`_bucket{le}`, `_sum`, `_count`).
+ */
+class PresetHistogram extends Histogram<string> {
+  private series: PresetSeries[] = [];
+
+  constructor(
+    private readonly metricName: string,
+    private readonly helpText: string,
+    labelNames: string[],
+    private readonly bounds: readonly number[],
+    registry: Registry,
+  ) {
+    super({ name: metricName, help: helpText, labelNames, buckets: [...bounds], registers: [registry] });
+  }
+
+  setAll(series: PresetSeries[]): void {
+    this.series = series;
+  }
+
+  private values() {
+    return this.series.flatMap((s) => {
+      let cumulative = 0;
+      const buckets = [...this.bounds, Number.POSITIVE_INFINITY].map((le, i) => {
+        cumulative += s.buckets[i] ?? 0;
+        return { metricName: `${this.metricName}_bucket`, labels: { ...s.labels, le: le === Number.POSITIVE_INFINITY ? "+Inf" : le }, value: cumulative };
+      });
+      return [
+        ...buckets,
+        { metricName: `${this.metricName}_sum`, labels: s.labels, value: s.sum },
+        { metricName: `${this.metricName}_count`, labels: s.labels, value: s.count },
+      ];
+    });
+  }
+
+  // The registry reads `getForPromString` for the text format and `get` for JSON; both answer the preset series.
+  override async get(): Promise<Awaited<ReturnType<Histogram<string>["get"]>>> {
+    const data = { name: this.metricName, help: this.helpText, type: "histogram", values: this.values(), aggregator: "sum" };
+    return data as unknown as Awaited<ReturnType<Histogram<string>["get"]>>;
+  }
+
+  async getForPromString() {
+    return this.get();
+  }
+}
 
 /** Prometheus metrics of this API process plus a snapshot of the whole deployment, read at scrape time. */
 export class ApiMetrics {
@@ -24,7 +81,36 @@ export class ApiMetrics {
     backlog: this.gauge("simbatch_events_backlog", "Worker events not yet applied by a reconciler"),
     unacked: this.gauge("simbatch_events_unacknowledged", "Events read by a reconciler but not acknowledged"),
     dead: this.gauge("simbatch_events_dead_lettered", "Stream entries that were not valid events, kept in <prefix>:events:dead"),
+    forSlot: this.gauge(
+      "simbatch_jobs_waiting_for_worker_slot",
+      "Waiting jobs that their batch's parallel_jobs and their tier's concurrency would let start now: held back only by worker capacity",
+    ),
+    slotsWanted: this.gauge(
+      "simbatch_worker_slots_wanted",
+      "Worker slots the current load could use: jobs running, released and waiting for a worker slot (the worker autoscaler's metric)",
+    ),
+    oldestWaiting: this.gauge("simbatch_jobs_oldest_waiting_age_seconds", "Age of the oldest job waiting in Postgres (0 when none waits)"),
+    oldestReleased: this.gauge(
+      "simbatch_jobs_oldest_released_age_seconds",
+      "Time since the release of the oldest job released to BullMQ and not yet claimed by a worker (0 when none)",
+    ),
+    eventAge: this.gauge("simbatch_events_oldest_age_seconds", "Age of the oldest worker event no reconciler has applied yet (0 when none): reconciler lag"),
   };
+  private readonly counters = {
+    outcomes: this.counter("simbatch_job_outcomes_total", "Jobs that ended after running, by template and end status, as reconcilers applied them", [
+      "template",
+      "status",
+    ]),
+    charged: this.counter("simbatch_charged_micros_total", "Micro-dollars charged for ended jobs (all users)"),
+    webhookFailures: this.counter("simbatch_webhook_deliveries_failed_total", "Webhook delivery attempts that failed (non-2xx answer or none)"),
+  };
+  private readonly jobDuration = new PresetHistogram(
+    "simbatch_job_duration_seconds",
+    "Completed jobs from first start to end, by template",
+    ["template"],
+    JOB_DURATION_BUCKETS,
+    this.registry,
+  );
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "simbatch_api_" });
@@ -32,6 +118,16 @@ export class ApiMetrics {
 
   private gauge(name: string, help: string, labelNames: string[] = []) {
     return new Gauge({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  private counter(name: string, help: string, labelNames: string[] = []) {
+    return new Counter({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  /** Counters whose totals are kept elsewhere (Postgres, Redis): set to those totals. */
+  private static setTotal(counter: Counter<string>, values: { labels: Record<string, string>; value: number }[]): void {
+    counter.reset();
+    for (const v of values) counter.inc(v.labels, Math.max(0, v.value));
   }
 
   /** Times every request; the route label is the matched pattern, never the raw path (bounded cardinality). */
@@ -57,6 +153,25 @@ export class ApiMetrics {
     this.gauges.backlog.set(s.events.backlog);
     this.gauges.unacked.set(s.events.unacknowledged);
     this.gauges.dead.set(s.events.dead_lettered);
+    this.gauges.forSlot.set(s.waiting_for_worker_slot);
+    // Stays put once the fleet is big enough (waiting drains into running), so an autoscaler on it does not oscillate.
+    this.gauges.slotsWanted.set(s.jobs.RUNNING + s.released_not_started + s.waiting_for_worker_slot);
+    this.gauges.oldestWaiting.set(s.oldest_waiting_age_seconds);
+    this.gauges.oldestReleased.set(s.oldest_released_age_seconds);
+    this.gauges.eventAge.set(s.events.oldest_age_seconds);
+    ApiMetrics.setTotal(this.counters.charged, [{ labels: {}, value: s.charged_micros }]);
+  }
+
+  setJobTotals(t: JobOutcomeTotals): void {
+    ApiMetrics.setTotal(
+      this.counters.outcomes,
+      t.outcomes.map((o) => ({ labels: { template: o.template, status: o.status }, value: o.count })),
+    );
+    this.jobDuration.setAll(t.durations.map((d) => ({ labels: { template: d.template }, buckets: d.buckets, sum: d.sum, count: d.count })));
+  }
+
+  setWebhookFailures(n: number): void {
+    ApiMetrics.setTotal(this.counters.webhookFailures, [{ labels: {}, value: n }]);
   }
 }
 
@@ -65,7 +180,10 @@ export function operationsHandlers(deps: ApiDeps, metrics: ApiMetrics) {
     res.json(await operationsSnapshot(deps));
   };
   const prometheus: RequestHandler = async (_req, res) => {
-    metrics.set(await operationsSnapshot(deps));
+    const [snapshot, jobs, webhookFailures] = await Promise.all([operationsSnapshot(deps), deps.jobMetrics.read(), webhookDeliveriesFailed(deps)]);
+    metrics.set(snapshot);
+    metrics.setJobTotals(jobs);
+    metrics.setWebhookFailures(webhookFailures);
     res.setHeader("Content-Type", metrics.registry.contentType);
     res.send(await metrics.registry.metrics());
   };
