@@ -3,7 +3,7 @@ import { redisKeys, systemClock, type Clock } from "@simbatch/contracts";
 import { createDb, type Db } from "@simbatch/db";
 import { createCatalog, createEngine, type SimulationEngine } from "@simbatch/engine";
 import { createLogger, type Logger } from "@simbatch/logger";
-import { createRedis, SimulationQueue, StopSignals, WorkerRegistry, type Redis } from "@simbatch/queue";
+import { createRedis, QueueSet, SimulationQueue, StopSignals, WorkerRegistry, type Redis } from "@simbatch/queue";
 import type { CoreDeps } from "@simbatch/core";
 
 export interface WiringOptions {
@@ -22,6 +22,8 @@ export interface WiringOptions {
 export interface Wired extends CoreDeps {
   redis: Redis;
   redisPrefix: string;
+  /** Every BullMQ queue of the service (allQueueNames), opened on first use: the API's queue dashboard reads them. */
+  queues: QueueSet;
   close(): Promise<void>;
 }
 
@@ -34,11 +36,13 @@ export function wireCore(opts: WiringOptions): Wired {
   const redis = createRedis(opts.redisUrl, opts.redisRole);
   const keys = redisKeys(opts.redisPrefix);
   const queue = new SimulationQueue(redis, opts.redisPrefix);
+  const queues = new QueueSet(redis, opts.redisPrefix, [queue.queue]);
   return {
     db,
     redis,
     redisPrefix: opts.redisPrefix,
     queue,
+    queues,
     signals: new StopSignals(redis, opts.redisPrefix),
     registry: new WorkerRegistry(redis, keys.workers),
     catalog: createCatalog({ testTemplates: opts.testTemplates }),
@@ -46,6 +50,7 @@ export function wireCore(opts: WiringOptions): Wired {
     clock: opts.clock ?? systemClock,
     logger: opts.logger,
     async close() {
+      await queues.close();
       await queue.close().catch(() => undefined);
       await db.$disconnect().catch(() => undefined);
       redis.disconnect();
