@@ -73,7 +73,7 @@ export interface DashboardBatch {
   cancelled: number;
   /** Ended jobs count 100 each, running jobs their own progress. */
   progress_percent: number;
-  /** Charged (ended jobs and superseded attempts) plus what running attempts reported so far. */
+  /** What ended jobs cost plus what running jobs have spent so far (their superseded attempts included). */
   cost_usd: number;
   budget_cap_usd: number | null;
   stop_reason: string | null;
@@ -109,7 +109,7 @@ export const DASHBOARD_SQL = {
       COALESCE(r.n, 0)::int AS running, COALESCE(r.progress, 0)::float8 AS running_progress, COALESCE(r.cost, 0)::bigint AS running_cost_micros
     FROM (SELECT * FROM batches WHERE completed_at IS NULL ORDER BY created_at LIMIT ${DASHBOARD_LIMITS.openBatches}) b
     LEFT JOIN LATERAL (
-      SELECT count(*) AS n, sum(j.progress_percent) AS progress, sum(j.cost_micros - j.carried_cost_micros) AS cost
+      SELECT count(*) AS n, sum(j.progress_percent) AS progress, sum(j.cost_micros) AS cost
       FROM simulation_jobs j WHERE j.batch_id = b.id AND j.status = 'RUNNING'
     ) r ON true
     ORDER BY b.created_at, b.id`,
