@@ -128,7 +128,7 @@ const MAPS: [path: string, title: string][] = [
 const FORMAT_JS = `function fmt(kind, v) {
   if (v === null || v === undefined) return "\\u2014";
   if (kind === "int") return Number(v).toLocaleString("en-US");
-  if (kind === "usd") return "$" + Number(v).toFixed(v !== 0 && Math.abs(v) < 1 ? 6 : 2);
+  if (kind === "usd") { const s = Number(v).toFixed(6).replace(/0+$/, ""); return "$" + (/\\.\\d?$/.test(s) ? Number(v).toFixed(2) : s); }
   if (kind === "pct") return Number(v).toFixed(1) + "%";
   if (kind === "ms") return v < 1000 ? Math.round(v) + " ms" : (v / 1000).toFixed(1) + " s";
   if (kind === "dur") return v < 60 ? v + " s" : v < 3600 ? Math.floor(v / 60) + " m " + (v % 60) + " s" : Math.floor(v / 3600) + " h " + Math.floor((v % 3600) / 60) + " m";
@@ -239,6 +239,6 @@ main{padding:1rem 1.2rem}.cards{display:grid;grid-template-columns:repeat(auto-f
 .card,.wide{background:#fff;border:1px solid #dde1e8;border-radius:6px;padding:.6rem .8rem}.wide{margin-top:.8rem;overflow-x:auto}
 h2{font-size:.8rem;text-transform:uppercase;letter-spacing:.04em;color:#5a6372;margin:0 0 .4rem}
 dl{display:grid;grid-template-columns:1fr auto;gap:.15rem .8rem;margin:0}dt{color:#5a6372}dd{margin:0;text-align:right;font-variant-numeric:tabular-nums;font-weight:600}
-table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}th,td{padding:.25rem .5rem;border-bottom:1px solid #eef0f3;text-align:right;white-space:nowrap}
+table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}th,td{padding:.25rem .4rem;border-bottom:1px solid #eef0f3;text-align:right;white-space:nowrap}
 th:first-child,td.text{text-align:left}td.text{font-family:ui-monospace,monospace;font-size:.85em}tr.empty td{text-align:left;color:#8a93a3}
-progress{width:5rem;vertical-align:middle}`;
+progress{width:4rem;vertical-align:middle}`;
