@@ -10,7 +10,7 @@ import { requestContext } from "./http/request-context.ts";
 import { RouteTable } from "./http/route-table.ts";
 import { queueBoard, QUEUE_BOARD_PATH } from "./http/queue-board.ts";
 import { adminHandlers } from "./routes/admin.routes.ts";
-import { dashboardHandlers, DASHBOARD_DATA_PATH, DASHBOARD_PATH } from "./routes/dashboard.routes.ts";
+import { dashboardHandlers } from "./routes/dashboard.routes.ts";
 import { batchHandlers } from "./routes/batches.routes.ts";
 import { healthHandlers } from "./routes/health.routes.ts";
 import { simulationHandlers } from "./routes/simulations.routes.ts";
@@ -100,8 +100,8 @@ export function createApp(deps: ApiDeps): Express {
 
     const browserAuth = requireAdmin({ token: adminToken, redis: deps.redis, redisPrefix: deps.redisPrefix, ...deps.config.adminAuth, browser: true });
     const d = dashboardHandlers(deps);
-    routes.add("get", DASHBOARD_PATH, browserAuth, d.page);
-    routes.add("get", DASHBOARD_DATA_PATH, browserAuth, d.data);
+    routes.add("get", "/admin/dashboard", browserAuth, d.page);
+    routes.add("get", "/admin/dashboard/data", browserAuth, d.data);
     app.use(QUEUE_BOARD_PATH, browserAuth, queueBoard(deps.queues.all(), deps.redisPrefix));
   }
 

@@ -5,8 +5,8 @@ import type { ApiDeps } from "../deps.ts";
 import { QUEUE_BOARD_PATH } from "../http/queue-board.ts";
 import { renderDashboardPage } from "../views/dashboard-page.ts";
 
-export const DASHBOARD_PATH = "/admin/dashboard";
-export const DASHBOARD_DATA_PATH = "/admin/dashboard/data";
+/** Where the page polls (app.ts registers the routes with literal paths, which docs/openapi.json is checked against). */
+const DASHBOARD_DATA_PATH = "/admin/dashboard/data";
 /** How often the page asks for a new snapshot. */
 export const DASHBOARD_POLL_MS = 1_500;
 
