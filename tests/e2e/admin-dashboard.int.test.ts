@@ -16,6 +16,12 @@ const ADMIN = "browser-admin-token-0123456789abcdef0123456789";
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ARTIFACTS = path.resolve(__dirname, "../../test-artifacts");
 
+// The page's document, for the predicates that run there (this file compiles without the DOM library).
+interface PageElement {
+  textContent: string | null;
+}
+declare const document: { querySelector(sel: string): PageElement | null; querySelectorAll(sel: string): Iterable<PageElement> };
+
 describe("admin dashboards in chromium", () => {
   const env = new TestEnv();
   const procs: Proc[] = [];
@@ -100,26 +106,29 @@ describe("admin dashboards in chromium", () => {
     const batchId = ((await res.json()) as { batch_id: string }).batch_id;
     const cell = (col: string) => `#batches tr[data-row="${batchId}"] td[data-col="${col}"] span`;
 
+    // The predicates run in the page (functions, not strings: the page's CSP forbids eval).
+    const seconds = (n: number) => ({ timeout: n * 1000 });
+
     // The poll brings the batch in while it runs, without a reload.
-    await page.waitForFunction((sel) => Number(document.querySelector(sel)?.textContent ?? 0) > 0, cell("running"), { timeout: 30_000 });
-    const first = await page.textContent(cell("progress_percent"));
+    await page.waitForFunction((sel) => Number(document.querySelector(sel)?.textContent ?? 0) > 0, cell("running"), seconds(30));
+    const first = (await page.textContent(cell("progress_percent"))) ?? "";
     await page.waitForFunction(
-      ([sel, before]) => (document.querySelector(sel)?.textContent ?? before) !== before,
-      [cell("progress_percent"), first!] as const,
-      {
-        timeout: 30_000,
-      },
+      ({ sel, before }) => (document.querySelector(sel)?.textContent ?? before) !== before,
+      { sel: cell("progress_percent"), before: first },
+      seconds(30),
     );
     // Running jobs show against their worker, and as busy slots.
-    await page.waitForFunction(() => [...document.querySelectorAll("#workers td[data-col='running'] span")].some((s) => Number(s.textContent) > 0), undefined, {
-      timeout: 30_000,
-    });
+    await page.waitForFunction(
+      () => [...document.querySelectorAll("#workers td[data-col='running'] span")].some((s) => Number(s.textContent) > 0),
+      null,
+      seconds(30),
+    );
     expect(Number(await page.textContent("[data-k='workers.capacity']"))).toBe(2);
     await page.screenshot({ path: path.join(ARTIFACTS, "admin-dashboard.png"), fullPage: true });
 
     // It runs to the end on the page: completions climb, then the batch leaves the unfinished list and the spend shows it.
-    await page.waitForFunction((sel) => Number(document.querySelector(sel)?.textContent ?? 0) >= 2, cell("completed"), { timeout: 60_000 });
-    await page.waitForFunction((sel) => document.querySelector(sel) === null, `#batches tr[data-row="${batchId}"]`, { timeout: 60_000 });
+    await page.waitForFunction((sel) => Number(document.querySelector(sel)?.textContent ?? 0) >= 2, cell("completed"), seconds(60));
+    await page.waitForFunction((sel) => document.querySelector(sel) === null, `#batches tr[data-row="${batchId}"]`, seconds(60));
     await page.waitForSelector(`#spenders tr[data-row="browser-alice"]`, { timeout: 30_000 });
     expect(await page.textContent("#state")).toBe("live");
     expect(await page.textContent("[data-k='spend.cost_usd']")).not.toBe("$0.00");
