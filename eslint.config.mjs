@@ -11,7 +11,7 @@ const only = (what, where) => ({ what, where });
 const BOUNDARIES = [
   only(["@prisma/*", "prisma", "prisma/*", "**/generated/**"], "packages/db"),
   only(["bullmq", "ioredis"], "packages/queue"),
-  only(["express", "express-*", "rate-limit-redis", "prom-client"], "apps/api"),
+  only(["express", "express-*", "rate-limit-redis", "prom-client", "@bull-board/*"], "apps/api"),
 ];
 
 const restricted = (except) => ({

@@ -8,7 +8,9 @@ import { ApiMetrics, operationsHandlers } from "./http/metrics.ts";
 import { apiCallQuota } from "./http/gates.ts";
 import { requestContext } from "./http/request-context.ts";
 import { RouteTable } from "./http/route-table.ts";
+import { queueBoard, QUEUE_BOARD_PATH } from "./http/queue-board.ts";
 import { adminHandlers } from "./routes/admin.routes.ts";
+import { dashboardHandlers } from "./routes/dashboard.routes.ts";
 import { batchHandlers } from "./routes/batches.routes.ts";
 import { healthHandlers } from "./routes/health.routes.ts";
 import { simulationHandlers } from "./routes/simulations.routes.ts";
@@ -27,11 +29,18 @@ import { liveHub, type LiveHub } from "./live/hub.ts";
  * body is read only on the routes that take one (POST, PATCH), and there before
  * auth so that a chunked body past the limit is 413 too. Without ADMIN_TOKEN no
  * admin route exists: every /admin/* path and method is 404.
+ *
+ * The dashboards (docs/dashboard.md) take the admin token as a browser sends it
+ * too (HTTP Basic). The queue board is a mounted app with its own paths: under
+ * /admin/queues auth comes first, and what the board does not serve falls
+ * through to the 404 below.
  */
 export function createApp(deps: ApiDeps, live: LiveHub = liveHub(deps)): Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("trust proxy", true);
+  // Mount paths (the queue board) match case-sensitively, as the routes do; set before the first app.use builds the app's router.
+  app.set("case sensitive routing", true);
   app.use(requestContext(deps.logger));
   const metrics = new ApiMetrics();
   app.use(metrics.middleware());
@@ -98,6 +107,12 @@ export function createApp(deps: ApiDeps, live: LiveHub = liveHub(deps)): Express
     routes.add("get", "/admin/metrics", ...admin, ops.prometheus);
     routes.add("get", "/admin/operations", ...admin, ops.snapshot);
     routes.add("post", "/admin/users/:user_id/usage-adjustments", ...adminBody, a.adjustUsage);
+
+    const browserAuth = requireAdmin({ token: adminToken, redis: deps.redis, redisPrefix: deps.redisPrefix, ...deps.config.adminAuth, browser: true });
+    const d = dashboardHandlers(deps);
+    routes.add("get", "/admin/dashboard", browserAuth, d.page);
+    routes.add("get", "/admin/dashboard/data", browserAuth, d.data);
+    app.use(QUEUE_BOARD_PATH, browserAuth, queueBoard(deps.queues.all(), deps.redisPrefix));
   }
 
   app.use(router);

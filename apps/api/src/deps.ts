@@ -1,5 +1,5 @@
 import type { CoreDeps } from "@simbatch/core";
-import type { ApiCallCounter, Redis, RedisTarget } from "@simbatch/queue";
+import type { ApiCallCounter, QueueSet, Redis, RedisTarget } from "@simbatch/queue";
 import type { RequestHandler } from "express";
 
 export interface ApiConfig {
@@ -21,6 +21,8 @@ export interface ApiDeps extends CoreDeps {
   redisTarget?: RedisTarget;
   /** Prefix of every Redis key and queue (REDIS_PREFIX). */
   redisPrefix: string;
+  /** Every BullMQ queue of the service: the queue dashboard shows them. */
+  queues: QueueSet;
   config: ApiConfig;
   /** Live API-call counts (Redis): the quota gate on every authenticated route but the usage routes. */
   apiCalls: ApiCallCounter;

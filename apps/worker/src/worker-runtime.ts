@@ -83,6 +83,8 @@ export class WorkerRuntime {
       {
         connection: this.opts.redis,
         prefix: this.opts.redisPrefix,
+        // BullMQ stores the name on each job it hands this worker: the operators' dashboard counts running jobs per worker by it.
+        name: this.id,
         concurrency: this.opts.concurrency,
         lockDuration: this.opts.lockDurationMs ?? 30_000,
         stalledInterval: Math.max(1_000, Math.floor((this.opts.lockDurationMs ?? 30_000) / 2)),

@@ -22,7 +22,8 @@ import { RESPONSE_SCHEMAS } from "./responses.ts";
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
 
-type Auth = "none" | "key" | "usage" | "admin";
+/** `admin-browser`: the dashboards, which take the admin token as HTTP Basic password too. */
+type Auth = "none" | "key" | "usage" | "admin" | "admin-browser";
 type ResponseName = keyof typeof RESPONSE_SCHEMAS;
 
 interface Route {
@@ -364,6 +365,22 @@ function routes(): Route[] {
       ok: { status: 201, schema: "UsageAdjustment" },
       errors: { 404: ["NotFound"] },
     },
+    {
+      method: "get",
+      path: "/admin/dashboard",
+      summary: "Operators' dashboard page (HTML for a browser; the queue board is at /admin/queues, see docs/dashboard.md)",
+      tag: "admin",
+      auth: "admin-browser",
+      ok: { status: 200, content: { "text/html": "string" } },
+    },
+    {
+      method: "get",
+      path: "/admin/dashboard/data",
+      summary: "The dashboard's snapshot, which the page polls",
+      tag: "admin",
+      auth: "admin-browser",
+      ok: { status: 200, schema: "DashboardSnapshot" },
+    },
   ];
 }
 
@@ -373,7 +390,7 @@ function chainErrors(r: Route): Record<number, string[]> {
   const add = (status: number, ...codes: string[]) => (e[status] = [...(e[status] ?? []), ...codes]);
   if (r.body) add(413, "PayloadTooLarge");
   if (r.auth === "none") return e;
-  if (r.auth === "admin") add(404, "NotFound");
+  if (r.auth === "admin" || r.auth === "admin-browser") add(404, "NotFound");
   add(401, "Unauthorized");
   if (r.auth === "key") add(429, "QuotaExceeded", "RateLimitExceeded");
   if (r.auth === "usage") add(429, "RateLimitExceeded");
@@ -437,7 +454,13 @@ function errorResponses(r: Route): JsonObject {
 /** Bodies whose every field is optional: the request may be sent without one. */
 const OPTIONAL_BODIES = new Set(["CancelRequest", "CancelBatchRequest", "CreateApiKeyRequest", "EmptyRequest"]);
 
-const SECURITY: Record<Auth, Json[]> = { none: [], key: [{ ApiKey: [] }], usage: [{ ApiKey: [] }], admin: [{ AdminBearer: [] }] };
+const SECURITY: Record<Auth, Json[]> = {
+  none: [],
+  key: [{ ApiKey: [] }],
+  usage: [{ ApiKey: [] }],
+  admin: [{ AdminBearer: [] }],
+  "admin-browser": [{ AdminBearer: [] }, { AdminBasic: [] }],
+};
 
 function operation(r: Route): JsonObject {
   const params: Json[] = [...r.path.matchAll(/\{([a-z_]+)\}/g)].map((m) => ({ name: m[1]!, in: "path", required: true, schema: { type: "string" } }));
@@ -542,6 +565,7 @@ export function buildOpenApiDocument(): JsonObject {
       securitySchemes: {
         ApiKey: { type: "apiKey", in: "header", name: "X-API-Key", description: "tp_ + 32 lowercase hex" },
         AdminBearer: { type: "http", scheme: "bearer", description: "ADMIN_TOKEN; admin routes answer 404 when it is unset" },
+        AdminBasic: { type: "http", scheme: "basic", description: "ADMIN_TOKEN as the password, any user name; the dashboards only" },
       },
       headers: {
         "X-Request-Id": {

@@ -373,6 +373,10 @@ export const ReadySchema = z.looseObject({
   checks: z.looseObject({ postgres: z.literal("ok"), redis: z.literal("ok") }),
 });
 export const OperationsSnapshotSchema = jsonObject.meta({ description: "Operator snapshot: jobs by status, queue counts, workers, event backlog." });
+export const DashboardSnapshotSchema = jsonObject.meta({
+  description:
+    "The operators' dashboard snapshot: the operations snapshot plus waiting jobs by user and priority, workers and their running jobs, reconciler lag, unfinished batches and the period's spend (docs/dashboard.md).",
+});
 
 /** Every response schema under its OpenAPI component name. */
 export const RESPONSE_SCHEMAS = {
@@ -408,4 +412,5 @@ export const RESPONSE_SCHEMAS = {
   Health: HealthSchema,
   Ready: ReadySchema,
   OperationsSnapshot: OperationsSnapshotSchema,
+  DashboardSnapshot: DashboardSnapshotSchema,
 } as const;

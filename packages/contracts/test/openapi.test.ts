@@ -32,7 +32,7 @@ describe("docs/openapi.json", () => {
   it("has the shape of an OpenAPI 3.1 document", () => {
     expect(doc.openapi).toBe("3.1.0");
     expect(doc.info).toEqual(expect.objectContaining({ title: expect.any(String), version: expect.any(String) }));
-    expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(["AdminBearer", "ApiKey"]);
+    expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(["AdminBasic", "AdminBearer", "ApiKey"]);
     for (const [path, ops] of Object.entries(doc.paths)) {
       expect(path.startsWith("/")).toBe(true);
       for (const op of Object.values(ops)) {

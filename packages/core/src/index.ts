@@ -16,6 +16,7 @@ export { SideEffects } from "./side-effects.ts";
 export * from "./usage-service.ts";
 export * from "./usage-adjustments.ts";
 export * from "./operations.ts";
+export * from "./dashboard.ts";
 export * from "./batch-results.ts";
 export * from "./batch-report.ts";
 export * from "./sql.ts";

@@ -1,5 +1,6 @@
 export * from "./redis.ts";
 export * from "./simulation-queue.ts";
+export * from "./queues.ts";
 export * from "./event-stream.ts";
 export * from "./signals.ts";
 export * from "./worker-registry.ts";

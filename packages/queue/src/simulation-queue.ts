@@ -83,6 +83,21 @@ export class SimulationQueue {
     await this.queue.remove(jobId).catch(() => undefined);
   }
 
+  /**
+   * Jobs BullMQ holds as active, counted by the worker that took them (BullMQ
+   * stores the Worker's `name`, our worker id, on each job it moves to active).
+   * Reads at most `limit` jobs: active jobs are bounded by the fleet's capacity.
+   */
+  async activeByWorker(limit = 2_000): Promise<{ byWorker: Record<string, number>; total: number }> {
+    const jobs = await this.queue.getActive(0, limit - 1);
+    const byWorker: Record<string, number> = {};
+    for (const job of jobs) {
+      const worker = job.processedBy ?? "unknown";
+      byWorker[worker] = (byWorker[worker] ?? 0) + 1;
+    }
+    return { byWorker, total: jobs.length };
+  }
+
   async close(): Promise<void> {
     await this.queue.close();
   }

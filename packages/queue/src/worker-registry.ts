@@ -31,16 +31,22 @@ export class WorkerRegistry {
 
   /** Live worker processes and their summed concurrency; drops expired entries. */
   async live(): Promise<{ workers: number; capacity: number }> {
+    const list = await this.list();
+    return { workers: list.length, capacity: list.reduce((sum, w) => sum + w.concurrency, 0) };
+  }
+
+  /** Each live worker process (its id is also its BullMQ worker name) and its concurrency, by id; drops expired entries. */
+  async list(): Promise<{ id: string; concurrency: number }[]> {
     const all = await this.redis.hgetall(this.key);
     const now = Date.now();
-    let total = 0;
+    const live: { id: string; concurrency: number }[] = [];
     const expired: string[] = [];
     for (const [id, value] of Object.entries(all)) {
       const [conc, until] = value.split(":").map(Number) as [number, number];
       if (until < now) expired.push(id);
-      else total += conc;
+      else live.push({ id, concurrency: conc });
     }
     if (expired.length > 0) await this.redis.hdel(this.key, ...expired);
-    return { workers: Object.keys(all).length - expired.length, capacity: total };
+    return live.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 }

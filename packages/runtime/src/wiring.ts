@@ -7,6 +7,7 @@ import {
   createRedis,
   JobMetrics,
   ProgressChannel,
+  QueueSet,
   SimulationQueue,
   StopSignals,
   WebhookQueue,
@@ -41,6 +42,8 @@ export interface Wired extends CoreDeps {
   /** Where `redis` points: `createRedis(redisTarget, role)` makes another connection (a subscriber, a blocking reader). */
   redisTarget: RedisTarget;
   redisPrefix: string;
+  /** Every BullMQ queue of the service (allQueueNames), opened on first use: the API's queue dashboard reads them. */
+  queues: QueueSet;
   close(): Promise<void>;
 }
 
@@ -55,12 +58,14 @@ export function wireCore(opts: WiringOptions): Wired {
   const keys = redisKeys(opts.redisPrefix);
   const queue = new SimulationQueue(redis, opts.redisPrefix);
   const webhooks = new WebhookQueue(redis, opts.redisPrefix, { attempts: WEBHOOK_MAX_ATTEMPTS, backoffMs: opts.webhookRetryBaseMs ?? 5_000 });
+  const queues = new QueueSet(redis, opts.redisPrefix, [queue.queue, webhooks.queue]);
   return {
     db,
     redis,
     redisTarget,
     redisPrefix: opts.redisPrefix,
     queue,
+    queues,
     signals: new StopSignals(redis, opts.redisPrefix),
     registry: new WorkerRegistry(redis, keys.workers),
     jobMetrics: new JobMetrics(redis, keys.jobMetrics),
@@ -71,6 +76,7 @@ export function wireCore(opts: WiringOptions): Wired {
     progress: new ProgressChannel(redis, keys.progress),
     webhooks,
     async close() {
+      await queues.close();
       await queue.close().catch(() => undefined);
       await webhooks.close().catch(() => undefined);
       await db.$disconnect().catch(() => undefined);

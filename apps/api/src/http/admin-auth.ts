@@ -14,7 +14,17 @@ export interface AdminAuthOptions {
   maxFailures?: number;
   /** Length of that window. Default 15 minutes. */
   windowMs?: number;
+  /**
+   * Routes a browser opens (the dashboards): HTTP Basic is accepted too, with
+   * the token as password and any user name; a 401 asks for it with
+   * `WWW-Authenticate`, and a request that presents no credentials at all is not
+   * counted as a failure, since a browser always sends its first one bare.
+   * Default false: Bearer only, as the admin API's contract says.
+   */
+  browser?: boolean;
 }
+
+export const ADMIN_REALM = "simbatch admin";
 
 export const DEFAULT_ADMIN_AUTH_MAX_FAILURES = 10;
 export const DEFAULT_ADMIN_AUTH_WINDOW_MS = 15 * 60_000;
@@ -32,7 +42,27 @@ export function tokenComparer(expected: string): (given: string) => boolean {
   return (given) => timingSafeEqual(digest(given), want);
 }
 
+/**
+ * The admin token a request presents: `Authorization: Bearer <token>`, or, when
+ * `basic` is allowed, `Authorization: Basic base64(<any user>:<token>)` (the
+ * password is everything after the first colon, RFC 7617). Empty when none.
+ */
+export function presentedToken(authorization: string | undefined, basic: boolean): string {
+  const header = authorization ?? "";
+  const bearer = /^Bearer (.+)$/.exec(header)?.[1];
+  if (bearer !== undefined) return bearer;
+  if (!basic) return "";
+  const encoded = /^basic +([A-Za-z0-9+/]+=*) *$/i.exec(header)?.[1];
+  if (encoded === undefined) return "";
+  const decoded = Buffer.from(encoded, "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  return colon < 0 ? "" : decoded.slice(colon + 1);
+}
+
 const clientKey = (req: Request) => ipKeyGenerator(req.ip ?? req.socket.remoteAddress ?? "unknown");
+
+const MISSING_BEARER = "Missing admin token (Authorization: Bearer <ADMIN_TOKEN>)";
+const MISSING_BROWSER = "Missing admin credentials (HTTP Basic with the admin token as password, or Authorization: Bearer <ADMIN_TOKEN>)";
 
 /**
  * Admin bearer-token check with a throttle on failures. Each 401 counts one
@@ -47,6 +77,7 @@ export function requireAdmin(opts: AdminAuthOptions): RequestHandler {
   const matches = tokenComparer(opts.token);
   const maxFailures = opts.maxFailures ?? DEFAULT_ADMIN_AUTH_MAX_FAILURES;
   const windowMs = opts.windowMs ?? DEFAULT_ADMIN_AUTH_WINDOW_MS;
+  const browser = opts.browser ?? false;
   const keyOf = (req: Request) => `${opts.redisPrefix}:admin-auth-failures:${clientKey(req)}`;
 
   const refuseIfThrottled = async (key: string): Promise<AppError | null> => {
@@ -69,10 +100,16 @@ export function requireAdmin(opts: AdminAuthOptions): RequestHandler {
     (async () => {
       const throttled = await refuseIfThrottled(key);
       if (throttled) return next(throttled);
-      const given = /^Bearer (.+)$/.exec(req.header("authorization") ?? "")?.[1] ?? "";
+      const given = presentedToken(req.header("authorization"), browser);
       if (given !== "" && matches(given)) return next();
-      await countFailure(key);
-      next(new AppError("Unauthorized", { message: given ? "Invalid admin token" : "Missing admin token (Authorization: Bearer <ADMIN_TOKEN>)" }));
+      const bare = req.header("authorization") === undefined;
+      if (!(browser && bare)) await countFailure(key);
+      next(
+        new AppError("Unauthorized", {
+          message: given ? "Invalid admin token" : browser ? MISSING_BROWSER : MISSING_BEARER,
+          headers: browser ? { "WWW-Authenticate": `Basic realm="${ADMIN_REALM}", charset="UTF-8"` } : {},
+        }),
+      );
     })().catch(next);
   };
 }

@@ -130,12 +130,16 @@ export class ApiMetrics {
     for (const v of values) counter.inc(v.labels, Math.max(0, v.value));
   }
 
-  /** Times every request; the route label is the matched pattern, never the raw path (bounded cardinality). */
+  /**
+   * Times every request; the route label is the matched pattern, never the raw
+   * path (bounded cardinality). What a mounted app (the queue board) answers is
+   * labelled by its mount path.
+   */
   middleware(): RequestHandler {
     return (req, res, next) => {
       const end = this.duration.startTimer();
       res.on("finish", () => {
-        const route = (req.route as { path?: string } | undefined)?.path ?? "unmatched";
+        const route = req.baseUrl ? `${req.baseUrl}/*` : ((req.route as { path?: string } | undefined)?.path ?? "unmatched");
         end({ method: req.method, route, status: String(res.statusCode) });
       });
       next();

@@ -20,12 +20,14 @@ export function requestContext(logger: Logger): RequestHandler {
     const requestId = given && CLIENT_ID_RE.test(given) ? given : newRequestId();
     res.setHeader("X-Request-Id", requestId);
     const started = process.hrtime.bigint();
+    // Read now: a mounted app (the queue board) strips its mount path from req.path while it answers.
+    const path = req.path;
     Object.assign(res.locals, { requestId, log: logger.child({ request_id: requestId }) });
     res.on("finish", () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       locals(res).log.info("request", {
         method: req.method,
-        path: req.path,
+        path,
         status: res.statusCode,
         duration_ms: Math.round(ms * 10) / 10,
         user_id: locals(res).user?.id,
