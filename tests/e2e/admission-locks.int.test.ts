@@ -40,8 +40,8 @@ describe("admission lock modes", () => {
     await holder.query("BEGIN");
     await holder.query("SELECT 1 FROM users WHERE id = 'ent' FOR SHARE");
     try {
-      const { batch } = await admitBatch(env.core, "ent", sims, opts, null, "enterprise");
-      expect(batch.totalJobs).toBe(2);
+      const { created: batch } = await admitBatch(env.core, "ent", sims, opts, null, "enterprise");
+      expect(batch!.totalJobs).toBe(2);
     } finally {
       await holder.query("COMMIT");
     }
@@ -56,8 +56,8 @@ describe("admission lock modes", () => {
     await waitFor(async () => (await lockWaiters()) > 0, { what: "the admission waiting for the user row" });
     expect(done).toBe(false);
     await holder.query("COMMIT");
-    const { batch } = await admitted;
-    expect(batch.totalJobs).toBe(2);
+    const { created: batch } = await admitted;
+    expect(batch!.totalJobs).toBe(2);
   });
 
   it("takes the row exclusively when the tier became counted after authentication read it", async () => {

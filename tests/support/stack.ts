@@ -1,6 +1,8 @@
 import type { Express } from "express";
 import request from "supertest";
-import { wireApi, type ApiDeps } from "@simbatch/api";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createHttpServer, wireApi, type ApiDeps, type LiveHub } from "@simbatch/api";
 import type { ApiCallFlusher } from "@simbatch/queue";
 import { ReconcilerRuntime } from "@simbatch/reconciler";
 import { WorkerRuntime } from "@simbatch/worker";
@@ -20,6 +22,13 @@ export interface StackOptions extends TestEnvOptions {
   maxJobAttempts?: number;
   /** As REPAIR_AFTER_MS for the reconciler's sweep. Default 60 s. */
   repairAfterMs?: number;
+  /** As WEBHOOK_ALLOW_PRIVATE_NETWORKS (API checks and deliveries). Default false. */
+  webhookAllowPrivate?: boolean;
+  /** As SSE_KEEPALIVE_MS and SSE_MAX_STREAMS_PER_USER. */
+  sseKeepAliveMs?: number;
+  sseMaxStreams?: number;
+  /** Webhook delivery timeout (WEBHOOK_TIMEOUT_MS). Default 10 s. */
+  webhookTimeoutMs?: number;
 }
 
 /**
@@ -33,6 +42,7 @@ export class Stack {
   workers: WorkerRuntime[] = [];
   reconciler!: ReconcilerRuntime;
   flusher!: ApiCallFlusher;
+  live: LiveHub | undefined;
 
   constructor(private readonly opts: StackOptions = {}) {
     this.env = new TestEnv(opts);
@@ -42,6 +52,12 @@ export class Stack {
     await this.env.setup();
     this.buildApp();
     for (const concurrency of this.opts.workers ?? [4]) await this.addWorker(concurrency);
+    await this.restartReconciler();
+    return this;
+  }
+
+  /** A new reconciler (the first, or one after `reconciler.stop()`, as after a restart). */
+  async restartReconciler(): Promise<void> {
     this.reconciler = new ReconcilerRuntime({
       deps: this.env.core,
       streamRedis: this.env.redis(),
@@ -49,19 +65,31 @@ export class Stack {
       sweepIntervalMs: 60_000,
       dispatchIntervalMs: 200,
       repairAfterMs: this.opts.repairAfterMs,
+      webhooks: {
+        connection: this.env.redis(),
+        allowPrivate: this.opts.webhookAllowPrivate ?? false,
+        timeoutMs: this.opts.webhookTimeoutMs ?? 10_000,
+        concurrency: 4,
+      },
     });
     await this.reconciler.start();
-    return this;
   }
 
   /** Wires the API as main.ts does (wireApi). */
   private buildApp(): void {
-    const { app, deps, flusher } = wireApi(this.env.core, {
-      config: { adminToken: this.opts.adminToken, maxBodyBytes: 64 * 1024 },
+    this.live?.shutdown();
+    const { app, deps, flusher, live } = wireApi(this.env.core, {
+      config: {
+        adminToken: this.opts.adminToken,
+        maxBodyBytes: 64 * 1024,
+        webhookAllowPrivate: this.opts.webhookAllowPrivate ?? false,
+        live: { keepAliveMs: this.opts.sseKeepAliveMs ?? 15_000, maxStreamsPerUser: this.opts.sseMaxStreams ?? 20 },
+      },
       flushIntervalMs: this.opts.flushIntervalMs ?? 60_000,
       rateLimitEnabled: this.opts.rateLimitEnabled ?? false,
     });
     this.flusher = flusher;
+    this.live = live;
     this.deps = deps;
     this.app = app;
   }
@@ -94,7 +122,22 @@ export class Stack {
     return request(this.app);
   }
 
+  private servers: Server[] = [];
+
+  /** Serves an app (this stack's by default) on a real port, for clients that need one (SSE); closed at stop. */
+  async serve(app: Express = this.app): Promise<string> {
+    const server = createHttpServer(app);
+    this.servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+
   async stop(): Promise<void> {
+    this.live?.shutdown();
+    for (const s of this.servers) {
+      s.closeAllConnections();
+      s.close();
+    }
     await this.flusher?.stop();
     await this.reconciler?.stop();
     await Promise.all(this.workers.map((w) => w.stop()));

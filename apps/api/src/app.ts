@@ -14,6 +14,8 @@ import { healthHandlers } from "./routes/health.routes.ts";
 import { simulationHandlers } from "./routes/simulations.routes.ts";
 import { templateHandlers } from "./routes/templates.routes.ts";
 import { usageHandlers } from "./routes/usage.routes.ts";
+import { liveHandlers } from "./routes/live.routes.ts";
+import { liveHub, type LiveHub } from "./live/hub.ts";
 
 /**
  * The HTTP app. Check order on every authenticated request: body size (413) →
@@ -26,7 +28,7 @@ import { usageHandlers } from "./routes/usage.routes.ts";
  * auth so that a chunked body past the limit is 413 too. Without ADMIN_TOKEN no
  * admin route exists: every /admin/* path and method is 404.
  */
-export function createApp(deps: ApiDeps): Express {
+export function createApp(deps: ApiDeps, live: LiveHub = liveHub(deps)): Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("trust proxy", true);
@@ -64,6 +66,13 @@ export function createApp(deps: ApiDeps): Express {
   routes.add("get", "/simulations/batch/:batch_id/results", ...authed, b.results);
   routes.add("get", "/simulations/batch/:batch_id/report", ...authed, b.report);
   routes.add("post", "/simulations/batch/:batch_id/cancel", ...authedBody, b.cancel);
+  routes.add("post", "/simulations/batch/:batch_id/pause", ...authedBody, b.pause);
+  routes.add("post", "/simulations/batch/:batch_id/resume", ...authedBody, b.resume);
+  routes.add("get", "/simulations/batch/:batch_id/webhook-deliveries", ...authed, b.webhookDeliveries);
+  const l = liveHandlers(deps, live);
+  routes.add("get", "/simulations/batch/:batch_id/events", ...authed, l.batchEvents);
+  routes.add("get", "/webhooks/secret", ...authed, l.getSecret);
+  routes.add("post", "/webhooks/secret/rotate", ...authedBody, l.rotateSecret);
 
   const s = simulationHandlers(deps);
   routes.add("post", "/simulations", ...authedBody, s.create);
@@ -73,6 +82,7 @@ export function createApp(deps: ApiDeps): Express {
   routes.add("post", "/simulations/:job_id/cancel", ...authedBody, s.cancel);
   routes.add("get", "/simulations/:job_id/result", ...authed, s.result);
   routes.add("get", "/simulations/:job_id/exports/:format", ...authed, s.exportFile);
+  routes.add("get", "/simulations/:job_id/events", ...authed, l.jobEvents);
 
   const adminToken = deps.config.adminToken;
   if (adminToken) {

@@ -9,6 +9,10 @@ export interface ApiConfig {
   maxBodyBytes: number;
   /** Throttle on failed admin authentications per client IP (ADMIN_AUTH_*). Defaults: 10 per 15 minutes. */
   adminAuth?: { maxFailures?: number; windowMs?: number };
+  /** WEBHOOK_ALLOW_PRIVATE_NETWORKS: http:// and private targets accepted for webhook_url. */
+  webhookAllowPrivate?: boolean;
+  /** Live-progress streams (SSE_*). */
+  live?: { keepAliveMs?: number; maxStreamsPerUser?: number; minIntervalMs?: number; refreshMs?: number };
 }
 
 export interface ApiDeps extends CoreDeps {

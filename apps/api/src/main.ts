@@ -10,11 +10,13 @@ async function main(): Promise<void> {
   const { logger } = core;
   // The rate-limit store loads its Lua scripts at construction; the producer connection refuses commands until ready.
   await waitReady(core.redis, 10_000);
-  const { app, flusher } = wireApi(core, {
+  const { app, flusher, live } = wireApi(core, {
     config: {
       adminToken: env.ADMIN_TOKEN,
       maxBodyBytes: env.MAX_BODY_BYTES,
       adminAuth: { maxFailures: env.ADMIN_AUTH_MAX_FAILURES, windowMs: env.ADMIN_AUTH_WINDOW_MS },
+      webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+      live: { keepAliveMs: env.SSE_KEEPALIVE_MS, maxStreamsPerUser: env.SSE_MAX_STREAMS_PER_USER },
     },
     flushIntervalMs: env.USAGE_FLUSH_INTERVAL_MS,
     rateLimitEnabled: env.RATE_LIMIT_ENABLED,
@@ -29,6 +31,8 @@ async function main(): Promise<void> {
   );
 
   onShutdown(logger, env.SHUTDOWN_TIMEOUT_MS, async () => {
+    // Live streams end first (clients reconnect elsewhere), else they would hold the server open.
+    live.shutdown();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     await closed;

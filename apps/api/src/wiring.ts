@@ -4,6 +4,7 @@ import type { Express } from "express";
 import { createApp } from "./app.ts";
 import type { ApiConfig, ApiDeps } from "./deps.ts";
 import { buildGates, startUsageCounting } from "./http/gates.ts";
+import { liveHub, type LiveHub } from "./live/hub.ts";
 
 export interface ApiWiringOptions {
   config: ApiConfig;
@@ -18,7 +19,7 @@ export interface ApiWiringOptions {
  * flusher), the per-tier gates, and the Express app. main.ts and the test stack
  * both build the API through this, so they cannot drift apart.
  */
-export function wireApi(core: Wired, opts: ApiWiringOptions): { app: Express; deps: ApiDeps; flusher: ApiCallFlusher } {
+export function wireApi(core: Wired, opts: ApiWiringOptions): { app: Express; deps: ApiDeps; flusher: ApiCallFlusher; live: LiveHub } {
   const { counter, flusher } = startUsageCounting({
     db: core.db,
     redis: core.redis,
@@ -28,5 +29,6 @@ export function wireApi(core: Wired, opts: ApiWiringOptions): { app: Express; de
   });
   const gates = buildGates({ limits: core.limits, redis: core.redis, redisPrefix: core.redisPrefix, rateLimitEnabled: opts.rateLimitEnabled });
   const deps: ApiDeps = { ...core, config: opts.config, apiCalls: counter, gates };
-  return { app: createApp(deps), deps, flusher };
+  const live = liveHub(deps);
+  return { app: createApp(deps, live), deps, flusher, live };
 }

@@ -14,6 +14,12 @@ async function main(): Promise<void> {
     sweepIntervalMs: env.SWEEP_INTERVAL_MS,
     repairAfterMs: env.REPAIR_AFTER_MS,
     staleEventMs: env.EVENT_CLAIM_IDLE_MS,
+    webhooks: {
+      connection: createRedis(env.REDIS_URL, "consumer"),
+      allowPrivate: env.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+      timeoutMs: env.WEBHOOK_TIMEOUT_MS,
+      concurrency: env.WEBHOOK_CONCURRENCY,
+    },
   });
   await runtime.start();
   await runtime.sweepOnce().catch((err) => logger.warn("initial sweep failed", { error: String(err) }));

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { redisKeys } from "@simbatch/contracts";
 import { applyEvents, dispatch, sweep, SweepState, type CoreDeps, type SweepReport } from "@simbatch/core";
 import { EventStream, type Redis, type StreamEntry } from "@simbatch/queue";
+import { WebhookDeliverer, type WebhookDelivererOptions } from "./webhook-deliverer.ts";
 
 export interface ReconcilerOptions {
   deps: CoreDeps;
@@ -20,6 +21,8 @@ export interface ReconcilerOptions {
   staleEventMs?: number;
   /** Rows each sweep scan reads (rotating). Default 1000. */
   sweepScanLimit?: number;
+  /** Batch-end webhook deliveries (their own queue and connection); none when absent. */
+  webhooks?: Omit<WebhookDelivererOptions, "deps">;
 }
 
 /** What a reconciler counts in its life (logged; dead letters are also kept in Redis). */
@@ -52,6 +55,7 @@ export class ReconcilerRuntime {
   }
 
   private wake: Redis | null = null;
+  private deliverer: WebhookDeliverer | null = null;
 
   async start(): Promise<void> {
     await this.stream.ensureGroup();
@@ -61,6 +65,10 @@ export class ReconcilerRuntime {
     this.wake.on("error", (err: Error) => this.log.warn("dispatch wake subscription error", { error: err.message }));
     await this.wake.subscribe(redisKeys(this.opts.redisPrefix).dispatchWake);
     this.running = true;
+    if (this.opts.webhooks) {
+      this.deliverer = new WebhookDeliverer({ deps: this.opts.deps, ...this.opts.webhooks });
+      this.deliverer.start();
+    }
     this.loop = this.readLoop();
     this.every(this.opts.sweepIntervalMs ?? 15_000, () => this.sweepOnce());
     this.every(this.opts.dispatchIntervalMs ?? 1_000, async () => void (await dispatch(this.opts.deps)));
@@ -159,6 +167,7 @@ export class ReconcilerRuntime {
     this.running = false;
     for (const t of this.timers) clearInterval(t);
     this.wake?.disconnect();
+    await this.deliverer?.stop();
     this.opts.streamRedis.disconnect();
     await this.loop?.catch(() => undefined);
     await this.dispatching;

@@ -4,7 +4,7 @@ import { ClaimBatcher, DEFAULT_MAX_JOB_ATTEMPTS, OutcomeWriter, ResultWriter } f
 import type { Db } from "@simbatch/db";
 import type { SimulationEngine } from "@simbatch/engine";
 import type { Logger } from "@simbatch/logger";
-import { EventStream, StopSignals, Worker, WorkerRegistry, type Job, type Redis } from "@simbatch/queue";
+import { EventStream, ProgressChannel, StopSignals, Worker, WorkerRegistry, type Job, type Redis } from "@simbatch/queue";
 import { createRunSimulationHandler } from "./run-simulation.handler.ts";
 
 export interface WorkerRuntimeOptions {
@@ -44,6 +44,7 @@ export class WorkerRuntime {
   async start(): Promise<void> {
     const keys = redisKeys(this.opts.redisPrefix);
     const logger = this.opts.logger;
+    const progress = new ProgressChannel(this.opts.redis, keys.progress);
     // Claims and result writes of jobs that reach them within the same tick share one statement.
     const claims = new ClaimBatcher(
       this.opts.db,
@@ -51,6 +52,8 @@ export class WorkerRuntime {
         for (const b of started) logger.info("batch state", { batch_id: b.batchId, from: "PENDING", to: "RUNNING", request_id: b.requestId });
       },
       this.opts.maxJobAttempts ?? DEFAULT_MAX_JOB_ATTEMPTS,
+      // Live progress: a started job reads RUNNING in its streams before its first progress event.
+      (jobs) => void progress.publish({ jobs, batches: [...new Set(jobs.flatMap(([, b]) => (b ? [b] : [])))] }).catch(() => undefined),
     );
     const results = new ResultWriter(this.opts.db);
     const outcomes = new OutcomeWriter(this.opts.db);

@@ -26,6 +26,13 @@ export const CommonEnvSchema = z.object({
   SIMBATCH_TEST_TEMPLATES: bool.default(false),
   /** Milliseconds a role may take to drain on SIGTERM before it exits anyway. */
   SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  /** First retry delay of a failed webhook delivery; each later one doubles (8 attempts in all). */
+  WEBHOOK_RETRY_BASE_MS: int(1, 3_600_000).default(5_000),
+  /**
+   * Allows webhook URLs with http:// and private, loopback or link-local targets
+   * (tests and local setups); off, they are refused at create (422) and at delivery.
+   */
+  WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool.default(false),
 });
 
 export const ApiEnvSchema = CommonEnvSchema.extend({
@@ -49,6 +56,10 @@ export const ApiEnvSchema = CommonEnvSchema.extend({
   RATE_LIMIT_ENABLED: bool.default(true),
   /** How often each API process writes its pending API-call counts to Postgres. */
   USAGE_FLUSH_INTERVAL_MS: int(100, 600_000).default(5_000),
+  /** Interval of the `: keep-alive` comment on live-progress streams. */
+  SSE_KEEPALIVE_MS: int(100, 600_000).default(15_000),
+  /** Open live-progress streams a user may hold across all API processes. */
+  SSE_MAX_STREAMS_PER_USER: int(1, 10_000).default(20),
 });
 
 /** ApiEnvSchema plus the rules between keys; what the API and `npm start` boot with. */
@@ -105,6 +116,10 @@ export const ReconcilerEnvSchema = CommonEnvSchema.extend({
   REPAIR_AFTER_MS: int(100, 3_600_000).default(60_000),
   /** Events another reconciler read but did not acknowledge for this long are taken over (XAUTOCLAIM). */
   EVENT_CLAIM_IDLE_MS: int(100, 3_600_000).default(30_000),
+  /** A webhook receiver must answer within this (else the attempt failed and is retried). */
+  WEBHOOK_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  /** Webhook deliveries in flight per reconciler. */
+  WEBHOOK_CONCURRENCY: int(1, 1000).default(10),
 });
 
 export type CommonEnv = z.infer<typeof CommonEnvSchema>;

@@ -26,6 +26,10 @@ export const redisKeys = (prefix: string) => ({
   workers: `${prefix}:workers`,
   /** Pub/sub channel: "run a dispatch pass soon" (admission and cancel → reconcilers). */
   dispatchWake: `${prefix}:dispatch:wake`,
+  /** Pub/sub channel of live-progress changes (ProgressChange: job and batch ids). */
+  progress: `${prefix}:progress`,
+  /** Open live streams of a user (sorted set of stream ids by last heartbeat). */
+  streams: (userId: string) => `${prefix}:streams:${userId}`,
   apiCalls: (userId: string, period: string) => `${prefix}:usage:api:${period}:${userId}`,
   apiCallsDirty: `${prefix}:usage:api:dirty`,
 });

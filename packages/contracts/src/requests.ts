@@ -91,6 +91,12 @@ export const CreateBatchRequestSchema = z.object({
   budget_cap_usd: opt(z.number().gt(0).max(1_000_000)),
   priority: opt(priority),
   metadata: opt(metadata),
+  /**
+   * Absolute URL the batch's end is POSTed to (contract: Webhooks). https only, and no
+   * private, loopback or link-local target, unless the deployment allows private
+   * networks: the API checks that (it depends on configuration), not this schema.
+   */
+  webhook_url: opt(z.string().min(1).max(2000, "must be at most 2000 characters")),
 });
 export type CreateBatchRequest = z.infer<typeof CreateBatchRequestSchema>;
 
@@ -121,6 +127,24 @@ export const ListJobsQuerySchema = z.object({
   status_filter: statusQuery(JOB_STATUSES),
   ...pageQuery,
 });
+/** `Idempotency-Key` header: 1-255 characters of [A-Za-z0-9._:-]. */
+export const IdempotencyKeySchema = z
+  .string()
+  .min(1, "must be 1-255 characters")
+  .max(255, "must be 1-255 characters")
+  .regex(/^[A-Za-z0-9._:-]+$/, "may hold only letters, digits and . _ : -");
+
+/** POST /simulations/batch query: `dry_run` (true/false, case-insensitive). */
+export const CreateBatchQuerySchema = z.object({
+  dry_run: z.preprocess(
+    (v) => (v === "" ? undefined : typeof v === "string" ? v.toLowerCase() : v),
+    z
+      .enum(["true", "false"], { message: "must be true or false" })
+      .transform((v) => v === "true")
+      .optional(),
+  ),
+});
+
 export const ListBatchesQuerySchema = z.object({ status: statusQuery(BATCH_STATUSES), ...pageQuery });
 export const UsageHistoryQuerySchema = z.object({ periods: queryInt(1, 24) });
 

@@ -91,6 +91,54 @@ export const BatchSchema = z.looseObject({
   cancel_reason: z.string().nullable(),
   owner_id: z.string(),
   metadata: jsonObject.nullable(),
+  paused: z.boolean(),
+  paused_at: Timestamp.nullable(),
+  /** Seconds until the batch finishes at its current pace; null before any job finished and once finished. */
+  eta_seconds: z.number().gt(0).nullable(),
+  /** Charges so far plus, per unfinished job, the mean charge of finished jobs (or its estimate while none finished). */
+  projected_cost_usd: money,
+  webhook_url: z.string().nullable(),
+});
+
+/** POST /simulations/batch?dry_run=true when every admission check passes. */
+export const DryRunSchema = z.looseObject({
+  dry_run: z.literal(true),
+  total_jobs: count,
+  estimated_cost_usd: money,
+  job_estimates_usd: z.array(money),
+  /** What would remain of the monthly simulation quota after this batch; -1 when unlimited. */
+  simulations_remaining: z.number().int().min(-1),
+  /** What would remain of the monthly cost limit after this batch (and what is reserved); -1 when unlimited. */
+  cost_remaining_usd: z.number().min(-1),
+});
+
+/** Server-Sent Event `job` of a batch stream. */
+export const BatchStreamJobSchema = z.looseObject({
+  job_id: JobId,
+  status: JobStatus,
+  progress_percent: percent,
+  cost_usd: money,
+  error_message: z.string().nullable(),
+});
+
+export const WebhookSecretSchema = z.looseObject({ secret: z.string().regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/) });
+
+export const WebhookDeliverySchema = z.looseObject({
+  webhook_id: z.string(),
+  type: z.enum(["batch.completed", "batch.partial", "batch.failed", "batch.cancelled"]),
+  attempt: z.number().int().min(1),
+  status_code: z.number().int().nullable(),
+  error: z.string().nullable(),
+  delivered: z.boolean(),
+  created_at: Timestamp,
+});
+export const WebhookDeliveryListSchema = z.looseObject({ deliveries: z.array(WebhookDeliverySchema) });
+
+/** The body POSTed to a batch's webhook_url when it ends. */
+export const WebhookEventSchema = z.looseObject({
+  type: z.enum(["batch.completed", "batch.partial", "batch.failed", "batch.cancelled"]),
+  batch: z.lazy(() => BatchSchema),
+  created_at: Timestamp,
 });
 
 export const BatchWithJobsSchema = z.looseObject({ batch: BatchSchema, jobs: z.array(JobSchema) });
@@ -341,6 +389,12 @@ export const RESPONSE_SCHEMAS = {
   TemplateList: TemplateListSchema,
   SimulationResult: SimulationResultSchema,
   BatchResultLine: BatchResultLineSchema,
+  DryRun: DryRunSchema,
+  BatchStreamJob: BatchStreamJobSchema,
+  WebhookSecret: WebhookSecretSchema,
+  WebhookDelivery: WebhookDeliverySchema,
+  WebhookDeliveryList: WebhookDeliveryListSchema,
+  WebhookEvent: WebhookEventSchema,
   BatchReport: BatchReportSchema,
   Usage: UsageSchema,
   UsageHistoryPeriod: UsageHistoryPeriodSchema,

@@ -5,6 +5,19 @@ import { AppError } from "@simbatch/errors";
 import { usd, type CoreDeps } from "./deps.ts";
 import type { ResolvedSimulation } from "./resolve.ts";
 import type { QuotaState } from "./usage-queries.ts";
+import { claimIdempotencyKey, rememberResponse, type IdempotentRequest, type StoredResponse } from "./idempotency.ts";
+
+/**
+ * A create carrying an Idempotency-Key: `respond` renders the response of the
+ * admitted work, stored under the key in the admitting transaction.
+ */
+export interface Idempotency<T> {
+  request: IdempotentRequest;
+  respond: (created: T) => StoredResponse;
+}
+
+/** What an idempotent create returns: the work it admitted, or the stored response of the key's first request. */
+export type Admitted<T> = { created: T; replay: null } | { created: null; replay: StoredResponse };
 
 // The admission decisions are pure (limits and counters in, the refusal or null
 // out); admitSingle and admitBatch load the counters under the user's lock and throw.
@@ -110,13 +123,26 @@ function jobRow(
 }
 
 /** POST /simulations: concurrency → simulation quota → cost quota, then one insert. */
-export async function admitSingle(deps: CoreDeps, userId: string, sim: ResolvedSimulation, requestId: string | null, tierHint?: Tier): Promise<SimulationJob> {
+export async function admitSingle(
+  deps: CoreDeps,
+  userId: string,
+  sim: ResolvedSimulation,
+  requestId: string | null,
+  tierHint?: Tier,
+  idem?: Idempotency<SimulationJob>,
+): Promise<Admitted<SimulationJob>> {
   return inTransaction(deps.db, async (tx) => {
     const now = deps.clock.now();
+    if (idem) {
+      const replay = await claimIdempotencyKey(tx, idem.request, now);
+      if (replay) return { created: null, replay };
+    }
     const { limits: l, quota: q } = await lockUserWithQuota(tx, userId, periodOf(now), deps.limits, "single", tierHint);
     const refusal = singleRefusal(q, l, sim.estimatedCostMicros, now);
     if (refusal) throw refusal;
-    return tx.simulationJob.create({ data: jobRow(sim, userId, periodOf(now), requestId, { batchId: null, batchIndex: null, priority: 50 }) });
+    const job = await tx.simulationJob.create({ data: jobRow(sim, userId, periodOf(now), requestId, { batchId: null, batchIndex: null, priority: 50 }) });
+    if (idem) await rememberResponse(tx, idem.request, idem.respond(job), now);
+    return { created: job, replay: null };
   });
 }
 
@@ -126,6 +152,39 @@ export interface BatchOptions {
   budgetCapMicros: number | null;
   priority: number;
   metadata: Record<string, unknown> | null;
+  /** Where the batch's end is announced (already checked by the caller). */
+  webhookUrl?: string | null;
+}
+
+/** What a dry run reports (contract: Dry run); remaining counts are -1 when unlimited. */
+export interface DryRunReport {
+  totalJobs: number;
+  estimatedMicros: number;
+  jobEstimatesMicros: number[];
+  simulationsRemaining: number;
+  costRemainingMicros: bigint | -1;
+}
+
+/**
+ * POST /simulations/batch?dry_run=true: the admission checks of a real create
+ * against the same counters, in a transaction that writes nothing.
+ */
+export async function dryRunBatch(deps: CoreDeps, userId: string, sims: ResolvedSimulation[], opts: BatchOptions, tierHint?: Tier): Promise<DryRunReport> {
+  const estimates = sims.map((s) => s.estimatedCostMicros);
+  return inTransaction(deps.db, async (tx) => {
+    const now = deps.clock.now();
+    const { tier, limits: l, quota: q } = await lockUserWithQuota(tx, userId, periodOf(now), deps.limits, "batch", tierHint);
+    const refusal = batchRefusal(tier, q, l, estimates, opts.budgetCapMicros, now);
+    if (refusal) throw refusal;
+    const reserve = BigInt(batchReserveMicros(estimates, opts.budgetCapMicros));
+    return {
+      totalJobs: sims.length,
+      estimatedMicros: estimates.reduce((a, e) => a + e, 0),
+      jobEstimatesMicros: estimates,
+      simulationsRemaining: l.simulations < 0 ? -1 : l.simulations - q.simulationsUsed - sims.length,
+      costRemainingMicros: l.costMicros < 0 ? -1 : BigInt(l.costMicros) - q.costUsedMicros - q.reservedMicros - reserve,
+    };
+  });
 }
 
 /**
@@ -143,13 +202,18 @@ export async function admitBatch(
   requestId: string | null,
   /** The tier the caller saw (authentication read it): saves a read when it is still right. */
   tierHint?: Tier,
-): Promise<{ batch: Batch }> {
+  idem?: Idempotency<Batch>,
+): Promise<Admitted<Batch>> {
   const total = sims.reduce((a, s) => a + s.estimatedCostMicros, 0);
   const batchId = newBatchId();
   const jobIds = sims.map(() => newJobId());
   return inTransaction(deps.db, async (tx) => {
     const now = deps.clock.now();
     const period = periodOf(now);
+    if (idem) {
+      const replay = await claimIdempotencyKey(tx, idem.request, now);
+      if (replay) return { created: null, replay };
+    }
     const { tier, limits: l, quota: q } = await lockUserWithQuota(tx, userId, period, deps.limits, "batch", tierHint);
     const refusal = batchRefusal(
       tier,
@@ -180,9 +244,10 @@ export async function admitBatch(
     const cap = opts.budgetCapMicros === null ? null : BigInt(opts.budgetCapMicros);
     const [created] = await tx.$queryRaw<{ created_at: Date }[]>`
       WITH b AS (
-        INSERT INTO batches (id, owner_id, priority, fail_fast, parallel_jobs, budget_cap_micros, estimated_cost_micros, total_jobs, metadata, request_id, job_ids)
+        INSERT INTO batches (id, owner_id, priority, fail_fast, parallel_jobs, budget_cap_micros, estimated_cost_micros, total_jobs, metadata, request_id,
+          job_ids, webhook_url)
         VALUES (${batchId}, ${userId}, ${opts.priority}, ${opts.failFast}, ${opts.parallelJobs}, ${cap}::bigint, ${BigInt(total)}::bigint,
-          ${sims.length}, ${metadata}::jsonb, ${requestId}, ${jobIds}::text[])
+          ${sims.length}, ${metadata}::jsonb, ${requestId}, ${jobIds}::text[], ${opts.webhookUrl ?? null})
         RETURNING id, created_at
       ), j AS (
         INSERT INTO simulation_jobs (id, owner_id, batch_id, batch_index, priority, template_id, description, entity_count, timepoint_count,
@@ -222,8 +287,13 @@ export async function admitBatch(
       chargedMicros: 0n,
       chargedTokens: 0n,
       activeEstimateMicros: 0n,
+      paused: false,
+      pausedAt: null,
+      webhookUrl: opts.webhookUrl ?? null,
+      webhookEnqueuedAt: null,
     };
-    return { batch };
+    if (idem) await rememberResponse(tx, idem.request, idem.respond(batch), now);
+    return { created: batch, replay: null };
   });
 }
 

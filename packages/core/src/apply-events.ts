@@ -32,18 +32,19 @@ export function partitionEvents(events: JobEvent[]): { progress: ProgressEvent[]
  * within an attempt, so an out-of-order event never moves it back. Returns the
  * batches whose budget needs a look (capped ones: spending so far counts).
  */
-async function applyProgress(tx: Tx, events: ProgressEvent[]): Promise<string[]> {
+async function applyProgress(tx: Tx, events: ProgressEvent[], effects: SideEffects): Promise<string[]> {
   if (events.length === 0) return [];
   const values = events.map(
     (e) =>
       Prisma.sql`(${e.jobId}::text, ${e.attempt}::int, ${e.progress}::float8, ${e.step}::text, ${BigInt(e.costMicros)}::bigint, ${BigInt(e.tokens)}::bigint)`,
   );
-  const rows = await tx.$queryRaw<{ batch_id: string | null; capped: boolean | null }[]>`
+  const rows = await tx.$queryRaw<{ id: string; batch_id: string | null; capped: boolean | null }[]>`
     UPDATE simulation_jobs j SET progress_percent = GREATEST(j.progress_percent, v.progress), current_step = v.step,
       cost_micros = GREATEST(j.cost_micros, j.carried_cost_micros + v.cost), tokens_used = GREATEST(j.tokens_used, j.carried_tokens + v.tokens)
     FROM (VALUES ${Prisma.join(values)}) AS v(id, attempt, progress, step, cost, tokens)
     WHERE j.id = v.id AND j.status = 'RUNNING' AND j.attempts = v.attempt
-    RETURNING j.batch_id, (SELECT b.budget_cap_micros IS NOT NULL FROM batches b WHERE b.id = j.batch_id) AS capped`;
+    RETURNING j.id, j.batch_id, (SELECT b.budget_cap_micros IS NOT NULL FROM batches b WHERE b.id = j.batch_id) AS capped`;
+  for (const r of rows) effects.jobChanged(r.id, r.batch_id);
   return rows.flatMap((r) => (r.batch_id && r.capped ? [r.batch_id] : []));
 }
 
@@ -80,7 +81,7 @@ export function terminalValues(e: TerminalEvent) {
  * already reported for the attempt (an attempt ended on behalf of a crashed
  * worker reports 0).
  */
-async function applyTerminal(tx: Tx, events: TerminalEvent[]): Promise<{ applied: number; batches: string[] }> {
+async function applyTerminal(tx: Tx, events: TerminalEvent[], effects: SideEffects): Promise<{ applied: number; batches: string[] }> {
   if (events.length === 0) return { applied: 0, batches: [] };
   const values = events.map((e) => {
     const v = terminalValues(e);
@@ -107,6 +108,7 @@ async function applyTerminal(tx: Tx, events: TerminalEvent[]): Promise<{ applied
     )
     SELECT id, batch_id FROM ended`;
   if (ended.length === 0) return { applied: 0, batches: [] };
+  for (const r of ended) effects.jobChanged(r.id, r.batch_id);
   return { applied: ended.length, batches: ended.flatMap((r) => (r.batch_id ? [r.batch_id] : [])) };
 }
 
@@ -134,8 +136,8 @@ export async function applyEvents(deps: CoreDeps, events: JobEvent[]): Promise<A
   const { progress, terminal, started } = partitionEvents(events);
   const effects = new SideEffects();
   const result = await inTransaction(deps.db, async (tx) => {
-    const batches = new Set<string>(await applyProgress(tx, progress));
-    const ended = await applyTerminal(tx, terminal);
+    const batches = new Set<string>(await applyProgress(tx, progress, effects));
+    const ended = await applyTerminal(tx, terminal, effects);
     for (const id of [...ended.batches, ...(await pendingBatchesOf(tx, started))]) batches.add(id);
     await evaluateBatches(deps, tx, batches, effects);
     return { applied: ended.applied, capacityChanged: ended.applied > 0 || started.length > 0 };

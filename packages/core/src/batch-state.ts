@@ -20,7 +20,10 @@ export async function stopBatchJobs(tx: Tx, batchId: string, reason: string, int
     UPDATE simulation_jobs SET status = 'CANCELLED', completed_at = now(), cancel_reason = COALESCE(cancel_reason, ${reason})
     WHERE batch_id = ${batchId} AND status = 'PENDING'
     RETURNING id, released_at`;
-  for (const row of cancelled) if (row.released_at) effects.unqueueJobs.add(row.id);
+  for (const row of cancelled) {
+    if (row.released_at) effects.unqueueJobs.add(row.id);
+    effects.jobChanged(row.id, batchId);
+  }
   if (cancelled.length > 0) effects.wantDispatch = true;
   if (!interruptRunning) return;
   const running = await tx.$queryRaw<{ id: string }[]>`
@@ -287,6 +290,8 @@ export async function evaluateBatches(deps: CoreDeps, tx: Tx, batchIds: Iterable
           GREATEST(clock_timestamp()::timestamp, (SELECT max(j.completed_at) FROM simulation_jobs j WHERE j.batch_id = batches.id))) ELSE completed_at END
       WHERE id = ${b.id}
       RETURNING stop_reason::text, completed_at`;
+    effects.changedBatches.add(b.id);
+    if (after?.completed_at && !b.completed_at) effects.endedBatches.add(b.id);
     if (status !== b.status || (after?.completed_at && !b.completed_at)) {
       deps.logger.info("batch state", {
         batch_id: b.id,

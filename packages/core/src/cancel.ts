@@ -26,6 +26,7 @@ export async function cancelJob(deps: CoreDeps, userId: string, jobId: string, r
       throw invalidState(`Job ${jobId} is ${row?.status ?? "gone"}; only PENDING or RUNNING jobs can be cancelled`);
     }
     const why = reason ?? "cancelled by user";
+    effects.jobChanged(jobId, row.batch_id);
     if (row.status === "PENDING") {
       await tx.$executeRaw`UPDATE simulation_jobs SET status = 'CANCELLED', completed_at = now(), cancel_reason = ${why} WHERE id = ${jobId}`;
       if (row.released_at) effects.unqueueJobs.add(jobId);
@@ -57,6 +58,7 @@ export async function cancelBatch(deps: CoreDeps, userId: string, batchId: strin
     await tx.$executeRaw`
       UPDATE batches SET status = 'CANCELLED', stop_reason = 'CANCELLED_BY_USER', cancel_reason = ${reason}
       WHERE id = ${batchId}`;
+    effects.changedBatches.add(batchId);
     await stopBatchJobs(tx, batchId, reason ?? "cancelled with the batch", cancelRunning, effects);
     await evaluateBatches(deps, tx, [batchId], effects);
     return tx.batch.findUniqueOrThrow({ where: { id: batchId } });

@@ -267,6 +267,8 @@ export class ClaimBatcher {
     /** Called with the batches a claim statement moved to RUNNING (and the request id of a job that started each). */
     onBatchesStarted: (batches: { batchId: string; requestId: string | null }[]) => void = () => undefined,
     maxAttempts = DEFAULT_MAX_JOB_ATTEMPTS,
+    /** Called with the jobs a claim statement started (id and batch): live progress hears of them. */
+    onClaimed: (jobs: [string, string | null][]) => void = () => undefined,
   ) {
     this.batcher = new TickBatcher(async (ids) => {
       const out: ClaimResult[] = new Array(ids.length);
@@ -285,6 +287,9 @@ export class ClaimBatcher {
           for (const r of results.values()) if (r.kind === "claimed" && r.job.batchId) requestIds.set(r.job.batchId, r.job.requestId);
           onBatchesStarted(startedBatches.map((batchId) => ({ batchId, requestId: requestIds.get(batchId) ?? null })));
         }
+        const claimed: [string, string | null][] = [];
+        for (const r of results.values()) if (r.kind === "claimed") claimed.push([r.job.id, r.job.batchId]);
+        if (claimed.length > 0) onClaimed(claimed);
         for (const t of now) out[t.i] = results.get(t.id)!;
       }
       return out;

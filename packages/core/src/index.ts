@@ -19,3 +19,7 @@ export * from "./operations.ts";
 export * from "./batch-results.ts";
 export * from "./batch-report.ts";
 export * from "./sql.ts";
+export * from "./idempotency.ts";
+export * from "./webhooks.ts";
+export * from "./pause.ts";
+export * from "./webhook-url.ts";

@@ -158,3 +158,28 @@ export async function batchStats(db: DbOrTx, userId: string) {
     avg_duration_seconds: avgSeconds(b?.avg_s),
   };
 }
+
+/** A batch with its aggregate by id (live streams), or null when it is gone. */
+export async function loadBatchById(db: DbOrTx, batchId: string): Promise<BatchWithAggregate | null> {
+  const batch = await db.batch.findUnique({ where: { id: batchId } });
+  return batch ? loadBatchAggregate(db, batch) : null;
+}
+
+/** What a batch stream shows of each job, in one read on the batch's index. */
+export interface JobSummary {
+  id: string;
+  status: string;
+  progressPercent: number;
+  costMicros: bigint;
+  errorMessage: string | null;
+}
+
+export async function batchJobSummaries(db: DbOrTx, batchId: string): Promise<JobSummary[]> {
+  return db.simulationJob.findMany({
+    where: { batchId },
+    select: { id: true, status: true, progressPercent: true, costMicros: true, errorMessage: true },
+    orderBy: { batchIndex: "asc" },
+  });
+}
+
+export const JOB_FINAL_STATUSES: ReadonlySet<string> = new Set(["COMPLETED", "FAILED", "CANCELLED"]);

@@ -6,6 +6,8 @@ import { applyEvents } from "./apply-events.ts";
 import { evaluateBatches } from "./batch-state.ts";
 import { dispatch } from "./dispatcher.ts";
 import { SideEffects } from "./side-effects.ts";
+import { announceOwedWebhooks } from "./webhooks.ts";
+import { expireIdempotencyKeys } from "./idempotency.ts";
 
 /** Default repair timeout (REPAIR_AFTER_MS). */
 export const DEFAULT_REPAIR_AFTER_MS = 60_000;
@@ -159,5 +161,10 @@ export async function sweep(deps: CoreDeps, opts: SweepOptions = {}, state = new
   }
   await effects.run(deps);
   const released = await dispatch(deps);
+  // Housekeeping that needs no lock: webhooks owed by a crash between a batch's end
+  // and its enqueue, and idempotency records past their 24 h.
+  const webhooksAnnounced = await announceOwedWebhooks(deps);
+  if (webhooksAnnounced > 0) deps.logger.warn("enqueued webhooks a crash left owed", { batches: webhooksAnnounced });
+  while ((await expireIdempotencyKeys(deps.db, deps.clock.now(), 1000)) === 1000);
   return { requeued, resignalled: stopIds.length, batchesChecked: open.length, released, outcomesApplied };
 }

@@ -13,6 +13,8 @@ export const ERROR_STATUS = {
   CostQuotaExceeded: 429,
   ConcurrencyLimitExceeded: 429,
   RateLimitExceeded: 429,
+  IdempotencyKeyReused: 422,
+  IdempotencyKeyInProgress: 409,
   ServiceUnavailable: 503,
   InternalError: 500,
 } as const satisfies Record<string, number>;

@@ -3,7 +3,8 @@ import { redisKeys, systemClock, type Clock } from "@simbatch/contracts";
 import { createDb, type Db } from "@simbatch/db";
 import { createCatalog, createEngine, type SimulationEngine } from "@simbatch/engine";
 import { createLogger, type Logger } from "@simbatch/logger";
-import { createRedis, SimulationQueue, StopSignals, WorkerRegistry, type Redis } from "@simbatch/queue";
+import { createRedis, ProgressChannel, SimulationQueue, StopSignals, WebhookQueue, WorkerRegistry, type Redis } from "@simbatch/queue";
+import { WEBHOOK_MAX_ATTEMPTS } from "@simbatch/core";
 import type { CoreDeps } from "@simbatch/core";
 
 export interface WiringOptions {
@@ -17,6 +18,8 @@ export interface WiringOptions {
   redisRole: "producer" | "consumer";
   clock?: Clock;
   dbPoolSize?: number;
+  /** WEBHOOK_RETRY_BASE_MS; default 5 s. */
+  webhookRetryBaseMs?: number;
 }
 
 export interface Wired extends CoreDeps {
@@ -34,6 +37,7 @@ export function wireCore(opts: WiringOptions): Wired {
   const redis = createRedis(opts.redisUrl, opts.redisRole);
   const keys = redisKeys(opts.redisPrefix);
   const queue = new SimulationQueue(redis, opts.redisPrefix);
+  const webhooks = new WebhookQueue(redis, opts.redisPrefix, { attempts: WEBHOOK_MAX_ATTEMPTS, backoffMs: opts.webhookRetryBaseMs ?? 5_000 });
   return {
     db,
     redis,
@@ -45,8 +49,11 @@ export function wireCore(opts: WiringOptions): Wired {
     limits: opts.limits,
     clock: opts.clock ?? systemClock,
     logger: opts.logger,
+    progress: new ProgressChannel(redis, keys.progress),
+    webhooks,
     async close() {
       await queue.close().catch(() => undefined);
+      await webhooks.close().catch(() => undefined);
       await db.$disconnect().catch(() => undefined);
       redis.disconnect();
     },
@@ -69,6 +76,7 @@ export function wireFromEnv(env: CommonEnv, rawEnv: Record<string, string | unde
     limits,
     logger,
     redisRole,
+    webhookRetryBaseMs: env.WEBHOOK_RETRY_BASE_MS,
   });
 }
 

@@ -25,6 +25,8 @@ async function createFromTemplate(admin: Client, name: string, template: string)
 export interface TestEnvOptions {
   limits?: Partial<Record<Tier, Partial<TierLimits>>>;
   clock?: Clock;
+  /** As WEBHOOK_RETRY_BASE_MS. */
+  webhookRetryBaseMs?: number;
 }
 
 /** A fresh database (cloned from the migrated template) and Redis prefix for one test file. */
@@ -51,6 +53,7 @@ export class TestEnv {
       logger: createLogger({ service: "test", level: process.env.TEST_LOG_LEVEL ?? "error" }),
       redisRole: "consumer",
       clock: this.opts.clock,
+      webhookRetryBaseMs: this.opts.webhookRetryBaseMs,
     });
     return this;
   }

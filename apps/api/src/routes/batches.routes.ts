@@ -1,4 +1,11 @@
-import { BatchReportQuerySchema, CancelBatchRequestSchema, CreateBatchRequestSchema, ListBatchesQuerySchema, usdToMicros } from "@simbatch/contracts";
+import {
+  BatchReportQuerySchema,
+  CancelBatchRequestSchema,
+  CreateBatchQuerySchema,
+  CreateBatchRequestSchema,
+  ListBatchesQuerySchema,
+  usdToMicros,
+} from "@simbatch/contracts";
 import {
   admitBatch,
   admittedBatch,
@@ -6,29 +13,42 @@ import {
   batchReport,
   batchReportCsv,
   batchResultRows,
+  batchDeliveries,
   batchStats,
   cancelBatch,
+  dryRunBatch,
+  pauseBatch,
+  resumeBatch,
+  webhookUrlProblem,
   listBatches,
   loadBatchAggregate,
   loadOwnedBatch,
   reportMarkdown,
   resolveSimulation,
+  type BatchOptions,
   type ResolvedSimulation,
 } from "@simbatch/core";
 import { validationError, type FieldIssue } from "@simbatch/errors";
+import type { Batch } from "@simbatch/db";
 import type { RequestHandler, Response } from "express";
 import type { ApiDeps } from "../deps.ts";
 import { user } from "../http/auth.ts";
 import { locals } from "../http/request-context.ts";
 import { parse } from "../http/validate.ts";
-import { batchListView, batchViewOf } from "../views/batches.ts";
-import { jobView } from "../views/jobs.ts";
-import { batchResultLine } from "../views/results.ts";
+import { batchListView, batchResultLine, batchViewOf, deliveriesView, dryRunView, jobView, type BatchView } from "@simbatch/views";
+import { idempotentRequest, sendReplay } from "../http/idempotency.ts";
 import { kickDispatch } from "./simulations.routes.ts";
 
 export function batchHandlers(deps: ApiDeps) {
+  /**
+   * POST /simulations/batch. `?dry_run=true` runs the admission checks and writes
+   * nothing (an Idempotency-Key is ignored there); otherwise a key makes the
+   * create replayable (see core/idempotency.ts).
+   */
   const create: RequestHandler = async (req, res) => {
     const u = user(res);
+    const dryRun = parse(CreateBatchQuerySchema, req.query).dry_run ?? false;
+    const idemRequest = dryRun ? null : idempotentRequest(req, u.id, "POST /simulations/batch");
     const body = parse(CreateBatchRequestSchema, req.body);
     const issues: FieldIssue[] = [];
     const sims: ResolvedSimulation[] = [];
@@ -37,24 +57,29 @@ export function batchHandlers(deps: ApiDeps) {
       if (r.ok) sims.push(r.value);
       else issues.push(...r.issues);
     });
+    const webhookProblem = body.webhook_url == null ? null : webhookUrlProblem(body.webhook_url, deps.config.webhookAllowPrivate ?? false);
+    if (webhookProblem) issues.push({ path: "webhook_url", message: webhookProblem });
     if (issues.length > 0) throw validationError(issues);
-    const { batch } = await admitBatch(
-      deps,
-      u.id,
-      sims,
-      {
-        parallelJobs: body.parallel_jobs ?? 3,
-        failFast: body.fail_fast ?? false,
-        budgetCapMicros: body.budget_cap_usd == null ? null : usdToMicros(body.budget_cap_usd),
-        priority: body.priority ?? 50,
-        metadata: body.metadata ?? null,
-      },
-      locals(res).requestId,
-      u.tier,
-    );
+    const opts: BatchOptions = {
+      parallelJobs: body.parallel_jobs ?? 3,
+      failFast: body.fail_fast ?? false,
+      budgetCapMicros: body.budget_cap_usd == null ? null : usdToMicros(body.budget_cap_usd),
+      priority: body.priority ?? 50,
+      metadata: body.metadata ?? null,
+      webhookUrl: body.webhook_url ?? null,
+    };
+    if (dryRun) {
+      res.status(200).json(dryRunView(await dryRunBatch(deps, u.id, sims, opts, u.tier)));
+      return;
+    }
+    let view: BatchView | null = null;
+    const respond = (batch: Batch) => ({ status: 202, body: (view = batchViewOf(admittedBatch(batch))) });
+    const admitted = await admitBatch(deps, u.id, sims, opts, locals(res).requestId, u.tier, idemRequest ? { request: idemRequest, respond } : undefined);
+    if (admitted.replay) return sendReplay(res, admitted.replay);
+    const batch = admitted.created;
     locals(res).log.info("batch accepted", { batch_id: batch.id, total_jobs: batch.totalJobs, priority: batch.priority });
     kickDispatch(deps, locals(res).log);
-    res.status(202).json(batchViewOf(admittedBatch(batch)));
+    res.status(202).json(view ?? respond(batch).body);
   };
 
   const list: RequestHandler = async (req, res) => {
@@ -82,6 +107,23 @@ export function batchHandlers(deps: ApiDeps) {
     const batch = await cancelBatch(deps, user(res).id, String(req.params.batch_id), body.reason ?? null, body.cancel_running ?? true);
     locals(res).log.info("batch cancelled", { batch_id: batch.id, cancel_running: body.cancel_running ?? true });
     res.json(batchViewOf(await loadBatchAggregate(deps.db, batch)));
+  };
+
+  const pause: RequestHandler = async (req, res) => {
+    const batch = await pauseBatch(deps, user(res).id, String(req.params.batch_id));
+    locals(res).log.info("batch paused", { batch_id: batch.id });
+    res.json(batchViewOf(await loadBatchAggregate(deps.db, batch)));
+  };
+
+  const resume: RequestHandler = async (req, res) => {
+    const batch = await resumeBatch(deps, user(res).id, String(req.params.batch_id));
+    locals(res).log.info("batch resumed", { batch_id: batch.id });
+    res.json(batchViewOf(await loadBatchAggregate(deps.db, batch)));
+  };
+
+  const webhookDeliveries: RequestHandler = async (req, res) => {
+    const batch = await loadOwnedBatch(deps.db, user(res).id, String(req.params.batch_id));
+    res.json(deliveriesView(await batchDeliveries(deps.db, batch.id)));
   };
 
   /**
@@ -137,7 +179,7 @@ export function batchHandlers(deps: ApiDeps) {
     res.json(body);
   };
 
-  return { create, list, stats, get, jobs, cancel, results, report };
+  return { create, list, stats, get, jobs, cancel, pause, resume, webhookDeliveries, results, report };
 }
 
 /** Resolves when the response can take more ('drain') or is gone ('close'). */

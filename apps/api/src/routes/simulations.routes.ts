@@ -1,13 +1,15 @@
 import { CancelRequestSchema, ListJobsQuerySchema } from "@simbatch/contracts";
 import { admitSingle, cancelJob, requestDispatch, getExport, getResult, jobStats, listJobs, loadOwnedJob, resolveSimulation } from "@simbatch/core";
 import { validationError } from "@simbatch/errors";
+import type { SimulationJob } from "@simbatch/db";
 import type { RequestHandler } from "express";
+import { idempotentRequest, sendReplay } from "../http/idempotency.ts";
 import type { ApiDeps } from "../deps.ts";
 import { user } from "../http/auth.ts";
 import { locals } from "../http/request-context.ts";
 import { parse } from "../http/validate.ts";
-import { jobListView, jobView } from "../views/jobs.ts";
-import { jobResultView } from "../views/results.ts";
+import { jobListView, jobView } from "@simbatch/views";
+import { jobResultView } from "@simbatch/views";
 
 /** Ask for a dispatch pass right away so a new job starts without waiting for the reconciler's tick. */
 export function kickDispatch(deps: ApiDeps, log = deps.logger): void {
@@ -19,10 +21,14 @@ export function simulationHandlers(deps: ApiDeps) {
     const u = user(res);
     const resolved = resolveSimulation(deps.catalog, req.body);
     if (!resolved.ok) throw validationError(resolved.issues);
-    const job = await admitSingle(deps, u.id, resolved.value, locals(res).requestId, u.tier);
+    const idemRequest = idempotentRequest(req, u.id, "POST /simulations");
+    const respond = (job: SimulationJob) => ({ status: 202, body: jobView(job) });
+    const admitted = await admitSingle(deps, u.id, resolved.value, locals(res).requestId, u.tier, idemRequest ? { request: idemRequest, respond } : undefined);
+    if (admitted.replay) return sendReplay(res, admitted.replay);
+    const job = admitted.created;
     locals(res).log.info("simulation accepted", { job_id: job.id, template_id: job.templateId });
     kickDispatch(deps, locals(res).log);
-    res.status(202).json(jobView(job));
+    res.status(202).json(respond(job).body);
   };
 
   const list: RequestHandler = async (req, res) => {
