@@ -24,6 +24,7 @@ const scripted = (config: Record<string, unknown>) => ({ template_id: "test/scri
 describe("simbatch CLI", () => {
   const env = new TestEnv();
   const procs: Proc[] = [];
+  const api = () => procs[0]!;
   let url: string;
   let key: string;
   let dir: string;
@@ -226,6 +227,69 @@ describe("simbatch CLI", () => {
     const human = await cli(["templates"]);
     expect(human.stdout).toContain("showcase/board_meeting");
     expect(() => JSON.parse(human.stdout)).toThrow();
+  });
+
+  it("--dry-run checks admission and writes nothing; a batch that would be refused gets the real create's error", async () => {
+    const count = async () => JSON.parse((await cli(["batch", "list", "--json"])).stdout).total as number;
+    const before = await count();
+    const file = await batchFile("dry.json", { simulations: [scripted({ steps: 2, estimate_usd: 0.25 }), scripted({ steps: 3, estimate_usd: 0.5 })] });
+    const human = await cli(["batch", "submit", file, "--dry-run"]);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain("dry run: admissible, nothing written");
+    expect(human.stdout).toContain("2 jobs, estimated $0.7500 ($0.2500, $0.5000)");
+    const json = JSON.parse((await cli(["batch", "submit", file, "--dry-run", "--json"])).stdout);
+    expect(json).toMatchObject({ dry_run: true, total_jobs: 2, estimated_cost_usd: 0.75, job_estimates_usd: [0.25, 0.5] });
+    expect(await count()).toBe(before);
+
+    const tooLarge = await batchFile("large.json", { simulations: Array.from({ length: 51 }, () => scripted({ steps: 1 })) });
+    const refused = await cli(["batch", "submit", tooLarge, "--dry-run"]);
+    expect([refused.code, refused.stdout]).toEqual([2, ""]);
+    expect(refused.stderr).toContain("error: BatchTooLarge (HTTP 400)");
+    expect(refused.stderr).toContain("max_batch_size=50");
+    expect(await count()).toBe(before);
+
+    const both = await cli(["batch", "submit", file, "--dry-run", "--wait"]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain("cannot be used with");
+  });
+
+  it("--idempotency-key: the same key and file give the same batch; another file with it is refused", async () => {
+    const file = await batchFile("idem.json", { simulations: [scripted({ steps: 1 })] });
+    const first = await cli(["batch", "submit", file, "--idempotency-key", "cli-test-key-1"]);
+    const again = await cli(["batch", "submit", file, "--idempotency-key", "cli-test-key-1"]);
+    expect(first.code).toBe(0);
+    expect(again.stdout).toBe(first.stdout);
+    const other = await cli(["batch", "submit", "-", "--idempotency-key", "cli-test-key-1"], {
+      input: JSON.stringify({ simulations: [scripted({ steps: 2 })] }),
+    });
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain("IdempotencyKeyReused (HTTP 422)");
+  });
+
+  it("pause and resume a running batch, and watch follows the live event stream", async () => {
+    const file = await batchFile("slow.json", { simulations: [scripted({ steps: 20, step_ms: 100 }), scripted({ steps: 2, step_ms: 10 })], parallel_jobs: 1 });
+    const id = (await cli(["batch", "submit", file])).stdout.trim();
+    const paused = await cli(["batch", "pause", id, "--json"]);
+    expect(paused.code).toBe(0);
+    expect(JSON.parse(paused.stdout)).toMatchObject({ batch_id: id, paused: true });
+    expect((await cli(["batch", "get", id])).stdout).toContain("(paused)");
+    const resumed = JSON.parse((await cli(["batch", "resume", id, "--json"])).stdout);
+    expect(resumed.paused).toBe(false);
+    const opened = (
+      api()
+        .output()
+        .match(/batch stream opened/g) ?? []
+    ).length;
+    const watch = await cli(["batch", "watch", id]);
+    expect(watch.code).toBe(0);
+    expect(watch.stdout.trim().split("\n").pop()).toContain(`${id} COMPLETED 100% 2/2 done`);
+    expect(
+      (
+        api()
+          .output()
+          .match(/batch stream opened/g) ?? []
+      ).length,
+    ).toBe(opened + 1);
   });
 
   it("the built package loads as CommonJS and as an ES module", async () => {

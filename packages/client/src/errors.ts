@@ -134,7 +134,7 @@ export const ERROR_CLASSES = {
   IdempotencyKeyInProgress,
   ServiceUnavailable,
   InternalError,
-} satisfies Record<ErrorCode, ErrorClass> & Record<string, ErrorClass>;
+} satisfies Record<ErrorCode, ErrorClass>;
 
 const isKnownCode = (code: unknown): code is keyof typeof ERROR_CLASSES => typeof code === "string" && Object.hasOwn(ERROR_CLASSES, code);
 

@@ -9,21 +9,29 @@ import type {
   BatchResultLineSchema,
   BatchSchema,
   BatchStatsSchema,
+  BatchStreamJobSchema,
   BatchWithJobsSchema,
   CancelBatchRequestSchema,
   CancelRequestSchema,
   CreateBatchRequestSchema,
+  DryRunSchema,
   ErrorBodySchema,
+  ExportFormat as ExportFormatSchema,
   FieldIssueSchema,
   JobListSchema,
   JobSchema,
   JobStatsSchema,
+  REPORT_FORMATS,
   SimulationRequestSchema,
   SimulationResultSchema,
   TemplateListSchema,
   TemplateSchema,
   UsageHistorySchema,
   UsageSchema,
+  WebhookDeliveryListSchema,
+  WebhookDeliverySchema,
+  WebhookEventSchema,
+  WebhookSecretSchema,
 } from "@simbatch/contracts";
 import type { z } from "zod";
 
@@ -45,9 +53,8 @@ export type SimulationRequest = z.input<typeof SimulationRequestSchema>;
 
 /** Body of `POST /simulations/batch`. */
 export type CreateBatchRequest = Omit<z.input<typeof CreateBatchRequestSchema>, "simulations"> & {
+  /** Each validated by the API as a simulation request (the batch schema leaves them open). */
   simulations: SimulationRequest[];
-  /** Batch control: an absolute https URL POSTed when the batch ends (contract: Webhooks). */
-  webhook_url?: string | null;
 };
 
 export type CancelJobRequest = z.input<typeof CancelRequestSchema>;
@@ -55,11 +62,11 @@ export type CancelBatchRequest = z.input<typeof CancelBatchRequestSchema>;
 
 export type Job = Known<z.infer<typeof JobSchema>>;
 export type JobStatus = Job["status"];
-export type Batch = Known<z.infer<typeof BatchSchema>> & BatchControlFields;
+export type Batch = Known<z.infer<typeof BatchSchema>>;
 export type BatchStatus = Batch["status"];
-export type BatchWithJobs = Omit<Known<z.infer<typeof BatchWithJobsSchema>>, "batch"> & { batch: Batch };
+export type BatchWithJobs = Known<z.infer<typeof BatchWithJobsSchema>>;
 export type JobList = Known<z.infer<typeof JobListSchema>>;
-export type BatchList = Omit<Known<z.infer<typeof BatchListSchema>>, "batches"> & { batches: Batch[] };
+export type BatchList = Known<z.infer<typeof BatchListSchema>>;
 export type JobStats = Known<z.infer<typeof JobStatsSchema>>;
 export type BatchStats = Known<z.infer<typeof BatchStatsSchema>>;
 export type Template = Known<z.infer<typeof TemplateSchema>>;
@@ -72,55 +79,18 @@ export type UsageHistory = Known<z.infer<typeof UsageHistorySchema>>;
 export type ErrorBody = Known<z.infer<typeof ErrorBodySchema>>;
 export type FieldIssue = Known<z.infer<typeof FieldIssueSchema>>;
 
-export type ExportFormat = "json" | "markdown" | "pdf";
-export type ReportFormat = "json" | "markdown" | "csv";
-
-/** Fields the batch object gains with batch control (contract: Batch control, live progress and webhooks). */
-export interface BatchControlFields {
-  paused?: boolean;
-  paused_at?: string | null;
-  eta_seconds?: number | null;
-  projected_cost_usd?: number;
-  webhook_url?: string | null;
-}
+export type ExportFormat = z.infer<typeof ExportFormatSchema>;
+export type ReportFormat = (typeof REPORT_FORMATS)[number];
 
 /** `POST /simulations/batch?dry_run=true` when the batch is admissible. */
-export interface DryRunResult {
-  dry_run: true;
-  total_jobs: number;
-  estimated_cost_usd: number;
-  job_estimates_usd: number[];
-  /** −1 when unlimited, else what would remain after this batch. */
-  simulations_remaining: number;
-  cost_remaining_usd: number;
-}
-
-export interface WebhookSecret {
-  secret: string;
-}
-
-export interface WebhookDelivery {
-  webhook_id: string;
-  type: string;
-  attempt: number;
-  status_code: number | null;
-  error: string | null;
-  delivered: boolean;
-  created_at: string;
-}
-
-export interface WebhookDeliveryList {
-  deliveries: WebhookDelivery[];
-}
-
+export type DryRunResult = Known<z.infer<typeof DryRunSchema>>;
+export type WebhookSecret = Known<z.infer<typeof WebhookSecretSchema>>;
+export type WebhookDelivery = Known<z.infer<typeof WebhookDeliverySchema>>;
+export type WebhookDeliveryList = Known<z.infer<typeof WebhookDeliveryListSchema>>;
+/** The body POSTed to a batch's `webhook_url` when it ends. */
+export type WebhookEvent = Omit<Known<z.infer<typeof WebhookEventSchema>>, "batch"> & { batch: Batch };
 /** `event: job` of a batch's event stream: what changed for one job. */
-export interface JobChange {
-  job_id: string;
-  status: JobStatus;
-  progress_percent: number;
-  cost_usd: number;
-  error_message: string | null;
-}
+export type JobChange = Known<z.infer<typeof BatchStreamJobSchema>>;
 
 /** One event of `GET /simulations/batch/{id}/events`. */
 export type BatchEvent = { type: "batch"; id: string | undefined; data: Batch } | { type: "job"; id: string | undefined; data: JobChange };

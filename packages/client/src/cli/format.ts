@@ -31,8 +31,9 @@ export function batchDetails(b: Batch): string {
     `  priority ${b.priority}  parallel_jobs ${b.parallel_jobs}  fail_fast ${b.fail_fast}`,
     `  cost: estimated ${usd(b.cost.estimated_cost_usd)}, actual ${usd(b.cost.actual_cost_usd)}, cap ${usd(b.cost.budget_cap_usd)}, tokens ${b.cost.tokens_used}`,
   ];
-  if (b.projected_cost_usd !== undefined)
-    lines.push(`  projected cost ${usd(b.projected_cost_usd)}  eta ${b.eta_seconds == null ? "-" : `${Math.round(b.eta_seconds)}s`}`);
+  lines.push(`  projected cost ${usd(b.projected_cost_usd)}  eta ${b.eta_seconds === null ? "-" : `${Math.round(b.eta_seconds)}s`}`);
+  if (b.paused_at) lines.push(`  paused since ${b.paused_at}`);
+  if (b.webhook_url) lines.push(`  webhook ${b.webhook_url}`);
   if (b.stop_reason) lines.push(`  stopped: ${b.stop_reason}${b.error_message ? ` (${b.error_message})` : ""}`);
   if (b.cancel_reason) lines.push(`  cancel reason: ${b.cancel_reason}`);
   lines.push(`  jobs: ${b.job_ids.join(" ")}`);
