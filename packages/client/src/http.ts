@@ -1,8 +1,10 @@
+import { version } from "../package.json";
 import { ConnectionError, errorFromResponse, SimbatchError, TimeoutError } from "./errors.ts";
 import { backoffMs, DEFAULT_RETRY, retryDelayMs, sleep, type RetryPolicy } from "./retry.ts";
 
 export const DEFAULT_BASE_URL = "http://127.0.0.1:8080";
-export const CLIENT_VERSION = "0.1.0";
+/** Sent in `User-Agent`; the package's own version (bundled from package.json at build time). */
+export const CLIENT_VERSION: string = version;
 
 /** Options of `new Simbatch(...)`. */
 export interface ClientOptions {
