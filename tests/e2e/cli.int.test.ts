@@ -78,6 +78,7 @@ describe("simbatch CLI", () => {
     const file = await batchFile("ok.json", { simulations: [scripted({ steps: 3, step_ms: 20 }), scripted({ steps: 4, step_ms: 20 })], parallel_jobs: 2 });
     const r = await cli(["batch", "submit", file, "--wait", "--json"]);
     expect(r.code).toBe(0);
+    expect(r.stderr).toBe(""); // no progress either: stderr is no terminal here
     const batch = JSON.parse(r.stdout);
     expect(batch).toMatchObject({ status: "COMPLETED", progress: { total_jobs: 2, completed_jobs: 2, progress_percent: 100 } });
     expect(batch.completed_at).not.toBeNull();

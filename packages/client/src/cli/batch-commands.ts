@@ -2,7 +2,7 @@ import { InvalidArgumentError, Option, type Command } from "commander";
 import type { CreateBatchRequest, Batch } from "../types.ts";
 import { Exit, readJsonFile, type Context } from "./context.ts";
 import { batchDetails, batchLine, batchListText, dryRunText, jobRows } from "./format.ts";
-import { progressView } from "./progress.ts";
+import { progressView, silentView } from "./progress.ts";
 
 /** Registers a command's action with the shared context and error handling (program.ts). */
 export type Run = (cmd: Command, fn: (ctx: Context, ...args: any[]) => Promise<void>) => Command;
@@ -14,11 +14,11 @@ const exitFor = (b: Batch): number => (b.status === "COMPLETED" ? 0 : 1);
 
 /**
  * Waits for the batch to end, showing progress: a bar on a terminal, else one line
- * per change. With `--json` stdout holds only the final batch, so progress goes to
- * stderr. Ends the run with the batch's exit code.
+ * per change. Ends the run with the batch's exit code.
  */
 async function waitAndReport(ctx: Context, batchId: string): Promise<never> {
-  const view = progressView(ctx.json ? ctx.io.stderr : ctx.io.stdout);
+  // With --json stdout holds the final batch only: progress goes to stderr, and only for a person at a terminal.
+  const view = ctx.json ? (ctx.io.stderr.isTTY ? progressView(ctx.io.stderr) : silentView) : progressView(ctx.io.stdout);
   let final: Batch;
   try {
     final = await ctx.client.waitForBatch(batchId, { onProgress: (b) => view.update(b), signal: ctx.io.signal });

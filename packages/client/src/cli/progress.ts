@@ -24,6 +24,9 @@ export function progressView(out: Out): ProgressView {
   return out.isTTY ? new BarView(out) : new LineView(out);
 }
 
+/** Shows nothing (`--json` when no one watches stderr). */
+export const silentView: ProgressView = { live: false, update: () => undefined, stop: () => undefined };
+
 class LineView implements ProgressView {
   readonly live = false;
   private last = "";
