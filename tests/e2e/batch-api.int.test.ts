@@ -43,16 +43,21 @@ describe("batch API routes", () => {
       "cost",
       "created_at",
       "error_message",
+      "eta_seconds",
       "fail_fast",
       "job_ids",
       "metadata",
       "owner_id",
       "parallel_jobs",
+      "paused",
+      "paused_at",
       "priority",
       "progress",
+      "projected_cost_usd",
       "started_at",
       "status",
       "stop_reason",
+      "webhook_url",
     ]);
     expect(b.created_at).toMatch(/Z$/);
     expect(b.progress.total_jobs).toBe(3);

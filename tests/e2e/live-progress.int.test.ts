@@ -62,7 +62,11 @@ describe("live progress streams", () => {
   });
 
   it("streams one job: snapshot, changes, terminal job object", async () => {
-    const res = await stack.http().post("/simulations").set("X-API-Key", u.key).send(scripted({ steps: 10, step_ms: 30 }));
+    const res = await stack
+      .http()
+      .post("/simulations")
+      .set("X-API-Key", u.key)
+      .send(scripted({ steps: 10, step_ms: 30 }));
     const c = await sse(`/simulations/${res.body.job_id}/events`);
     await c.untilEnded();
     expect(c.events[0]!.event).toBe("job");
@@ -72,9 +76,8 @@ describe("live progress streams", () => {
     expect(c.events.some((e) => e.data.status === "RUNNING")).toBe(true);
   });
 
-  it("sends keep-alive comments while nothing changes (a paused batch)", async () => {
-    const res = await stack.submitBatch(u.key, { simulations: [scripted({ steps: 1 })] });
-    await stack.http().post(`/simulations/batch/${res.body.batch_id}/pause`).set("X-API-Key", u.key);
+  it("sends keep-alive comments on open streams", async () => {
+    const res = await stack.submitBatch(u.key, { simulations: [scripted({ steps: 400, step_ms: 20 })] });
     const c = await sse(`/simulations/batch/${res.body.batch_id}/events`);
     await c.until(() => c.comments.filter((x) => x === "keep-alive").length >= 2, "two keep-alives");
     await stack.http().post(`/simulations/batch/${res.body.batch_id}/cancel`).set("X-API-Key", u.key).send({});
@@ -83,9 +86,8 @@ describe("live progress streams", () => {
   });
 
   it("caps open streams per user (429 RateLimitExceeded) and frees a slot when a stream closes", async () => {
-    const res = await stack.submitBatch(u.key, { simulations: [scripted({ steps: 1 })] });
+    const res = await stack.submitBatch(u.key, { simulations: [scripted({ steps: 400, step_ms: 20 })] });
     const id = res.body.batch_id;
-    await stack.http().post(`/simulations/batch/${id}/pause`).set("X-API-Key", u.key);
     const streams = [await sse(`/simulations/batch/${id}/events`), await sse(`/simulations/batch/${id}/events`), await sse(`/simulations/batch/${id}/events`)];
     for (const s of streams) await s.until(() => s.events.length >= 1, "a snapshot");
     const refused = await sse(`/simulations/batch/${id}/events`);
@@ -124,7 +126,13 @@ describe("live progress streams", () => {
         logger: stack.env.core.logger,
         redisRole: "consumer",
       });
-      const { counter, flusher } = startUsageCounting({ db: other.db, redis: other.redis, redisPrefix: stack.env.prefix, logger: other.logger, flushIntervalMs: 60_000 });
+      const { counter, flusher } = startUsageCounting({
+        db: other.db,
+        redis: other.redis,
+        redisPrefix: stack.env.prefix,
+        logger: other.logger,
+        flushIntervalMs: 60_000,
+      });
       closeFlusher = () => flusher.stop();
       const gates = buildGates({ limits: other.limits, redis: other.redis, redisPrefix: stack.env.prefix, rateLimitEnabled: false });
       baseB = await stack.serve(createApp({ ...other, config: { adminToken: undefined, maxBodyBytes: 64 * 1024 }, apiCalls: counter, gates }));

@@ -120,7 +120,7 @@ const DISPATCH_BUSY = from("dispatcher.ts")`
 const DISPATCH_USERS = from("dispatcher.ts")`
     SELECT o.owner_id AS user_id, u.tier::text AS tier, COALESCE(c.active_jobs, 0) AS active_jobs, c.last_released_at, p.cost_micros AS cost_used
     FROM (
-      SELECT DISTINCT b.owner_id FROM batches b WHERE b.waiting_jobs > 0 AND b.stop_reason IS NULL AND b.status IN ('PENDING', 'RUNNING')
+      SELECT DISTINCT b.owner_id FROM batches b WHERE b.waiting_jobs > 0 AND b.stop_reason IS NULL AND b.status IN ('PENDING', 'RUNNING') AND NOT b.paused
       UNION
       SELECT DISTINCT j.owner_id FROM simulation_jobs j WHERE j.batch_id IS NULL AND j.status = 'PENDING' AND j.released_at IS NULL
     ) o JOIN users u ON u.id = o.owner_id
@@ -137,7 +137,7 @@ const DISPATCH_CANDIDATES = from("dispatcher.ts")`
           - (b.parallel_jobs - b.active_jobs) AS slots_before
         FROM (
           SELECT * FROM batches b
-          WHERE b.owner_id = owner.id AND b.waiting_jobs > 0 AND b.stop_reason IS NULL AND b.status IN ('PENDING', 'RUNNING')
+          WHERE b.owner_id = owner.id AND b.waiting_jobs > 0 AND b.stop_reason IS NULL AND b.status IN ('PENDING', 'RUNNING') AND NOT b.paused
             AND b.active_jobs < b.parallel_jobs
           ORDER BY b.priority DESC, b.created_at, b.id LIMIT ${"free"}
         ) b

@@ -4,6 +4,7 @@ import {
   BatchReportQuerySchema,
   CancelBatchRequestSchema,
   CancelRequestSchema,
+  CreateBatchQuerySchema,
   CreateBatchRequestSchema,
   ListBatchesQuerySchema,
   ListJobsQuerySchema,
@@ -37,9 +38,31 @@ interface Route {
   ok: { status: number; schema?: ResponseName; content?: Record<string, string | { schema: ResponseName }> };
   /** Route-specific error codes by status, added to those the auth chain can give. */
   errors?: Record<number, string[]>;
+  /** Request headers the route reads (beyond auth). */
+  headers?: JsonObject[];
+  /** A second success answer (the dry run's 200). */
+  alsoOk?: { status: number; schema: ResponseName; description: string };
 }
 
 const ref = (name: string): JsonObject => ({ $ref: `#/components/schemas/${name}` });
+const idempotencyKey: JsonObject = {
+  name: "Idempotency-Key",
+  in: "header",
+  required: false,
+  description:
+    "1-255 characters of [A-Za-z0-9._:-], scoped to the user and the route, kept 24 h: the same key and body replay the first response " +
+    "(header Idempotent-Replayed: true); another body is 422 IdempotencyKeyReused; while the first is admitted, 409 IdempotencyKeyInProgress",
+  schema: { type: "string", minLength: 1, maxLength: 255, pattern: "^[A-Za-z0-9._:-]+$" },
+};
+const lastEventId: JsonObject = {
+  name: "Last-Event-ID",
+  in: "header",
+  required: false,
+  description: "Reconnecting: the stream starts with a fresh snapshot (never a replay), its ids continuing after this one",
+  schema: { type: "string" },
+};
+const sse =
+  "text/event-stream: a snapshot event first, then changes (at most one per 250 ms), the terminal state, then the stream closes; `: keep-alive` every 15 s";
 const owned = { 403: ["Forbidden"], 404: ["NotFound"] };
 
 function routes(): Route[] {
@@ -72,8 +95,16 @@ function routes(): Route[] {
       tag: "batches",
       auth: "key",
       body: "CreateBatchRequest",
+      query: CreateBatchQuerySchema,
+      headers: [idempotencyKey],
       ok: { status: 202, schema: "Batch" },
-      errors: { 400: ["BatchTooLarge", "BudgetTooLow"], 429: ["SimulationQuotaExceeded", "CostQuotaExceeded"] },
+      alsoOk: { status: 200, schema: "DryRun", description: "dry_run=true: every admission check passed; nothing was written" },
+      errors: {
+        400: ["BatchTooLarge", "BudgetTooLow"],
+        409: ["IdempotencyKeyInProgress"],
+        422: ["IdempotencyKeyReused"],
+        429: ["SimulationQuotaExceeded", "CostQuotaExceeded"],
+      },
     },
     {
       method: "get",
@@ -151,13 +182,84 @@ function routes(): Route[] {
     },
     {
       method: "post",
+      path: "/simulations/batch/{batch_id}/pause",
+      summary: "Pause a PENDING or RUNNING batch: no job of it starts until it is resumed; running jobs finish (pausing a paused batch is a no-op)",
+      tag: "batches",
+      auth: "key",
+      body: "EmptyRequest",
+      ok: { status: 200, schema: "Batch" },
+      errors: { ...owned, 400: ["InvalidState"] },
+    },
+    {
+      method: "post",
+      path: "/simulations/batch/{batch_id}/resume",
+      summary: "Resume a paused batch (resuming a batch that is not paused is a no-op)",
+      tag: "batches",
+      auth: "key",
+      body: "EmptyRequest",
+      ok: { status: 200, schema: "Batch" },
+      errors: { ...owned, 400: ["InvalidState"] },
+    },
+    {
+      method: "get",
+      path: "/simulations/batch/{batch_id}/events",
+      summary: `Live progress of a batch (Server-Sent Events: \`batch\` events carry the batch object, \`job\` events a BatchStreamJob). ${sse}`,
+      tag: "live",
+      auth: "key",
+      headers: [lastEventId],
+      ok: { status: 200, content: { "text/event-stream": "string" } },
+      errors: { ...owned, 429: ["RateLimitExceeded"] },
+    },
+    {
+      method: "get",
+      path: "/simulations/{job_id}/events",
+      summary: `Live progress of one job (Server-Sent Events: \`job\` events carry the job object). ${sse}`,
+      tag: "live",
+      auth: "key",
+      headers: [lastEventId],
+      ok: { status: 200, content: { "text/event-stream": "string" } },
+      errors: { ...owned, 429: ["RateLimitExceeded"] },
+    },
+    {
+      method: "get",
+      path: "/simulations/batch/{batch_id}/webhook-deliveries",
+      summary: "The batch's webhook delivery attempts, oldest first",
+      tag: "webhooks",
+      auth: "key",
+      ok: { status: 200, schema: "WebhookDeliveryList" },
+      errors: owned,
+    },
+    {
+      method: "get",
+      path: "/webhooks/secret",
+      summary: "The caller's webhook signing secret (created on first request, stable after)",
+      tag: "webhooks",
+      auth: "key",
+      ok: { status: 200, schema: "WebhookSecret" },
+    },
+    {
+      method: "post",
+      path: "/webhooks/secret/rotate",
+      summary: "A new signing secret; deliveries carry a signature with the previous one too for 24 h",
+      tag: "webhooks",
+      auth: "key",
+      body: "EmptyRequest",
+      ok: { status: 200, schema: "WebhookSecret" },
+    },
+    {
+      method: "post",
       path: "/simulations",
       summary: "Submit one simulation",
       tag: "simulations",
       auth: "key",
       body: "SimulationRequest",
+      headers: [idempotencyKey],
       ok: { status: 202, schema: "Job" },
-      errors: { 429: ["ConcurrencyLimitExceeded", "SimulationQuotaExceeded", "CostQuotaExceeded"] },
+      errors: {
+        409: ["IdempotencyKeyInProgress"],
+        422: ["IdempotencyKeyReused"],
+        429: ["ConcurrencyLimitExceeded", "SimulationQuotaExceeded", "CostQuotaExceeded"],
+      },
     },
     {
       method: "get",
@@ -289,6 +391,7 @@ const STATUS_TEXT: Record<number, string> = {
   401: "Unauthorized",
   403: "Forbidden",
   404: "Not Found",
+  409: "Conflict",
   413: "Payload Too Large",
   422: "Unprocessable Entity",
   429: "Too Many Requests",
@@ -332,7 +435,7 @@ function errorResponses(r: Route): JsonObject {
 }
 
 /** Bodies whose every field is optional: the request may be sent without one. */
-const OPTIONAL_BODIES = new Set(["CancelRequest", "CancelBatchRequest", "CreateApiKeyRequest"]);
+const OPTIONAL_BODIES = new Set(["CancelRequest", "CancelBatchRequest", "CreateApiKeyRequest", "EmptyRequest"]);
 
 const SECURITY: Record<Auth, Json[]> = { none: [], key: [{ ApiKey: [] }], usage: [{ ApiKey: [] }], admin: [{ AdminBearer: [] }] };
 
@@ -344,6 +447,7 @@ function operation(r: Route): JsonObject {
       params.push({ name, in: "query", required: q.required?.includes(name) ?? false, schema });
     }
   }
+  params.push(...(r.headers ?? []));
   const op: JsonObject = {
     operationId:
       `${r.method}${r.path
@@ -355,7 +459,19 @@ function operation(r: Route): JsonObject {
     tags: [r.tag],
     security: SECURITY[r.auth],
     parameters: params,
-    responses: { [String(r.ok.status)]: okResponse(r), ...errorResponses(r) },
+    responses: {
+      [String(r.ok.status)]: okResponse(r),
+      ...(r.alsoOk
+        ? {
+            [String(r.alsoOk.status)]: {
+              description: r.alsoOk.description,
+              headers: requestIdHeader,
+              content: { "application/json": { schema: ref(r.alsoOk.schema) } },
+            },
+          }
+        : {}),
+      ...errorResponses(r),
+    },
   };
   if (r.body) op.requestBody = { required: !OPTIONAL_BODIES.has(r.body), content: { "application/json": { schema: ref(r.body) } } };
   return op;
@@ -393,6 +509,7 @@ export function buildOpenApiDocument(): JsonObject {
       CreateBatchRequest: CreateBatchRequestSchema,
       CancelRequest: CancelRequestSchema,
       CancelBatchRequest: CancelBatchRequestSchema,
+      EmptyRequest: z.object({}),
       CreateUserRequest: CreateUserSchema,
       UpdateUserRequest: UpdateUserSchema,
       CreateApiKeyRequest: CreateKeySchema,

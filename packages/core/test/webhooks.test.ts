@@ -6,7 +6,11 @@ describe("webhook signing", () => {
     const secret = newWebhookSecret();
     const body = JSON.stringify({ type: "batch.completed", batch: { batch_id: "batch_0123456789ab" } });
     const ts = Math.floor(Date.now() / 1000);
-    const headers = { "webhook-id": "msg_batch_0123456789ab", "webhook-timestamp": String(ts), "webhook-signature": signWebhook(secret, "msg_batch_0123456789ab", ts, body) };
+    const headers = {
+      "webhook-id": "msg_batch_0123456789ab",
+      "webhook-timestamp": String(ts),
+      "webhook-signature": signWebhook(secret, "msg_batch_0123456789ab", ts, body),
+    };
     expect(new Webhook(secret).verify(body, headers)).toMatchObject({ type: "batch.completed" });
     expect(() => new Webhook(newWebhookSecret()).verify(body, headers)).toThrow();
     expect(() => new Webhook(secret).verify(body.replace("completed", "failed"), headers)).toThrow();
@@ -23,7 +27,20 @@ describe("webhook signing", () => {
 describe("webhook targets", () => {
   it("classifies addresses", () => {
     for (const pub of ["8.8.8.8", "93.184.216.34", "2606:4700:4700::1111"]) expect(isPublicAddress(pub)).toBe(true);
-    for (const priv of ["127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fd12::1", "::ffff:127.0.0.1", "224.0.0.1"]) {
+    for (const priv of [
+      "127.0.0.1",
+      "10.0.0.1",
+      "172.16.5.4",
+      "192.168.1.1",
+      "169.254.169.254",
+      "100.64.0.1",
+      "0.0.0.0",
+      "::1",
+      "fe80::1",
+      "fd12::1",
+      "::ffff:127.0.0.1",
+      "224.0.0.1",
+    ]) {
       expect(isPublicAddress(priv)).toBe(false);
     }
   });

@@ -226,6 +226,8 @@ export class LiveHub {
     } catch (err) {
       this.opts.logger.warn("live progress refresh failed; the next change or refresh retries", { id, error: String(err) });
     } finally {
+      // The next refresh starts minIntervalMs after this one's events went out.
+      watch.lastRefresh = Date.now();
       watch.running = false;
       if (watch.dirty && map.get(id) === watch) this.schedule(map, id);
     }
