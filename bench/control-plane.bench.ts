@@ -58,8 +58,8 @@ function cpuOfNamed(name: string): number {
 }
 
 async function rawBullmq(): Promise<number> {
-  const connection = createRedis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", "consumer");
-  const producer = createRedis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", "consumer");
+  const connection = createRedis({ url: process.env.REDIS_URL ?? "redis://127.0.0.1:6379" }, "consumer");
+  const producer = createRedis({ url: process.env.REDIS_URL ?? "redis://127.0.0.1:6379" }, "consumer");
   const prefix = `bench${Date.now()}`;
   const queue = new Queue("noop", { connection: producer, prefix });
   let done = 0;

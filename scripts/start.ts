@@ -23,7 +23,8 @@ async function main(): Promise<void> {
     process.stderr.write(`${JSON.stringify({ level: "error", message: `start: ${(err as Error).message}` })}\n`);
     process.exit(1);
   }
-  await migrate(env.DATABASE_URL);
+  // Migrations need a direct connection (session-level lock); the roles may go through a pooler.
+  await migrate(env.DIRECT_DATABASE_URL ?? env.DATABASE_URL);
   const children = new Map<string, ChildProcess>();
   let stopping = false;
   const stopAll = (signal: NodeJS.Signals) => {

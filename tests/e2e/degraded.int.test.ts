@@ -39,7 +39,7 @@ describe("degraded dependencies", () => {
   }
 
   const deadRedis = () => {
-    const r = createRedis(`redis://127.0.0.1:${deadPort}`, "producer");
+    const r = createRedis({ url: `redis://127.0.0.1:${deadPort}` }, "producer");
     closers.push(() => r.disconnect());
     return r;
   };

@@ -75,3 +75,14 @@ export async function stopAll(procs: Proc[]): Promise<void> {
   for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
   await Promise.all(procs.map((p) => p.exited));
 }
+
+/**
+ * The warning and error lines the processes logged, less one benign race: a
+ * sweep may read a job as RUNNING without an outcome just before its worker
+ * records one and completes it in BullMQ, then see BullMQ's "completed" and
+ * re-add the job, whose claim is refused (the attempt has an outcome).
+ */
+export function complaints(procs: Proc[]): string[] {
+  const sweepRace = (line: string) => line.includes('"message":"re-enqueued a job with no live BullMQ job"') && line.includes('"bullmq_state":"completed"');
+  return procs.flatMap((p) => p.output().split("\n")).filter((line) => /"level":"(warn|error)"/.test(line) && !sweepRace(line));
+}

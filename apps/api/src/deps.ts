@@ -1,5 +1,5 @@
 import type { CoreDeps } from "@simbatch/core";
-import type { ApiCallCounter, Redis } from "@simbatch/queue";
+import type { ApiCallCounter, Redis, RedisTarget } from "@simbatch/queue";
 import type { RequestHandler } from "express";
 
 export interface ApiConfig {
@@ -17,6 +17,8 @@ export interface ApiConfig {
 
 export interface ApiDeps extends CoreDeps {
   redis: Redis;
+  /** Where `redis` points (makes the live-progress subscriber); absent: a duplicate of `redis`. */
+  redisTarget?: RedisTarget;
   /** Prefix of every Redis key and queue (REDIS_PREFIX). */
   redisPrefix: string;
   config: ApiConfig;

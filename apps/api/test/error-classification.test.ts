@@ -70,7 +70,7 @@ describe("outage classification (503 vs 500)", () => {
 
   it("classifies what the drivers really throw when nothing listens", async () => {
     const db = createDb({ url: "postgresql://postgres@127.0.0.1:1/nothing" });
-    const redis = createRedis("redis://127.0.0.1:1", "producer");
+    const redis = createRedis({ url: "redis://127.0.0.1:1" }, "producer");
     try {
       const errors = await Promise.all([
         db.user.findUnique({ where: { id: "x" } }).catch((e: unknown) => e), // P1001
@@ -84,6 +84,17 @@ describe("outage classification (503 vs 500)", () => {
     } finally {
       redis.disconnect();
       await db.$disconnect();
+    }
+  });
+
+  it("classifies what a Redis Cluster client throws when no node answers", async () => {
+    const cluster = createRedis({ url: "redis://127.0.0.1:1", clusterNodes: [{ host: "127.0.0.1", port: 1 }] }, "producer");
+    try {
+      const err = await cluster.get("{t}:x").catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect(statusOf(err)).toBe(503);
+    } finally {
+      cluster.disconnect();
     }
   });
 });

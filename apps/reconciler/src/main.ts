@@ -9,13 +9,13 @@ async function main(): Promise<void> {
   const { logger } = deps;
   const runtime = new ReconcilerRuntime({
     deps,
-    streamRedis: createRedis(env.REDIS_URL, "consumer"),
-    redisPrefix: env.REDIS_PREFIX,
+    streamRedis: createRedis(deps.redisTarget, "consumer"),
+    redisPrefix: deps.redisPrefix,
     sweepIntervalMs: env.SWEEP_INTERVAL_MS,
     repairAfterMs: env.REPAIR_AFTER_MS,
     staleEventMs: env.EVENT_CLAIM_IDLE_MS,
     webhooks: {
-      connection: createRedis(env.REDIS_URL, "consumer"),
+      connection: createRedis(deps.redisTarget, "consumer"),
       allowPrivate: env.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
       timeoutMs: env.WEBHOOK_TIMEOUT_MS,
       concurrency: env.WEBHOOK_CONCURRENCY,

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { redisKeys } from "@simbatch/contracts";
 import { applyEvents, dispatch, sweep, SweepState, type CoreDeps, type SweepReport } from "@simbatch/core";
-import { EventStream, type Redis, type StreamEntry } from "@simbatch/queue";
+import { duplicateRedis, EventStream, type Redis, type StreamEntry } from "@simbatch/queue";
 import { WebhookDeliverer, type WebhookDelivererOptions } from "./webhook-deliverer.ts";
 
 export interface ReconcilerOptions {
@@ -60,7 +60,7 @@ export class ReconcilerRuntime {
   async start(): Promise<void> {
     await this.stream.ensureGroup();
     // Admissions and cancels ask for a pass over pub/sub (requestDispatch).
-    this.wake = this.opts.streamRedis.duplicate();
+    this.wake = duplicateRedis(this.opts.streamRedis);
     this.wake.on("message", () => this.kickDispatch());
     this.wake.on("error", (err: Error) => this.log.warn("dispatch wake subscription error", { error: err.message }));
     await this.wake.subscribe(redisKeys(this.opts.redisPrefix).dispatchWake);

@@ -8,7 +8,7 @@ async function main(): Promise<void> {
   const runtime = new WorkerRuntime({
     db,
     redis,
-    redisPrefix: env.REDIS_PREFIX,
+    redisPrefix: env.REDIS_PREFIX, // as the keys use it (hash-tagged on a Cluster: parseEnv)
     engine,
     logger,
     concurrency: env.WORKER_CONCURRENCY,

@@ -19,7 +19,7 @@ describe("EventStream.publish", () => {
   });
 
   beforeAll(() => {
-    redis = createRedis(REDIS_URL, "consumer");
+    redis = createRedis({ url: REDIS_URL }, "consumer");
   });
   afterAll(async () => {
     await redis.del(key);
@@ -48,7 +48,7 @@ describe("EventStream.publish", () => {
   });
 
   it("rejects every caller of a flush that fails", async () => {
-    const broken = createRedis(REDIS_URL, "consumer");
+    const broken = createRedis({ url: REDIS_URL }, "consumer");
     await broken.ping();
     broken.disconnect();
     const stream = new EventStream(broken, key, "g");
@@ -62,7 +62,7 @@ describe("StopSignals.stepBoundary", () => {
   const prefix = `t${randomBytes(4).toString("hex")}`;
 
   beforeAll(() => {
-    redis = createRedis(REDIS_URL, "consumer");
+    redis = createRedis({ url: REDIS_URL }, "consumer");
   });
   afterAll(async () => {
     const keys = await redis.keys(`${prefix}:*`);

@@ -16,11 +16,32 @@ export type Tier = (typeof TIERS)[number];
 /** Env keys every role reads. */
 export const CommonEnvSchema = z.object({
   DATABASE_URL: z.string().url().default("postgresql://postgres@127.0.0.1:5432/simbatch"),
+  /**
+   * Postgres for migrations (`npm run db:migrate`, `npm start`), when DATABASE_URL goes
+   * through a pooler in transaction mode: `prisma migrate` holds a session-level
+   * advisory lock, which only a direct connection keeps. Unset → DATABASE_URL.
+   */
+  DIRECT_DATABASE_URL: z.string().url().optional(),
+  /** One Redis server; with REDIS_CLUSTER_NODES, only its credentials and scheme (`rediss:` = TLS) are used. */
   REDIS_URL: z.string().url().default("redis://127.0.0.1:6379"),
-  /** Prefix of every Redis key and BullMQ queue; tests give each file its own. */
+  /** Seed nodes of a Redis Cluster, `host:port,host:port`; set → every Redis connection is a Cluster client. */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .transform((value, ctx) => {
+      const nodes = parseRedisNodes(value);
+      if (nodes) return nodes;
+      ctx.addIssue({ code: "custom", message: "must be a comma-separated list of host:port" });
+      return z.NEVER;
+    })
+    .optional(),
+  /**
+   * Prefix of every Redis key and BullMQ queue; tests give each file its own. It may
+   * hold one hash tag (`{simbatch}`); on a Cluster it always does (see parseEnv).
+   */
   REDIS_PREFIX: z
     .string()
-    .regex(/^[A-Za-z0-9:_-]+$/)
+    .regex(/^[A-Za-z0-9:_-]*(\{[A-Za-z0-9:_-]+\})?[A-Za-z0-9:_-]*$/, "must be letters, digits, ':', '_', '-', with at most one {hash tag}")
+    .min(1)
     .default("simbatch"),
   LOG_LEVEL: z.enum(["error", "warn", "info", "http", "verbose", "debug", "silly"]).default("info"),
   SIMBATCH_TEST_TEMPLATES: bool.default(false),
@@ -127,6 +148,35 @@ export type ApiEnv = z.infer<typeof ApiEnvSchema>;
 export type WorkerEnv = z.infer<typeof WorkerEnvSchema>;
 export type ReconcilerEnv = z.infer<typeof ReconcilerEnvSchema>;
 
+export interface RedisNode {
+  host: string;
+  port: number;
+}
+
+/** `host:port,host:port` (IPv6 hosts in brackets: `[::1]:7000`); null when any entry is not one. */
+export function parseRedisNodes(value: string): RedisNode[] | null {
+  const nodes: RedisNode[] = [];
+  for (const entry of value.split(",").map((e) => e.trim())) {
+    const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(entry);
+    const port = Number(m?.[2]);
+    if (!m || port < 1 || port > 65535) return null;
+    nodes.push({ host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port });
+  }
+  return nodes.length > 0 ? nodes : null;
+}
+
+/**
+ * The key prefix the roles use. On a Redis Cluster every key of a deployment
+ * must hash to one slot: BullMQ's scripts, our step-boundary and API-call
+ * scripts, MULTI blocks and pipelines each touch several keys at once. A prefix
+ * with a hash tag already (`{simbatch}`, `app:{simbatch}`) is kept; otherwise on
+ * a Cluster the whole prefix becomes the tag (`simbatch` → `{simbatch}`). On one
+ * Redis server the prefix is used as given, so existing keys keep their names.
+ */
+export function effectiveRedisPrefix(prefix: string, cluster: boolean): string {
+  return !cluster || /\{[^}]+\}/.test(prefix) ? prefix : `{${prefix}}`;
+}
+
 export class ConfigError extends Error {
   constructor(
     readonly keys: string[],
@@ -139,12 +189,19 @@ export class ConfigError extends Error {
 
 /**
  * Parses env once at boot. Empty strings count as unset. Errors name the keys
- * and the rule, never the values (they may be secrets).
+ * and the rule, never the values (they may be secrets). REDIS_PREFIX comes back
+ * as the roles use it (effectiveRedisPrefix).
  */
 export function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.infer<S> {
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
   const parsed = schema.safeParse(cleaned);
-  if (parsed.success) return parsed.data;
+  if (parsed.success) {
+    // Every role's REDIS_PREFIX is the one its keys use, so nothing downstream
+    // (a new queue, a new key family) can pick the untagged form on a Cluster.
+    const data = parsed.data as Record<string, unknown>;
+    if (typeof data.REDIS_PREFIX === "string") data.REDIS_PREFIX = effectiveRedisPrefix(data.REDIS_PREFIX, Array.isArray(data.REDIS_CLUSTER_NODES));
+    return parsed.data;
+  }
   const keys = [...new Set(parsed.error.issues.map((i) => String(i.path[0] ?? "?")))];
   const detail = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
   throw new ConfigError(keys, `invalid environment: ${detail}`);

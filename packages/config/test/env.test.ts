@@ -1,4 +1,14 @@
-import { ApiEnvSchema, ApiEnvSchemaChecked, ConfigError, parseEnv, parseTierLimits, ReconcilerEnvSchema, WorkerEnvSchemaChecked } from "../src/index.ts";
+import {
+  ApiEnvSchema,
+  ApiEnvSchemaChecked,
+  CommonEnvSchema,
+  ConfigError,
+  effectiveRedisPrefix,
+  parseEnv,
+  parseTierLimits,
+  ReconcilerEnvSchema,
+  WorkerEnvSchemaChecked,
+} from "../src/index.ts";
 
 describe("parseEnv", () => {
   it("applies the documented defaults", () => {
@@ -77,6 +87,40 @@ describe("parseEnv", () => {
 
   it("needs an API key for the openai engine", () => {
     expect(() => parseEnv(WorkerEnvSchemaChecked, { ENGINE: "openai" })).toThrow(/OPENAI_API_KEY/);
+  });
+
+  it("keeps the Redis prefix as given on one server and hash-tags it on a Cluster, for every role", () => {
+    for (const schema of [ApiEnvSchemaChecked, WorkerEnvSchemaChecked, ReconcilerEnvSchema, CommonEnvSchema]) {
+      expect(parseEnv(schema, {}).REDIS_PREFIX).toBe("simbatch");
+      expect(parseEnv(schema, {}).REDIS_CLUSTER_NODES).toBeUndefined();
+      const cluster = parseEnv(schema, { REDIS_CLUSTER_NODES: "10.0.0.1:7000, redis-b.internal:7001,[::1]:7002" });
+      expect(cluster.REDIS_CLUSTER_NODES).toEqual([
+        { host: "10.0.0.1", port: 7000 },
+        { host: "redis-b.internal", port: 7001 },
+        { host: "::1", port: 7002 },
+      ]);
+      expect(cluster.REDIS_PREFIX).toBe("{simbatch}");
+      expect(parseEnv(schema, { REDIS_CLUSTER_NODES: "h:1", REDIS_PREFIX: "prod-eu" }).REDIS_PREFIX).toBe("{prod-eu}");
+      // A prefix that carries its own tag is used as is, on a Cluster or not.
+      expect(parseEnv(schema, { REDIS_CLUSTER_NODES: "h:1", REDIS_PREFIX: "app:{sb}" }).REDIS_PREFIX).toBe("app:{sb}");
+      expect(parseEnv(schema, { REDIS_PREFIX: "{simbatch}" }).REDIS_PREFIX).toBe("{simbatch}");
+    }
+    for (const bad of ["h", "h:0", "h:65536", "h:1,", ":7000", "h:7000:1", "h:x"]) {
+      expect(() => parseEnv(CommonEnvSchema, { REDIS_CLUSTER_NODES: bad })).toThrow(/REDIS_CLUSTER_NODES/);
+    }
+    for (const bad of ["{}", "a{b}{c}", "a{b", "a}b", "sp ace", "{a:{b}}"]) {
+      expect(() => parseEnv(CommonEnvSchema, { REDIS_PREFIX: bad })).toThrow(/REDIS_PREFIX/);
+    }
+    expect(effectiveRedisPrefix("x", true)).toBe("{x}");
+    expect(effectiveRedisPrefix("x", false)).toBe("x");
+  });
+
+  it("takes an optional direct Postgres URL for migrations", () => {
+    expect(parseEnv(CommonEnvSchema, {}).DIRECT_DATABASE_URL).toBeUndefined();
+    expect(parseEnv(CommonEnvSchema, { DIRECT_DATABASE_URL: "postgresql://postgres@db:5432/simbatch" }).DIRECT_DATABASE_URL).toBe(
+      "postgresql://postgres@db:5432/simbatch",
+    );
+    expect(() => parseEnv(CommonEnvSchema, { DIRECT_DATABASE_URL: "not a url" })).toThrow(/DIRECT_DATABASE_URL/);
   });
 });
 

@@ -1,5 +1,5 @@
 import { redisKeys } from "@simbatch/contracts";
-import type { Redis } from "ioredis";
+import type { Redis } from "./redis.ts";
 
 /**
  * Check-and-increment in one round trip, so concurrent requests of one user on

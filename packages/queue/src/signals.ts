@@ -15,10 +15,14 @@ export const SIGNAL_TTL_S = 7 * 24 * 3600;
  * was cancelled or interrupted, or the batch's spending reached its cap). Doing
  * the budget check atomically in Redis is what bounds the overshoot to one step
  * per running job, however fast steps are.
+ *
+ * KEYS: the job's stop key, then its batch's spending key when the batch has a
+ * cap to count against (a job with no batch passes one key: a placeholder key
+ * would hash elsewhere on a Redis Cluster). ARGV: step spending, cap.
  */
 const STEP_BOUNDARY_LUA = `
 local stop = redis.call('EXISTS', KEYS[1])
-if KEYS[2] ~= '' then
+if #KEYS > 1 then
   local spent = redis.call('HINCRBY', KEYS[2], 'spent', ARGV[1])
   redis.call('EXPIRE', KEYS[2], ${SIGNAL_TTL_S})
   local cap = tonumber(ARGV[2])
@@ -38,7 +42,8 @@ export class StopSignals {
     private readonly redis: Redis,
     private readonly prefix: string,
   ) {
-    this.redis.defineCommand("simbatchStepBoundary", { numberOfKeys: 2, lua: STEP_BOUNDARY_LUA });
+    // No fixed key count: each call passes 1 or 2 (see STEP_BOUNDARY_LUA).
+    this.redis.defineCommand("simbatchStepBoundary", { lua: STEP_BOUNDARY_LUA });
   }
 
   private cancelKey = (jobId: string) => redisKeys(this.prefix).cancel(jobId);
@@ -65,7 +70,7 @@ export class StopSignals {
    * write), each still its own script run with its own answer.
    */
   stepBoundary(jobId: string, batch: { id: string; capMicros: number | null } | null, deltaMicros: number): Promise<StopVerdict> {
-    const args = [this.cancelKey(jobId), batch ? this.spendKey(batch.id) : "", deltaMicros, batch?.capMicros ?? 0];
+    const args = batch ? [2, this.cancelKey(jobId), this.spendKey(batch.id), deltaMicros, batch.capMicros ?? 0] : [1, this.cancelKey(jobId), deltaMicros, 0];
     return new Promise<StopVerdict>((resolve, reject) => {
       this.boundaries.push({ args, resolve, reject });
       if (!this.boundaryFlushScheduled) {

@@ -3,13 +3,26 @@ import { redisKeys, systemClock, type Clock } from "@simbatch/contracts";
 import { createDb, type Db } from "@simbatch/db";
 import { createCatalog, createEngine, type SimulationEngine } from "@simbatch/engine";
 import { createLogger, type Logger } from "@simbatch/logger";
-import { createRedis, ProgressChannel, SimulationQueue, StopSignals, WebhookQueue, WorkerRegistry, type Redis } from "@simbatch/queue";
+import {
+  createRedis,
+  ProgressChannel,
+  SimulationQueue,
+  StopSignals,
+  WebhookQueue,
+  WorkerRegistry,
+  type Redis,
+  type RedisNode,
+  type RedisTarget,
+} from "@simbatch/queue";
 import { WEBHOOK_MAX_ATTEMPTS } from "@simbatch/core";
 import type { CoreDeps } from "@simbatch/core";
 
 export interface WiringOptions {
   databaseUrl: string;
   redisUrl: string;
+  /** Seed nodes of a Redis Cluster (REDIS_CLUSTER_NODES); set → every connection is a Cluster client. */
+  redisClusterNodes?: readonly RedisNode[] | null;
+  /** As the keys use it: on a Cluster, hash-tagged (config's effectiveRedisPrefix; parseEnv applies it). */
   redisPrefix: string;
   testTemplates: boolean;
   limits: Record<Tier, TierLimits>;
@@ -24,6 +37,8 @@ export interface WiringOptions {
 
 export interface Wired extends CoreDeps {
   redis: Redis;
+  /** Where `redis` points: `createRedis(redisTarget, role)` makes another connection (a subscriber, a blocking reader). */
+  redisTarget: RedisTarget;
   redisPrefix: string;
   close(): Promise<void>;
 }
@@ -34,13 +49,15 @@ export interface Wired extends CoreDeps {
  */
 export function wireCore(opts: WiringOptions): Wired {
   const db = createDb({ url: opts.databaseUrl, poolSize: opts.dbPoolSize });
-  const redis = createRedis(opts.redisUrl, opts.redisRole);
+  const redisTarget: RedisTarget = { url: opts.redisUrl, clusterNodes: opts.redisClusterNodes ?? null };
+  const redis = createRedis(redisTarget, opts.redisRole);
   const keys = redisKeys(opts.redisPrefix);
   const queue = new SimulationQueue(redis, opts.redisPrefix);
   const webhooks = new WebhookQueue(redis, opts.redisPrefix, { attempts: WEBHOOK_MAX_ATTEMPTS, backoffMs: opts.webhookRetryBaseMs ?? 5_000 });
   return {
     db,
     redis,
+    redisTarget,
     redisPrefix: opts.redisPrefix,
     queue,
     signals: new StopSignals(redis, opts.redisPrefix),
@@ -71,6 +88,7 @@ export function wireFromEnv(env: CommonEnv, rawEnv: Record<string, string | unde
   return wireCore({
     databaseUrl: env.DATABASE_URL,
     redisUrl: env.REDIS_URL,
+    redisClusterNodes: env.REDIS_CLUSTER_NODES,
     redisPrefix: env.REDIS_PREFIX,
     testTemplates: env.SIMBATCH_TEST_TEMPLATES,
     limits,
@@ -84,6 +102,7 @@ export function wireFromEnv(env: CommonEnv, rawEnv: Record<string, string | unde
 export interface WiredWorker {
   db: Db;
   redis: Redis;
+  redisTarget: RedisTarget;
   engine: SimulationEngine;
   logger: Logger;
   close(): Promise<void>;
@@ -92,7 +111,8 @@ export interface WiredWorker {
 export function wireWorker(env: WorkerEnv): WiredWorker {
   const logger = createLogger({ service: "worker", level: env.LOG_LEVEL });
   const db = createDb({ url: env.DATABASE_URL, poolSize: Math.min(20, env.WORKER_CONCURRENCY + 2) });
-  const redis = createRedis(env.REDIS_URL, "consumer");
+  const redisTarget = redisTargetOf(env);
+  const redis = createRedis(redisTarget, "consumer");
   const engine = createEngine({
     kind: env.ENGINE,
     model: env.ENGINE_MODEL,
@@ -111,6 +131,7 @@ export function wireWorker(env: WorkerEnv): WiredWorker {
   return {
     db,
     redis,
+    redisTarget,
     engine,
     logger,
     async close() {
@@ -118,6 +139,11 @@ export function wireWorker(env: WorkerEnv): WiredWorker {
       redis.disconnect();
     },
   };
+}
+
+/** Where a role's Redis is, from its env (REDIS_URL, REDIS_CLUSTER_NODES). */
+export function redisTargetOf(env: CommonEnv): RedisTarget {
+  return { url: env.REDIS_URL, clusterNodes: env.REDIS_CLUSTER_NODES ?? null };
 }
 
 /** The admin CLI's Postgres client (a small pool: one command, then exit). */

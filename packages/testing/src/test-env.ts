@@ -60,7 +60,7 @@ export class TestEnv {
 
   /** Another Redis connection (blocking readers need their own); closed at teardown. */
   redis(): Redis {
-    const r = createRedis(REDIS_URL, "consumer");
+    const r = createRedis({ url: REDIS_URL }, "consumer");
     this.extra.push(r);
     return r;
   }

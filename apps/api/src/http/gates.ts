@@ -4,7 +4,7 @@ import { apiCallsBase, persistApiCalls } from "@simbatch/core";
 import type { Db } from "@simbatch/db";
 import { AppError } from "@simbatch/errors";
 import type { Logger } from "@simbatch/logger";
-import { ApiCallCounter, ApiCallFlusher, type Redis } from "@simbatch/queue";
+import { ApiCallCounter, ApiCallFlusher, sendCommand, type Redis } from "@simbatch/queue";
 import type { Request, RequestHandler } from "express";
 import { rateLimit, type AugmentedRequest } from "express-rate-limit";
 import { RedisStore, type RedisReply } from "rate-limit-redis";
@@ -79,7 +79,8 @@ export interface RateLimitOptions {
 export function perUserRateLimit(opts: RateLimitOptions): RequestHandler {
   const store = new RedisStore({
     prefix: `${opts.redisPrefix}:rl:`,
-    sendCommand: (command: string, ...args: string[]) => opts.redis.call(command, ...args) as Promise<RedisReply>,
+    // Through the queue package: on a Redis Cluster its scripts must be loaded on every master.
+    sendCommand: (command: string, ...args: string[]) => sendCommand(opts.redis, command, ...args) as Promise<RedisReply>,
   });
   return rateLimit({
     windowMs: 60_000,

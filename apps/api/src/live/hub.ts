@@ -3,7 +3,7 @@ import { redisKeys } from "@simbatch/contracts";
 import { batchJobSummaries, JOB_FINAL_STATUSES, loadBatchById, type BatchWithAggregate, type JobSummary } from "@simbatch/core";
 import type { Db, SimulationJob } from "@simbatch/db";
 import type { Logger } from "@simbatch/logger";
-import { ProgressChannel, StreamSlots, type ProgressChange, type Redis } from "@simbatch/queue";
+import { createRedis, duplicateRedis, ProgressChannel, StreamSlots, type ProgressChange, type Redis, type RedisTarget } from "@simbatch/queue";
 import { batchStreamJobView, batchViewOf, jobView } from "@simbatch/views";
 import type { Response } from "express";
 
@@ -312,10 +312,18 @@ export class LiveHub {
 export type { Stream };
 
 /** The hub of an API process, on its clients and config (one subscription per process, made on the first stream). */
-export function liveHub(deps: { db: Db; redis: Redis; redisPrefix: string; logger: Logger; config: { live?: Partial<LiveHubOptions> } }): LiveHub {
+export function liveHub(deps: {
+  db: Db;
+  redis: Redis;
+  redisTarget?: RedisTarget;
+  redisPrefix: string;
+  logger: Logger;
+  config: { live?: Partial<LiveHubOptions> };
+}): LiveHub {
   return new LiveHub({
     db: deps.db,
-    subscriber: () => deps.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null }),
+    // A consumer connection: it waits through reconnects (ioredis re-subscribes after one).
+    subscriber: () => (deps.redisTarget ? createRedis(deps.redisTarget, "consumer") : duplicateRedis(deps.redis)),
     redis: deps.redis,
     redisPrefix: deps.redisPrefix,
     logger: deps.logger,
