@@ -12,6 +12,7 @@ const BOUNDARIES = [
   only(["@prisma/*", "prisma", "prisma/*", "**/generated/**"], "packages/db"),
   only(["bullmq", "ioredis"], "packages/queue"),
   only(["express", "express-*", "rate-limit-redis", "prom-client", "@bull-board/*"], "apps/api"),
+  only(["commander", "cli-progress", "eventsource-parser", "eventsource-parser/*"], "packages/client"),
 ];
 
 const restricted = (except) => ({
@@ -22,7 +23,7 @@ const restricted = (except) => ({
 });
 
 export default tseslint.config(
-  { ignores: ["**/node_modules/**", "packages/db/src/generated/**", "docs/**", "**/*.js", "**/*.cjs", "**/*.mjs"] },
+  { ignores: ["**/node_modules/**", "**/dist/**", "packages/db/src/generated/**", "docs/**", "**/*.js", "**/*.cjs", "**/*.mjs"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -64,11 +65,27 @@ export default tseslint.config(
   {
     // process.env is read by the config package and the composition roots only.
     files: ["apps/**/*.ts", "packages/**/*.ts"],
-    ignores: ["packages/config/**", "packages/testing/**", "apps/*/src/main.ts", "**/test/**"],
+    ignores: ["packages/config/**", "packages/testing/**", "apps/*/src/main.ts", "packages/client/src/cli/main.ts", "**/test/**"],
     rules: {
       "no-restricted-properties": [
         "error",
         { object: "process", property: "env", message: "read the environment in packages/config or a composition root (apps/*/src/main.ts)" },
+      ],
+    },
+  },
+  {
+    // The client is published on its own: it talks to the API over HTTP and shares
+    // only the wire contract (types) and the error codes with the service.
+    files: ["packages/client/src/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            ...restricted("packages/client").patterns,
+            { regex: "^@simbatch/(?!contracts$|errors$)", message: "the client depends only on @simbatch/contracts and @simbatch/errors" },
+          ],
+        },
       ],
     },
   },
