@@ -281,10 +281,7 @@ export async function evaluateBatches(deps: CoreDeps, tx: Tx, batchIds: Iterable
       UPDATE batches SET status = ${status}::"BatchStatus",
         error_message = CASE WHEN ${noStop} AND stop_reason IN ('BUDGET_EXHAUSTED', 'QUOTA_EXHAUSTED') THEN NULL ELSE error_message END,
         stop_reason = CASE WHEN ${noStop} AND stop_reason IN ('BUDGET_EXHAUSTED', 'QUOTA_EXHAUSTED') THEN NULL ELSE stop_reason END,
-        -- Concurrent claims may commit out of order, leaving started_at a few ms after the
-        -- first job's start while the batch runs; the batch's end makes it exact.
-        started_at = CASE WHEN ${finished} THEN LEAST(COALESCE(started_at, ${s.first_started}),
-          (SELECT min(j.started_at) FROM simulation_jobs j WHERE j.batch_id = batches.id)) ELSE COALESCE(started_at, ${s.first_started}) END,
+        started_at = COALESCE(started_at, ${s.first_started}),
         -- Never before its last job's end (that end may come from a worker clock or a later commit than now()).
         completed_at = CASE WHEN ${finished} THEN COALESCE(completed_at,
           GREATEST(clock_timestamp()::timestamp, (SELECT max(j.completed_at) FROM simulation_jobs j WHERE j.batch_id = batches.id))) ELSE completed_at END
