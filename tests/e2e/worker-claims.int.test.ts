@@ -1,6 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { ClaimBatcher, claimJob, claimJobs, ResultWriter, storeResult, storeResults } from "@simbatch/core";
 import type { Db } from "@simbatch/db";
+import { waitFor } from "@simbatch/testing";
+import { Client } from "pg";
 import { Stack, scripted } from "../support/stack.ts";
 
 /** A Db whose raw statements are counted. */
@@ -74,6 +76,34 @@ describe("claims and results", () => {
     expect(again.map((r) => (r.kind === "claimed" ? r.job.attempt : 0))).toEqual(Array(12).fill(2));
     expect(started).toEqual([batchId]);
     expect((await db().batch.findUniqueOrThrow({ where: { id: batchId } })).startedAt).toEqual(after.startedAt);
+  });
+
+  it("starts a batch whose row another transaction held during the claim, once that transaction ends", async () => {
+    const { batchId, jobIds } = await releasedBatch(1);
+    const holder = new Client({ connectionString: stack.env.databaseUrl });
+    await holder.connect();
+    try {
+      // Stands for a reconciler evaluating the batch (or a cancel) while the first job is claimed.
+      await holder.query("BEGIN");
+      await holder.query("SELECT 1 FROM batches WHERE id = $1 FOR UPDATE", [batchId]);
+      const claim = claimJobs(db(), jobIds);
+      await waitFor(async () => (await db().simulationJob.findUniqueOrThrow({ where: { id: jobIds[0]! } })).status === "RUNNING", {
+        what: "the claim's commit",
+      });
+      // The claim did not wait for the batch row, and its job already runs.
+      expect((await db().batch.findUniqueOrThrow({ where: { id: batchId } })).status).toBe("PENDING");
+      await holder.query("COMMIT");
+      const { startedBatches } = await claim;
+      expect(startedBatches).toEqual([batchId]);
+      const [batch, job] = await Promise.all([
+        db().batch.findUniqueOrThrow({ where: { id: batchId } }),
+        db().simulationJob.findUniqueOrThrow({ where: { id: jobIds[0]! } }),
+      ]);
+      expect(batch.status).toBe("RUNNING");
+      expect(batch.startedAt).toEqual(job.startedAt);
+    } finally {
+      await holder.end();
+    }
   });
 
   it("answers why a job was not claimed, with one lookup for the tick's misses", async () => {

@@ -132,10 +132,12 @@ const toClaimedJob = (r: ClaimRow): ClaimedJob => ({
  * `maxAttempts` (its last attempt's FAILED outcome is recorded: "exhausted").
  *
  * The same statement moves the claimed jobs' batches from PENDING to RUNNING; a
- * batch row locked by someone else is skipped rather than waited for (the holder
- * is another claim that starts it, a cancel that ends it, or a reconciler that
- * re-derives it), so a claim never waits on a batch lock and cannot deadlock
- * with a cancel that locks the batch before its jobs.
+ * batch row locked by someone else is skipped rather than waited for, so the
+ * claim never waits on a batch lock while holding job rows and cannot deadlock
+ * with a cancel that locks the batch before its jobs. The holder (another claim,
+ * a cancel, a reconciler evaluating the batch) cannot see this claim's jobs, so a
+ * skipped batch that still reads PENDING is started by a second statement after
+ * the claim commits.
  */
 export async function claimJobs(db: Db, jobIds: string[], maxAttempts = DEFAULT_MAX_JOB_ATTEMPTS): Promise<ClaimBatchResult> {
   const ids = [...new Set(jobIds)];
@@ -147,6 +149,7 @@ export async function claimJobs(db: Db, jobIds: string[], maxAttempts = DEFAULT_
     {
       claimed: ClaimRow[] | string | null;
       started_batches: string[] | null;
+      skipped_batches: string[] | null;
       exhausted: ExhaustedRow[] | string | null;
       finished: { id: string; attempt: number }[] | string | null;
     }[]
@@ -197,6 +200,9 @@ export async function claimJobs(db: Db, jobIds: string[], maxAttempts = DEFAULT_
         'temporal_mode', c.temporal_mode, 'config', c.config, 'generate_summaries', c.generate_summaries, 'export_formats', c.export_formats,
         'request_id', c.request_id, 'cap', (SELECT b.budget_cap_micros FROM batches b WHERE b.id = c.batch_id))) FROM claimed c) AS claimed,
       (SELECT array_agg(s.id) FROM started s) AS started_batches,
+      -- Batches still PENDING whose row another transaction held (skipped above): started after commit.
+      (SELECT array_agg(DISTINCT c.batch_id) FROM claimed c JOIN batches b ON b.id = c.batch_id
+        WHERE b.status = 'PENDING' AND c.batch_id NOT IN (SELECT s.id FROM started s)) AS skipped_batches,
       (SELECT json_agg(json_build_object('id', x.job_id, 'attempt', x.attempt, 'cost', x.cost_micros, 'tokens', x.tokens, 'error', x.error_message,
         'request_id', (SELECT c.request_id FROM cand c WHERE c.id = x.job_id))) FROM exhausted x) AS exhausted,
       (SELECT json_agg(json_build_object('id', c.id, 'attempt', c.attempts)) FROM cand c WHERE c.ended) AS finished`;
@@ -216,6 +222,19 @@ export async function claimJobs(db: Db, jobIds: string[], maxAttempts = DEFAULT_
   }
   for (const f of parse(out?.finished)) results.set(f.id, { kind: "finished", jobId: f.id, attempt: f.attempt });
   const startedBatches = out?.started_batches ?? [];
+  // A batch whose row was locked when its first job was claimed (a reconciler
+  // evaluating it, a cancel) still reads PENDING with a job running: start it now,
+  // in a statement of its own that holds no job row (so it may wait for the batch
+  // row without the deadlock SKIP LOCKED avoids above).
+  const skipped = out?.skipped_batches ?? [];
+  if (skipped.length > 0) {
+    const rows = await db.$queryRaw<{ id: string }[]>`
+      UPDATE batches b SET status = 'RUNNING',
+        started_at = COALESCE(b.started_at, (SELECT min(j.started_at) FROM simulation_jobs j WHERE j.batch_id = b.id))
+      WHERE b.id = ANY(${skipped}::text[]) AND b.status = 'PENDING'
+      RETURNING b.id`;
+    startedBatches.push(...rows.map((r) => r.id));
+  }
   const missing = ids.filter((id) => !results.has(id));
   if (missing.length > 0) {
     const current = await db.$queryRaw<
