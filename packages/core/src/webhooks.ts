@@ -36,14 +36,27 @@ export function signWebhook(secret: string, webhookId: string, timestampSeconds:
 export const signatureHeader = (secrets: string[], webhookId: string, timestampSeconds: number, body: string): string =>
   secrets.map((s) => signWebhook(s, webhookId, timestampSeconds, body)).join(" ");
 
+interface SecretRow {
+  secret: string;
+  previous_secret: string | null;
+  rotated_at: Date | null;
+}
+
 /**
- * The user's signing secret, created on first request (concurrent first
- * requests agree: the insert is a no-op for all but one, and all read its row).
+ * The user's secrets row, created on first need (concurrent first requests agree:
+ * the insert is a no-op for all but one, and all read its row).
  */
-export async function webhookSecret(db: DbOrTx, userId: string): Promise<string> {
+async function secretRow(db: DbOrTx, userId: string): Promise<SecretRow> {
+  const read = () => db.$queryRaw<SecretRow[]>`SELECT secret, previous_secret, rotated_at FROM webhook_secrets WHERE user_id = ${userId}`;
+  const [row] = await read();
+  if (row) return row;
   await db.$executeRaw`INSERT INTO webhook_secrets (user_id, secret) VALUES (${userId}, ${newWebhookSecret()}) ON CONFLICT (user_id) DO NOTHING`;
-  const [row] = await db.$queryRaw<{ secret: string }[]>`SELECT secret FROM webhook_secrets WHERE user_id = ${userId}`;
-  return row!.secret;
+  return (await read())[0]!;
+}
+
+/** The user's signing secret (GET /webhooks/secret): created on first request, stable after. */
+export async function webhookSecret(db: DbOrTx, userId: string): Promise<string> {
+  return (await secretRow(db, userId)).secret;
 }
 
 /** A new secret; the one it replaces keeps signing beside it for SECRET_GRACE_MS. */
@@ -57,11 +70,9 @@ export async function rotateWebhookSecret(db: DbOrTx, userId: string): Promise<s
 
 /** The secrets a delivery is signed with now: the current one, and the previous one within its grace period. */
 export async function signingSecrets(db: DbOrTx, userId: string, now: Date): Promise<string[]> {
-  const secret = await webhookSecret(db, userId);
-  const [row] = await db.$queryRaw<{ previous_secret: string | null; rotated_at: Date | null }[]>`
-    SELECT previous_secret, rotated_at FROM webhook_secrets WHERE user_id = ${userId}`;
-  const previous = row?.previous_secret && row.rotated_at && now.getTime() - row.rotated_at.getTime() < SECRET_GRACE_MS ? [row.previous_secret] : [];
-  return [secret, ...previous];
+  const row = await secretRow(db, userId);
+  const inGrace = row.previous_secret !== null && row.rotated_at !== null && now.getTime() - row.rotated_at.getTime() < SECRET_GRACE_MS;
+  return inGrace ? [row.secret, row.previous_secret!] : [row.secret];
 }
 
 /**

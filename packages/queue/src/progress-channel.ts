@@ -30,7 +30,7 @@ export class ProgressChannel {
   }
 
   /** Subscribes `connection` (dedicated: a subscribed connection can do nothing else) and calls `onChange` per message. */
-  static async subscribe(connection: Redis, channel: string, onChange: (change: ProgressChange) => void): Promise<() => void> {
+  static async subscribe(connection: Redis, channel: string, onChange: (change: ProgressChange) => void): Promise<void> {
     connection.on("message", (ch: string, message: string) => {
       if (ch !== channel) return;
       let parsed: ProgressChange;
@@ -43,6 +43,5 @@ export class ProgressChannel {
       onChange(parsed);
     });
     await connection.subscribe(channel);
-    return () => connection.disconnect();
   }
 }

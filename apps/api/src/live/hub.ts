@@ -125,12 +125,6 @@ export class LiveHub {
     return this.started;
   }
 
-  get openStreams(): number {
-    let n = 0;
-    for (const w of [...this.batches.values(), ...this.jobs.values()]) n += w.streams.size;
-    return n;
-  }
-
   /** Takes one of the user's stream slots; false when the user holds the maximum. */
   acquire(userId: string, streamId: string): Promise<boolean> {
     return this.slots.acquire(userId, streamId, this.maxStreamsPerUser);

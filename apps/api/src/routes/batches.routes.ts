@@ -35,7 +35,7 @@ import type { ApiDeps } from "../deps.ts";
 import { user } from "../http/auth.ts";
 import { locals } from "../http/request-context.ts";
 import { parse } from "../http/validate.ts";
-import { batchListView, batchResultLine, batchViewOf, deliveriesView, dryRunView, jobView, type BatchView } from "@simbatch/views";
+import { batchListView, batchResultLine, batchViewOf, deliveriesView, dryRunView, jobView } from "@simbatch/views";
 import { idempotentRequest, sendReplay } from "../http/idempotency.ts";
 import { kickDispatch } from "./simulations.routes.ts";
 
@@ -72,14 +72,13 @@ export function batchHandlers(deps: ApiDeps) {
       res.status(200).json(dryRunView(await dryRunBatch(deps, u.id, sims, opts, u.tier)));
       return;
     }
-    let view: BatchView | null = null;
-    const respond = (batch: Batch) => ({ status: 202, body: (view = batchViewOf(admittedBatch(batch))) });
+    const respond = (batch: Batch) => ({ status: 202, body: batchViewOf(admittedBatch(batch)) });
     const admitted = await admitBatch(deps, u.id, sims, opts, locals(res).requestId, u.tier, idemRequest ? { request: idemRequest, respond } : undefined);
     if (admitted.replay) return sendReplay(res, admitted.replay);
     const batch = admitted.created;
     locals(res).log.info("batch accepted", { batch_id: batch.id, total_jobs: batch.totalJobs, priority: batch.priority });
     kickDispatch(deps, locals(res).log);
-    res.status(202).json(view ?? respond(batch).body);
+    res.status(202).json(respond(batch).body);
   };
 
   const list: RequestHandler = async (req, res) => {
