@@ -1,4 +1,4 @@
-import { wireCore, type Wired } from "@simbatch/runtime";
+import type { Wired } from "@simbatch/runtime";
 import { ReconcilerRuntime } from "@simbatch/reconciler";
 import { maxOverlap, Stack, scripted } from "../support/stack.ts";
 
@@ -14,15 +14,7 @@ describe("batch scheduling across workers and reconcilers", () => {
     await stack.start();
     // A second reconciler with its own clients (as another process would have), on
     // the same stream and database: dispatch decisions race.
-    secondCore = wireCore({
-      databaseUrl: stack.env.databaseUrl,
-      redisUrl: stack.env.redisUrl,
-      redisPrefix: stack.env.prefix,
-      testTemplates: true,
-      limits: stack.env.core.limits,
-      logger: stack.env.core.logger,
-      redisRole: "consumer",
-    });
+    secondCore = stack.otherCore();
     second = new ReconcilerRuntime({
       deps: secondCore,
       streamRedis: stack.env.redis(),
@@ -34,7 +26,6 @@ describe("batch scheduling across workers and reconcilers", () => {
   });
   afterAll(async () => {
     await second.stop();
-    await secondCore.close();
     await stack.stop();
   });
 

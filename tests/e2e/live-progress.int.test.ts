@@ -1,5 +1,3 @@
-import { buildGates, createApp, startUsageCounting } from "@simbatch/api";
-import { wireCore, type Wired } from "@simbatch/runtime";
 import { SseClient } from "../support/sse.ts";
 import { Stack, scripted } from "../support/stack.ts";
 
@@ -114,33 +112,9 @@ describe("live progress streams", () => {
   });
 
   describe("behind two API replicas", () => {
-    let other: Wired;
     let baseB: string;
     beforeAll(async () => {
-      other = wireCore({
-        databaseUrl: stack.env.databaseUrl,
-        redisUrl: stack.env.redisUrl,
-        redisPrefix: stack.env.prefix,
-        testTemplates: true,
-        limits: stack.env.core.limits,
-        logger: stack.env.core.logger,
-        redisRole: "consumer",
-      });
-      const { counter, flusher } = startUsageCounting({
-        db: other.db,
-        redis: other.redis,
-        redisPrefix: stack.env.prefix,
-        logger: other.logger,
-        flushIntervalMs: 60_000,
-      });
-      closeFlusher = () => flusher.stop();
-      const gates = buildGates({ limits: other.limits, redis: other.redis, redisPrefix: stack.env.prefix, rateLimitEnabled: false });
-      baseB = await stack.serve(createApp({ ...other, config: { adminToken: undefined, maxBodyBytes: 64 * 1024 }, apiCalls: counter, gates }));
-    });
-    let closeFlusher: () => Promise<void>;
-    afterAll(async () => {
-      await closeFlusher();
-      await other.close();
+      baseB = await stack.serve(stack.replica());
     });
 
     it("serves streams on either replica for work submitted and paused through the other", async () => {

@@ -1,6 +1,5 @@
 import request from "supertest";
-import { buildGates, createApp, startUsageCounting } from "@simbatch/api";
-import { wireCore, type Wired } from "@simbatch/runtime";
+import type { Express } from "express";
 import { Stack, scripted, FINAL_JOB } from "../support/stack.ts";
 
 /**
@@ -10,37 +9,13 @@ import { Stack, scripted, FINAL_JOB } from "../support/stack.ts";
  */
 describe("API replicas", () => {
   const stack = new Stack({ workers: [1], rateLimitEnabled: true, limits: { basic: { ratePerMinute: 4, apiCalls: 1_000 } } });
-  let other: Wired;
-  let replicaB: ReturnType<typeof createApp>;
-  let stopFlusher: () => Promise<void>;
+  let replicaB: Express;
 
   beforeAll(async () => {
     await stack.start();
-    other = wireCore({
-      databaseUrl: stack.env.databaseUrl,
-      redisUrl: stack.env.redisUrl,
-      redisPrefix: stack.env.prefix,
-      testTemplates: true,
-      limits: stack.env.core.limits,
-      logger: stack.env.core.logger,
-      redisRole: "consumer",
-    });
-    const { counter, flusher } = startUsageCounting({
-      db: other.db,
-      redis: other.redis,
-      redisPrefix: stack.env.prefix,
-      logger: other.logger,
-      flushIntervalMs: 60_000,
-    });
-    stopFlusher = () => flusher.stop();
-    const gates = buildGates({ limits: other.limits, redis: other.redis, redisPrefix: stack.env.prefix, rateLimitEnabled: true });
-    replicaB = createApp({ ...other, config: { adminToken: undefined, maxBodyBytes: 64 * 1024 }, apiCalls: counter, gates });
+    replicaB = stack.replica({ rateLimitEnabled: true });
   });
-  afterAll(async () => {
-    await stopFlusher();
-    await other.close();
-    await stack.stop();
-  });
+  afterAll(() => stack.stop());
 
   it("cancels on one replica a job accepted and running through the other", async () => {
     const alice = await stack.env.user("alice", "pro");

@@ -117,13 +117,14 @@ describe("webhooks", () => {
     const r = await receiver([500]);
     closers.push(r.close);
     const res = await stack.submitBatch(u.key, { simulations: [scripted({ steps: 1 })], webhook_url: r.url });
-    await waitFor(() => r.got.length >= 1, { what: "the first attempt" });
+    const id = res.body.batch_id;
+    await waitFor(async () => (await deliveries(id)).length >= 1, { what: "the first attempt's log row" });
     await stack.reconciler.stop();
     await stack.restartReconciler();
     await waitFor(() => r.got.length >= 2, { what: "the retry after the restart", timeoutMs: 20_000 });
     expect(r.got[1]!.headers["webhook-id"]).toBe(r.got[0]!.headers["webhook-id"]);
     // A crash after the end's commit and before the enqueue: nothing in the queue, the row still owed.
-    const id = res.body.batch_id;
+    await waitFor(async () => (await stack.env.core.webhooks.queue.getJobState(`msg_${id}`)) === "completed", { what: "the delivery job's end" });
     await stack.env.core.webhooks.queue.remove(`msg_${id}`);
     await stack.env.core.db.$executeRaw`UPDATE batches SET webhook_enqueued_at = NULL WHERE id = ${id}`;
     await stack.reconciler.sweepOnce();

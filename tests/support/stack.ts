@@ -3,6 +3,7 @@ import request from "supertest";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createHttpServer, wireApi, type ApiDeps, type LiveHub } from "@simbatch/api";
+import { wireCore, type Wired } from "@simbatch/runtime";
 import type { ApiCallFlusher } from "@simbatch/queue";
 import { ReconcilerRuntime } from "@simbatch/reconciler";
 import { WorkerRuntime } from "@simbatch/worker";
@@ -123,6 +124,37 @@ export class Stack {
   }
 
   private servers: Server[] = [];
+  private others: Wired[] = [];
+  private replicaStops: (() => Promise<void>)[] = [];
+
+  /** The clients another process would hold on this stack's database and Redis (a second API or reconciler); closed at stop. */
+  otherCore(): Wired {
+    const core = wireCore({
+      databaseUrl: this.env.databaseUrl,
+      redisUrl: this.env.redisUrl,
+      redisPrefix: this.env.prefix,
+      testTemplates: true,
+      limits: this.env.core.limits,
+      logger: this.env.core.logger,
+      redisRole: "consumer",
+    });
+    this.others.push(core);
+    return core;
+  }
+
+  /** Another API replica, wired as main.ts wires one (wireApi), on its own clients; stopped with the stack. */
+  replica(opts: { rateLimitEnabled?: boolean } = {}): Express {
+    const { app, flusher, live } = wireApi(this.otherCore(), {
+      config: { adminToken: undefined, maxBodyBytes: 64 * 1024, webhookAllowPrivate: this.opts.webhookAllowPrivate ?? false },
+      flushIntervalMs: 60_000,
+      rateLimitEnabled: opts.rateLimitEnabled ?? false,
+    });
+    this.replicaStops.push(async () => {
+      live.shutdown();
+      await flusher.stop();
+    });
+    return app;
+  }
 
   /** Serves an app (this stack's by default) on a real port, for clients that need one (SSE); closed at stop. */
   async serve(app: Express = this.app): Promise<string> {
@@ -133,6 +165,7 @@ export class Stack {
   }
 
   async stop(): Promise<void> {
+    for (const stopReplica of this.replicaStops) await stopReplica();
     this.live?.shutdown();
     for (const s of this.servers) {
       s.closeAllConnections();
@@ -141,6 +174,7 @@ export class Stack {
     await this.flusher?.stop();
     await this.reconciler?.stop();
     await Promise.all(this.workers.map((w) => w.stop()));
+    for (const core of this.others) await core.close();
     await this.env.teardown();
   }
 
