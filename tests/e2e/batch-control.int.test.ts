@@ -176,6 +176,14 @@ describe("batch control", () => {
       expect(badQuery.body.detail[0].path).toBe("dry_run");
     });
 
+    it("counts as one API call", async () => {
+      const u = await stack.env.user("dry4", "pro");
+      const used = async () => (await stack.http().get("/simulations/batch/usage").set("X-API-Key", u.key)).body.api_calls_used as number;
+      const before = await used();
+      expect((await create(u.key, { simulations: [quick()] }, undefined, "?dry_run=true")).status).toBe(200);
+      expect((await used()) - before).toBe(2);
+    });
+
     it("reports -1 remaining for unlimited quotas", async () => {
       const u = await stack.env.user("dry3", "enterprise");
       const res = await create(u.key, { simulations: [quick()] }, undefined, "?dry_run=true");

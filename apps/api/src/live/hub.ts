@@ -72,7 +72,8 @@ interface Watch {
 }
 
 const batchFinished = (b: BatchWithAggregate) => b.batch.completedAt !== null;
-const stableBatch = (b: BatchWithAggregate) => JSON.stringify({ ...batchViewOf(b), eta_seconds: null });
+/** A batch view without eta_seconds (which moves with the clock), for telling a change. */
+const stableOf = (view: ReturnType<typeof batchViewOf>) => JSON.stringify({ ...view, eta_seconds: null });
 
 /**
  * Live progress for every stream of this API process, fed by one Redis pub/sub
@@ -90,6 +91,8 @@ export class LiveHub {
   private readonly minIntervalMs: number;
   private readonly refreshMs: number;
   readonly maxStreamsPerUser: number;
+  /** State reads of refreshes (one per watched batch or job per refresh, whatever the number of streams on it). */
+  readonly stats = { refreshReads: 0 };
   private timers: NodeJS.Timeout[] = [];
   private unsubscribe: (() => void) | null = null;
 
@@ -155,12 +158,16 @@ export class LiveHub {
     await this.start();
     const id = batch.batch.id;
     const watch = this.watch(this.batches, id, stream);
+    const view = batchViewOf(batch);
+    if (batchFinished(batch)) {
+      stream.send("batch", view);
+      return this.closeStream(this.batches, id, stream);
+    }
     if (!watch.jobs) {
       watch.jobs = new Map((await batchJobSummaries(this.opts.db, id)).map((j) => [j.id, JSON.stringify(batchStreamJobView(j))]));
     }
-    stream.send("batch", batchViewOf(batch));
-    watch.lastBatch ??= stableBatch(batch);
-    if (batchFinished(batch)) this.closeStream(this.batches, id, stream);
+    stream.send("batch", view);
+    watch.lastBatch ??= stableOf(view);
   }
 
   async serveJob(stream: Stream, job: SimulationJob): Promise<void> {
@@ -213,6 +220,7 @@ export class LiveHub {
     if (map.get(id) !== watch) return;
     watch.running = true;
     watch.dirty = false;
+    this.stats.refreshReads++;
     watch.lastRefresh = Date.now();
     try {
       if (map === this.batches) await this.refreshBatch(id, watch);
@@ -238,11 +246,11 @@ export class LiveHub {
         watch.jobs?.set(j.id, s);
       }
     }
-    const stable = stableBatch(batch);
+    const view = batchViewOf(batch);
+    const stable = stableOf(view);
     const batchChanged = stable !== watch.lastBatch;
     watch.lastBatch = stable;
     if (changed.length === 0 && !batchChanged && !batchFinished(batch)) return;
-    const view = batchViewOf(batch);
     for (const s of watch.streams) {
       for (const j of changed) s.send("job", batchStreamJobView(j));
       s.send("batch", view);
