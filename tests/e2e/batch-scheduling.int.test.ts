@@ -126,11 +126,17 @@ describe("batch priority and fairness on one worker slot", () => {
 
   it("starts a higher-priority batch's jobs before the waiting jobs of lower ones", async () => {
     const u = await stack.env.user("prio", "enterprise");
-    const low = await stack.submitBatch(u.key, { simulations: jobs(3, { steps: 3, step_ms: 30 }), parallel_jobs: 3, priority: "low" });
+    // The low batch's first job holds the only slot long enough (1.5 s) for both later batches to be
+    // admitted while it runs, even on a loaded machine; its other jobs are short.
+    const simulations = [scripted({ steps: 30, step_ms: 50 }), ...jobs(2, { steps: 3, step_ms: 30 })];
+    const low = await stack.submitBatch(u.key, { simulations, parallel_jobs: 3, priority: "low" });
     const first = low.body.job_ids[0];
     await stack.waitJob(u.key, first, (j) => j.status === "RUNNING");
     const normal = await stack.submitBatch(u.key, { simulations: jobs(2, { steps: 1, step_ms: 5 }), parallel_jobs: 3 });
     const high = await stack.submitBatch(u.key, { simulations: jobs(2, { steps: 1, step_ms: 5 }), parallel_jobs: 3, priority: 90 });
+    // The premise of the order below: both were waiting when the slot came free.
+    const held = await stack.http().get(`/simulations/${first}`).set("X-API-Key", u.key);
+    expect(held.body.status).toBe("RUNNING");
     for (const b of [low, normal, high]) await stack.waitBatch(u.key, b.body.batch_id, (x) => x.status === "COMPLETED");
     const [L, N, H] = [low.body.batch_id, normal.body.batch_id, high.body.batch_id];
     expect(await startOrder([L, N, H])).toEqual([`${L}:0`, `${H}:0`, `${H}:1`, `${N}:0`, `${N}:1`, `${L}:1`, `${L}:2`]);
@@ -144,10 +150,12 @@ describe("batch priority and fairness on one worker slot", () => {
     await stack.waitJob(big.key, b100.body.job_ids[0], (j) => j.status !== "PENDING");
     const b2 = await stack.submitBatch(small.key, { simulations: jobs(2, { steps: 1, step_ms: 10 }) });
     const done = await stack.waitBatch(small.key, b2.body.batch_id, (x) => x.status === "COMPLETED");
-    const bigNow = (await stack.http().get(`/simulations/batch/${b100.body.batch_id}`).set("X-API-Key", big.key)).body;
-    // The small batch took every other slot: it finished after a handful of the big batch's jobs.
-    expect(bigNow.progress.completed_jobs).toBeLessThanOrEqual(6);
     expect(done.progress.completed_jobs).toBe(2);
+    // The small batch took every other slot: a handful of the big batch's jobs started before its
+    // last one ended (read from the rows, not from when this test happened to poll).
+    const smallEnd = Math.max(...(await stack.batchRows(b2.body.batch_id)).map((r) => r.completedAt!.getTime()));
+    const bigRows = await stack.batchRows(b100.body.batch_id);
+    expect(bigRows.filter((r) => r.startedAt !== null && r.startedAt.getTime() < smallEnd).length).toBeLessThanOrEqual(6);
     await stack.http().post(`/simulations/batch/${b100.body.batch_id}/cancel`).set("X-API-Key", big.key).send({});
   });
 });
