@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Tier } from "@simbatch/config";
 import { API_KEY_RE, newApiKey, newKeyId } from "@simbatch/contracts";
-import { isRecordNotFound, type Db } from "@simbatch/db";
+import { isRecordNotFound, rawOf, type Db } from "@simbatch/db";
 import { AppError, notFound } from "@simbatch/errors";
 
 export const hashKey = (key: string): string => createHash("sha256").update(key).digest("hex");
@@ -19,13 +19,13 @@ export async function authenticate(db: Db, key: string | undefined): Promise<Aut
   if (!key) throw new AppError("Unauthorized", { message: "Missing API key: send it in the X-API-Key header" });
   if (!API_KEY_RE.test(key)) throw new AppError("Unauthorized", { message: "Invalid API key" });
   // On every authenticated request: one indexed read (key hash, joined to the user's tier).
-  const [row] = await db.$queryRaw<{ id: string; user_id: string; tier: Tier; revoked_at: Date | null; last_used_at: Date | null }[]>`
+  const [row] = await rawOf(db).$queryRaw<{ id: string; user_id: string; tier: Tier; revoked_at: Date | null; last_used_at: Date | null }[]>`
     SELECT k.id, k.user_id, u.tier::text AS tier, k.revoked_at, k.last_used_at
     FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ${hashKey(key)}`;
   if (!row || row.revoked_at) throw new AppError("Unauthorized", { message: row ? "API key has been revoked" : "Invalid API key" });
   // last_used_at is informational: at most one write a minute per key keeps it off the hot path.
   if (!row.last_used_at || Date.now() - row.last_used_at.getTime() > 60_000) {
-    void db.$executeRaw`UPDATE api_keys SET last_used_at = now() WHERE id = ${row.id}`.catch(() => undefined);
+    void rawOf(db).$executeRaw`UPDATE api_keys SET last_used_at = now() WHERE id = ${row.id}`.catch(() => undefined);
   }
   return { id: row.user_id, tier: row.tier, keyId: row.id };
 }

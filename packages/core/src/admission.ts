@@ -1,6 +1,6 @@
 import type { Tier, TierLimits } from "@simbatch/config";
 import { newBatchId, newJobId, periodOf, secondsToNextPeriod } from "@simbatch/contracts";
-import { inTransaction, type Batch, type SimulationJob, type Tx } from "@simbatch/db";
+import { inRawTransaction, inTransaction, Prisma, rawOf, type Batch, type Raw, type SimulationJob } from "@simbatch/db";
 import { AppError } from "@simbatch/errors";
 import { usd, type CoreDeps } from "./deps.ts";
 import type { ResolvedSimulation } from "./resolve.ts";
@@ -171,7 +171,7 @@ export interface DryRunReport {
  */
 export async function dryRunBatch(deps: CoreDeps, userId: string, sims: ResolvedSimulation[], opts: BatchOptions, tierHint?: Tier): Promise<DryRunReport> {
   const estimates = sims.map((s) => s.estimatedCostMicros);
-  return inTransaction(deps.db, async (tx) => {
+  return inRawTransaction(deps.db, async (tx) => {
     const now = deps.clock.now();
     const { tier, limits: l, quota: q } = await lockUserWithQuota(tx, userId, periodOf(now), deps.limits, "batch", tierHint);
     const refusal = batchRefusal(tier, q, l, estimates, opts.budgetCapMicros, now);
@@ -193,6 +193,12 @@ export async function dryRunBatch(deps: CoreDeps, userId: string, sims: Resolved
  * the user, read the counters, one insert of the batch and all its jobs). The user row lock serializes a user's admissions, so
  * limits cannot be overshot; the counters it reads are kept by triggers in the
  * same transactions that change jobs and the ledger.
+ *
+ * A tier whose limits count nothing (enterprise by default) needs no counters:
+ * without an Idempotency-Key its admission is one statement that share-locks the
+ * user row, checks the tier is still the one authentication saw and inserts
+ * (three round trips fewer). Should the tier have changed, it inserts nothing
+ * and the transaction below decides.
  */
 export async function admitBatch(
   deps: CoreDeps,
@@ -204,97 +210,132 @@ export async function admitBatch(
   tierHint?: Tier,
   idem?: Idempotency<Batch>,
 ): Promise<Admitted<Batch>> {
-  const total = sims.reduce((a, s) => a + s.estimatedCostMicros, 0);
+  const estimates = sims.map((s) => s.estimatedCostMicros);
   const batchId = newBatchId();
   const jobIds = sims.map(() => newJobId());
-  return inTransaction(deps.db, async (tx) => {
+  const insert = (gate: Prisma.Sql, period: string) => batchInsert(batchId, jobIds, userId, sims, opts, requestId, period, gate);
+  if (!idem && tierHint && !countsMatter(deps.limits[tierHint], "batch")) {
     const now = deps.clock.now();
-    const period = periodOf(now);
+    const refusal = batchRefusal(tierHint, UNCOUNTED, deps.limits[tierHint], estimates, opts.budgetCapMicros, now);
+    if (refusal) throw refusal;
+    const [row] = await rawOf(deps.db).$queryRaw<{ created_at: Date | null }[]>`
+      WITH u AS (SELECT tier::text AS tier FROM users WHERE id = ${userId} FOR SHARE),
+      gate AS (SELECT 1 FROM u WHERE u.tier = ${tierHint}),
+      ${insert(Prisma.sql`gate`, periodOf(now))}`;
+    if (row?.created_at) return { created: admittedRow(batchId, jobIds, userId, sims, opts, requestId, row.created_at), replay: null };
+  }
+  return inRawTransaction(deps.db, async (tx) => {
+    const now = deps.clock.now();
     if (idem) {
       const replay = await claimIdempotencyKey(tx, idem.request, now);
       if (replay) return { created: null, replay };
     }
-    const { tier, limits: l, quota: q } = await lockUserWithQuota(tx, userId, period, deps.limits, "batch", tierHint);
-    const refusal = batchRefusal(
-      tier,
-      q,
-      l,
-      sims.map((s) => s.estimatedCostMicros),
-      opts.budgetCapMicros,
-      now,
-    );
+    const { tier, limits: l, quota: q } = await lockUserWithQuota(tx, userId, periodOf(now), deps.limits, "batch", tierHint);
+    const refusal = batchRefusal(tier, q, l, estimates, opts.budgetCapMicros, now);
     if (refusal) throw refusal;
-    const jobs = JSON.stringify(
-      sims.map((s, i) => ({
-        id: jobIds[i],
-        batch_index: i,
-        template_id: s.templateId,
-        description: s.description,
-        entity_count: s.entityCount,
-        timepoint_count: s.timepointCount,
-        temporal_mode: s.temporalMode,
-        config: s.config,
-        generate_summaries: s.generateSummaries,
-        export_formats: s.exportFormats,
-        metadata: s.metadata ?? null,
-        estimated_cost_micros: s.estimatedCostMicros,
-      })),
-    );
-    const metadata = opts.metadata === null ? null : JSON.stringify(opts.metadata);
-    const cap = opts.budgetCapMicros === null ? null : BigInt(opts.budgetCapMicros);
-    const [created] = await tx.$queryRaw<{ created_at: Date }[]>`
-      WITH b AS (
-        INSERT INTO batches (id, owner_id, priority, fail_fast, parallel_jobs, budget_cap_micros, estimated_cost_micros, total_jobs, metadata, request_id,
-          job_ids, webhook_url)
-        VALUES (${batchId}, ${userId}, ${opts.priority}, ${opts.failFast}, ${opts.parallelJobs}, ${cap}::bigint, ${BigInt(total)}::bigint,
-          ${sims.length}, ${metadata}::jsonb, ${requestId}, ${jobIds}::text[], ${opts.webhookUrl ?? null})
-        RETURNING id, created_at
-      ), j AS (
-        INSERT INTO simulation_jobs (id, owner_id, batch_id, batch_index, priority, template_id, description, entity_count, timepoint_count,
-          temporal_mode, config, generate_summaries, export_formats, metadata, estimated_cost_micros, admitted_period, request_id, created_at)
-        SELECT r.id, ${userId}, b.id, r.batch_index, ${opts.priority}, r.template_id, r.description, r.entity_count, r.timepoint_count,
-          r.temporal_mode::"TemporalMode", r.config, r.generate_summaries, r.export_formats, r.metadata, r.estimated_cost_micros, ${period},
-          ${requestId}, b.created_at
-        FROM b, jsonb_to_recordset(${jobs}::jsonb) AS r(id text, batch_index int, template_id text, description text, entity_count int,
-          timepoint_count int, temporal_mode text, config jsonb, generate_summaries boolean, export_formats text[], metadata jsonb,
-          estimated_cost_micros bigint)
-      )
-      SELECT created_at FROM b`;
-    const batch: Batch = {
-      id: batchId,
-      ownerId: userId,
-      status: "PENDING",
-      priority: opts.priority,
-      failFast: opts.failFast,
-      parallelJobs: opts.parallelJobs,
-      budgetCapMicros: cap,
-      estimatedCostMicros: BigInt(total),
-      totalJobs: sims.length,
-      stopReason: null,
-      errorMessage: null,
-      cancelReason: null,
-      metadata: (opts.metadata ?? null) as Batch["metadata"],
-      requestId,
-      createdAt: created!.created_at,
-      startedAt: null,
-      completedAt: null,
-      jobIds,
-      waitingJobs: sims.length,
-      activeJobs: 0,
-      completedJobs: 0,
-      failedJobs: 0,
-      cancelledJobs: 0,
-      chargedMicros: 0n,
-      chargedTokens: 0n,
-      activeEstimateMicros: 0n,
-      paused: false,
-      pausedAt: null,
-      webhookUrl: opts.webhookUrl ?? null,
-      webhookEnqueuedAt: null,
-    };
+    const [created] = await tx.$queryRaw<{ created_at: Date }[]>`WITH ${insert(Prisma.sql`(SELECT 1) AS gate`, periodOf(now))}`;
+    const batch = admittedRow(batchId, jobIds, userId, sims, opts, requestId, created!.created_at);
     if (idem) await rememberResponse(tx, idem.request, idem.respond(batch), now);
     return { created: batch, replay: null };
   });
+}
+
+/**
+ * The tail of a WITH that inserts the batch and all its jobs (one row per job
+ * from a jsonb array) when `gate` yields a row, and selects the batch's
+ * `created_at` (null when nothing was inserted).
+ */
+function batchInsert(
+  batchId: string,
+  jobIds: string[],
+  userId: string,
+  sims: ResolvedSimulation[],
+  opts: BatchOptions,
+  requestId: string | null,
+  period: string,
+  gate: Prisma.Sql,
+): Prisma.Sql {
+  const total = sims.reduce((a, s) => a + s.estimatedCostMicros, 0);
+  const jobs = JSON.stringify(
+    sims.map((s, i) => ({
+      id: jobIds[i],
+      batch_index: i,
+      template_id: s.templateId,
+      description: s.description,
+      entity_count: s.entityCount,
+      timepoint_count: s.timepointCount,
+      temporal_mode: s.temporalMode,
+      config: s.config,
+      generate_summaries: s.generateSummaries,
+      export_formats: s.exportFormats,
+      metadata: s.metadata ?? null,
+      estimated_cost_micros: s.estimatedCostMicros,
+    })),
+  );
+  const metadata = opts.metadata === null ? null : JSON.stringify(opts.metadata);
+  const cap = opts.budgetCapMicros === null ? null : BigInt(opts.budgetCapMicros);
+  return Prisma.sql`b AS (
+      INSERT INTO batches (id, owner_id, priority, fail_fast, parallel_jobs, budget_cap_micros, estimated_cost_micros, total_jobs, metadata, request_id,
+        job_ids, webhook_url)
+      SELECT ${batchId}, ${userId}, ${opts.priority}, ${opts.failFast}, ${opts.parallelJobs}, ${cap}::bigint, ${BigInt(total)}::bigint,
+        ${sims.length}, ${metadata}::jsonb, ${requestId}, ${jobIds}::text[], ${opts.webhookUrl ?? null}
+      FROM ${gate}
+      RETURNING id, created_at
+    ), j AS (
+      INSERT INTO simulation_jobs (id, owner_id, batch_id, batch_index, priority, template_id, description, entity_count, timepoint_count,
+        temporal_mode, config, generate_summaries, export_formats, metadata, estimated_cost_micros, admitted_period, request_id, created_at)
+      SELECT r.id, ${userId}, b.id, r.batch_index, ${opts.priority}, r.template_id, r.description, r.entity_count, r.timepoint_count,
+        r.temporal_mode::"TemporalMode", r.config, r.generate_summaries, r.export_formats, r.metadata, r.estimated_cost_micros, ${period},
+        ${requestId}, b.created_at
+      FROM b, jsonb_to_recordset(${jobs}::jsonb) AS r(id text, batch_index int, template_id text, description text, entity_count int,
+        timepoint_count int, temporal_mode text, config jsonb, generate_summaries boolean, export_formats text[], metadata jsonb,
+        estimated_cost_micros bigint)
+    )
+    SELECT (SELECT created_at FROM b) AS created_at`;
+}
+
+/** The admitted batch as written (the 202 body is built from it, not read back). */
+function admittedRow(
+  batchId: string,
+  jobIds: string[],
+  userId: string,
+  sims: ResolvedSimulation[],
+  opts: BatchOptions,
+  requestId: string | null,
+  createdAt: Date,
+): Batch {
+  return {
+    id: batchId,
+    ownerId: userId,
+    status: "PENDING",
+    priority: opts.priority,
+    failFast: opts.failFast,
+    parallelJobs: opts.parallelJobs,
+    budgetCapMicros: opts.budgetCapMicros === null ? null : BigInt(opts.budgetCapMicros),
+    estimatedCostMicros: BigInt(sims.reduce((a, s) => a + s.estimatedCostMicros, 0)),
+    totalJobs: sims.length,
+    stopReason: null,
+    errorMessage: null,
+    cancelReason: null,
+    metadata: (opts.metadata ?? null) as Batch["metadata"],
+    requestId,
+    createdAt,
+    startedAt: null,
+    completedAt: null,
+    jobIds,
+    waitingJobs: sims.length,
+    activeJobs: 0,
+    completedJobs: 0,
+    failedJobs: 0,
+    cancelledJobs: 0,
+    chargedMicros: 0n,
+    chargedTokens: 0n,
+    activeEstimateMicros: 0n,
+    paused: false,
+    pausedAt: null,
+    webhookUrl: opts.webhookUrl ?? null,
+    webhookEnqueuedAt: null,
+  };
 }
 
 /** Whether a request of this kind is bounded by anything the user's usage counts. */
@@ -311,7 +352,7 @@ const UNCOUNTED: QuotaState = { simulationsUsed: 0, costUsedMicros: 0n, reserved
  * lock, so its admissions run side by side, and reads nothing more; sharing
  * still orders them against a tier change, which takes the row exclusively.
  */
-async function lockUserWithQuota(tx: Tx, userId: string, period: string, limits: Record<Tier, TierLimits>, kind: "batch" | "single", tierHint?: Tier) {
+async function lockUserWithQuota(tx: Raw, userId: string, period: string, limits: Record<Tier, TierLimits>, kind: "batch" | "single", tierHint?: Tier) {
   let tier = tierHint;
   if (!tier) {
     const [seen] = await tx.$queryRaw<{ tier: Tier }[]>`SELECT tier::text AS tier FROM users WHERE id = ${userId}`;

@@ -1,5 +1,5 @@
 import { periodOf, type JobEvent } from "@simbatch/contracts";
-import { inTransaction, Prisma, type Tx } from "@simbatch/db";
+import { inRawTransaction, Prisma, type Raw } from "@simbatch/db";
 import type { JobOutcome } from "@simbatch/queue";
 import type { CoreDeps } from "./deps.ts";
 import { evaluateBatches } from "./batch-state.ts";
@@ -33,7 +33,7 @@ export function partitionEvents(events: JobEvent[]): { progress: ProgressEvent[]
  * within an attempt, so an out-of-order event never moves it back. Returns the
  * batches whose budget needs a look (capped ones: spending so far counts).
  */
-async function applyProgress(tx: Tx, events: ProgressEvent[], effects: SideEffects): Promise<string[]> {
+async function applyProgress(tx: Raw, events: ProgressEvent[], effects: SideEffects): Promise<string[]> {
   if (events.length === 0) return [];
   const values = events.map(
     (e) =>
@@ -82,7 +82,7 @@ export function terminalValues(e: TerminalEvent) {
  * already reported for the attempt (an attempt ended on behalf of a crashed
  * worker reports 0).
  */
-async function applyTerminal(tx: Tx, events: TerminalEvent[], effects: SideEffects): Promise<{ applied: number; batches: string[]; outcomes: JobOutcome[] }> {
+async function applyTerminal(tx: Raw, events: TerminalEvent[], effects: SideEffects): Promise<{ applied: number; batches: string[]; outcomes: JobOutcome[] }> {
   if (events.length === 0) return { applied: 0, batches: [], outcomes: [] };
   const values = events.map((e) => {
     const v = terminalValues(e);
@@ -120,7 +120,7 @@ async function applyTerminal(tx: Tx, events: TerminalEvent[], effects: SideEffec
 }
 
 /** Still-PENDING batches of started jobs: a start matters to a batch only as its first one (→ RUNNING). */
-async function pendingBatchesOf(tx: Tx, jobIds: string[]): Promise<string[]> {
+async function pendingBatchesOf(tx: Raw, jobIds: string[]): Promise<string[]> {
   if (jobIds.length === 0) return [];
   const rows = await tx.$queryRaw<{ batch_id: string }[]>`
     SELECT DISTINCT j.batch_id FROM simulation_jobs j JOIN batches b ON b.id = j.batch_id
@@ -142,7 +142,7 @@ export async function applyEvents(deps: CoreDeps, events: JobEvent[]): Promise<A
   if (events.length === 0) return { applied: 0, capacityChanged: false };
   const { progress, terminal, started } = partitionEvents(events);
   const effects = new SideEffects();
-  const { outcomes, ...result } = await inTransaction(deps.db, async (tx) => {
+  const { outcomes, ...result } = await inRawTransaction(deps.db, async (tx) => {
     const batches = new Set<string>(await applyProgress(tx, progress, effects));
     const ended = await applyTerminal(tx, terminal, effects);
     for (const id of [...ended.batches, ...(await pendingBatchesOf(tx, started))]) batches.add(id);

@@ -1,4 +1,4 @@
-import { Prisma, type StopReason, type Tx } from "@simbatch/db";
+import { Prisma, type Raw, type StopReason } from "@simbatch/db";
 import { usd, type CoreDeps } from "./deps.ts";
 import type { SideEffects } from "./side-effects.ts";
 import { costUsedMicros } from "./usage-queries.ts";
@@ -15,7 +15,7 @@ const STOP_CANCEL_REASON: Record<StopReason, string> = {
  * worker claimed meanwhile is left to the running path) and, when asked,
  * requests a stop of its running jobs at their next step boundary.
  */
-export async function stopBatchJobs(tx: Tx, batchId: string, reason: string, interruptRunning: boolean, effects: SideEffects): Promise<void> {
+export async function stopBatchJobs(tx: Raw, batchId: string, reason: string, interruptRunning: boolean, effects: SideEffects): Promise<void> {
   const cancelled = await tx.$queryRaw<{ id: string; released_at: Date | null }[]>`
     UPDATE simulation_jobs SET status = 'CANCELLED', completed_at = now(), cancel_reason = COALESCE(cancel_reason, ${reason})
     WHERE batch_id = ${batchId} AND status = 'PENDING'
@@ -34,7 +34,7 @@ export async function stopBatchJobs(tx: Tx, batchId: string, reason: string, int
 }
 
 /** Sets a batch's stop reason once and stops its work as the reason wants. */
-export async function stopBatch(tx: Tx, batchId: string, reason: StopReason, message: string | null, effects: SideEffects): Promise<void> {
+export async function stopBatch(tx: Raw, batchId: string, reason: StopReason, message: string | null, effects: SideEffects): Promise<void> {
   const updated = await tx.$executeRaw`
     UPDATE batches SET stop_reason = ${reason}::"StopReason", error_message = COALESCE(error_message, ${message})
     WHERE id = ${batchId} AND stop_reason IS NULL AND status IN ('PENDING', 'RUNNING')`;
@@ -76,7 +76,7 @@ export interface JobStats {
  * A batch's job counters, from its row (kept by the jobs trigger). Only a batch
  * that has not started yet looks at its jobs, for the first start time.
  */
-async function jobStats(tx: Tx, b: EvalRow): Promise<JobStats> {
+async function jobStats(tx: Raw, b: EvalRow): Promise<JobStats> {
   const [row] = await tx.$queryRaw<EvalRow[]>`
     SELECT completed_jobs, failed_jobs, cancelled_jobs, charged_micros, started_at FROM batches WHERE id = ${b.id}`;
   let first = row!.started_at;
@@ -94,21 +94,21 @@ async function jobStats(tx: Tx, b: EvalRow): Promise<JobStats> {
 }
 
 /** Spending so far of a batch's running jobs (their partial index: at most parallel_jobs rows). */
-async function runningSpend(tx: Tx, batchId: string): Promise<bigint> {
+async function runningSpend(tx: Raw, batchId: string): Promise<bigint> {
   const [row] = await tx.$queryRaw<{ s: bigint }[]>`
     SELECT COALESCE(sum(cost_micros), 0)::bigint AS s FROM simulation_jobs WHERE batch_id = ${batchId} AND status = 'RUNNING'`;
   return BigInt(row?.s ?? 0);
 }
 
 /** The first job of a batch that failed, for the fail-fast message. */
-async function firstFailure(tx: Tx, batchId: string): Promise<{ id: string; message: string | null } | null> {
+async function firstFailure(tx: Raw, batchId: string): Promise<{ id: string; message: string | null } | null> {
   const [row] = await tx.$queryRaw<{ id: string; error_message: string | null }[]>`
     SELECT id, error_message FROM simulation_jobs WHERE batch_id = ${batchId} AND status = 'FAILED' ORDER BY completed_at, id LIMIT 1`;
   return row ? { id: row.id, message: row.error_message } : null;
 }
 
 /** Whether the budget interrupted one of the batch's jobs (the cancel reason its event left). */
-async function budgetInterrupted(tx: Tx, batchId: string): Promise<boolean> {
+async function budgetInterrupted(tx: Raw, batchId: string): Promise<boolean> {
   const [row] = await tx.$queryRaw<{ hit: boolean }[]>`
     SELECT EXISTS (SELECT 1 FROM simulation_jobs WHERE batch_id = ${batchId} AND status = 'CANCELLED'
       AND cancel_reason LIKE 'budget_exhausted:%') AS hit`;
@@ -180,7 +180,7 @@ export function decideStop(b: StopRuleBatch, s: JobStats, facts: StopRuleFacts):
 }
 
 /** Applies the stop rules (decideStop), loading what they ask for. True when one stopped the batch. */
-async function applyStopRules(deps: CoreDeps, tx: Tx, b: EvalRow, s: JobStats, effects: SideEffects, costUsed: CostCache): Promise<boolean> {
+async function applyStopRules(deps: CoreDeps, tx: Raw, b: EvalRow, s: JobStats, effects: SideEffects, costUsed: CostCache): Promise<boolean> {
   const batch: StopRuleBatch = {
     status: b.status,
     stopReason: b.stop_reason,
@@ -248,7 +248,7 @@ export function batchTransition(
  * moves status forward and sets started_at / completed_at once. Idempotent, so
  * reconcilers and the sweep may run it any number of times.
  */
-export async function evaluateBatches(deps: CoreDeps, tx: Tx, batchIds: Iterable<string>, effects: SideEffects): Promise<void> {
+export async function evaluateBatches(deps: CoreDeps, tx: Raw, batchIds: Iterable<string>, effects: SideEffects): Promise<void> {
   const ids = [...new Set(batchIds)].sort(); // fixed lock order avoids deadlocks between reconcilers
   if (ids.length === 0) return;
   // One read of an owner's cost this period per call, however many of their batches are evaluated.

@@ -1,5 +1,5 @@
 import { periodOf } from "@simbatch/contracts";
-import { Prisma, type Db } from "@simbatch/db";
+import { Prisma, rawOf, type Db } from "@simbatch/db";
 
 /** Default cap on a job's attempts (MAX_JOB_ATTEMPTS). */
 export const DEFAULT_MAX_JOB_ATTEMPTS = 5;
@@ -145,7 +145,7 @@ export async function claimJobs(db: Db, jobIds: string[], maxAttempts = DEFAULT_
   if (ids.length === 0) return { results, startedBatches: [] };
   const now = new Date();
   const period = periodOf(now);
-  const [out] = await db.$queryRaw<
+  const [out] = await rawOf(db).$queryRaw<
     {
       claimed: ClaimRow[] | string | null;
       started_batches: string[] | null;
@@ -228,7 +228,7 @@ export async function claimJobs(db: Db, jobIds: string[], maxAttempts = DEFAULT_
   // row without the deadlock SKIP LOCKED avoids above).
   const skipped = out?.skipped_batches ?? [];
   if (skipped.length > 0) {
-    const rows = await db.$queryRaw<{ id: string }[]>`
+    const rows = await rawOf(db).$queryRaw<{ id: string }[]>`
       UPDATE batches b SET status = 'RUNNING',
         started_at = COALESCE(b.started_at, (SELECT min(j.started_at) FROM simulation_jobs j WHERE j.batch_id = b.id))
       WHERE b.id = ANY(${skipped}::text[]) AND b.status = 'PENDING'
@@ -237,7 +237,7 @@ export async function claimJobs(db: Db, jobIds: string[], maxAttempts = DEFAULT_
   }
   const missing = ids.filter((id) => !results.has(id));
   if (missing.length > 0) {
-    const current = await db.$queryRaw<
+    const current = await rawOf(db).$queryRaw<
       { id: string; status: string; attempts: number; cancel_requested: boolean; request_id: string | null; outcome: boolean }[]
     >`
       SELECT id, status::text AS status, attempts, cancel_requested, request_id,
@@ -388,7 +388,7 @@ async function writeResults(db: Db, items: PreparedResult[]): Promise<Set<string
         ON CONFLICT (job_id, format) DO UPDATE SET content_type = EXCLUDED.content_type, content = EXCLUDED.content, created_at = now()
       )`
       : Prisma.empty;
-  const written = await db.$queryRaw<{ job_id: string; attempt: number }[]>`
+  const written = await rawOf(db).$queryRaw<{ job_id: string; attempt: number }[]>`
     WITH live AS (
       SELECT v.job_id, v.attempt, v.result, v.cost, v.tokens, v.at
       FROM (VALUES ${Prisma.join(rows)}) AS v(job_id, attempt, result, cost, tokens, at)
@@ -495,7 +495,7 @@ export async function recordOutcomes(db: Db, items: OutcomeToRecord[]): Promise<
     (o) =>
       Prisma.sql`(${o.jobId}::text, ${o.attempt}::int, ${o.status}::text, ${BigInt(o.costMicros)}::bigint, ${BigInt(o.tokens)}::bigint, ${o.errorMessage}::text, ${o.at}::timestamp)`,
   );
-  const written = await db.$queryRaw<{ job_id: string; attempt: number }[]>`
+  const written = await rawOf(db).$queryRaw<{ job_id: string; attempt: number }[]>`
     WITH live AS (
       SELECT v.* FROM (VALUES ${Prisma.join(rows)}) AS v(job_id, attempt, status, cost, tokens, error, at)
       JOIN simulation_jobs j ON j.id = v.job_id AND j.status = 'RUNNING' AND j.attempts = v.attempt

@@ -1,6 +1,6 @@
 import { activeJob } from "./sql.ts";
 import { periodOf } from "@simbatch/contracts";
-import { inTransaction, Prisma, type Tx } from "@simbatch/db";
+import { inRawTransaction, Prisma, type Raw } from "@simbatch/db";
 import type { Tier } from "@simbatch/config";
 import type { CoreDeps } from "./deps.ts";
 import { planDispatch, type Candidate, type PlanInput } from "./dispatch-plan.ts";
@@ -57,7 +57,7 @@ interface CandidateRow {
  * in request order, and its oldest waiting single jobs: at most `free` batches
  * and `free` jobs of each kind per user.
  */
-async function loadInput(tx: Tx, deps: CoreDeps, free: number): Promise<PlanInput> {
+async function loadInput(tx: Raw, deps: CoreDeps, free: number): Promise<PlanInput> {
   const period = periodOf(deps.clock.now());
   const userRows = await tx.$queryRaw<UserRow[]>`
     SELECT o.owner_id AS user_id, u.tier::text AS tier, COALESCE(c.active_jobs, 0) AS active_jobs, c.last_released_at, p.cost_micros AS cost_used
@@ -149,7 +149,7 @@ async function loadInput(tx: Tx, deps: CoreDeps, free: number): Promise<PlanInpu
  * with QUOTA_EXHAUSTED (running jobs finish) and their waiting single jobs are
  * cancelled. Returns the batches stopped.
  */
-async function stopForQuota(tx: Tx, input: PlanInput, groups: string[], effects: SideEffects): Promise<string[]> {
+async function stopForQuota(tx: Raw, input: PlanInput, groups: string[], effects: SideEffects): Promise<string[]> {
   const batches: string[] = [];
   const singleOwners = new Set<string>();
   for (const key of groups) {
@@ -177,7 +177,7 @@ async function stopForQuota(tx: Tx, input: PlanInput, groups: string[], effects:
 async function dispatchOnce(deps: CoreDeps): Promise<number> {
   const capacity = await deps.registry.capacity();
   const effects = new SideEffects();
-  const released = await inTransaction(deps.db, async (tx) => {
+  const released = await inRawTransaction(deps.db, async (tx) => {
     await tx.$executeRaw`SELECT pg_advisory_xact_lock(${DISPATCH_LOCK})`;
     // Busy slots: jobs released or running, counted on their partial index (at most capacity + look-ahead rows).
     const [busy] = await tx.$queryRaw<{ n: number; queued_priority: number | null }[]>`

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { DbOrTx, Tx } from "@simbatch/db";
+import type { DbOrTx, Raw } from "@simbatch/db";
 import { AppError } from "@simbatch/errors";
 
 /** How long a key's response is replayed (contract: kept 24 h). */
@@ -50,7 +50,7 @@ export const requestHash = (body: unknown): string =>
  * admission however many requests race on it, and a refused request (its
  * transaction rolled back) leaves the key free.
  */
-export async function claimIdempotencyKey(tx: Tx, r: IdempotentRequest, now: Date): Promise<StoredResponse | null> {
+export async function claimIdempotencyKey(tx: Raw, r: IdempotentRequest, now: Date): Promise<StoredResponse | null> {
   const lockName = `${r.userId} ${r.route} ${r.key}`;
   const [lock] = await tx.$queryRaw<{ ok: boolean }[]>`SELECT pg_try_advisory_xact_lock(${IDEMPOTENCY_LOCK_CLASS}::int, hashtext(${lockName})) AS ok`;
   if (!lock?.ok) {
@@ -73,7 +73,7 @@ export async function claimIdempotencyKey(tx: Tx, r: IdempotentRequest, now: Dat
 }
 
 /** Stores the response of an admitted create under its key (an expired record of the key is replaced). */
-export async function rememberResponse(tx: Tx, r: IdempotentRequest, res: StoredResponse, now: Date): Promise<void> {
+export async function rememberResponse(tx: Raw, r: IdempotentRequest, res: StoredResponse, now: Date): Promise<void> {
   const body = JSON.stringify(res.body);
   await tx.$executeRaw`
     INSERT INTO idempotency_keys (user_id, route, key, request_hash, response_status, response_body, created_at)

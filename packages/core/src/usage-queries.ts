@@ -1,5 +1,5 @@
 import { periodOf } from "@simbatch/contracts";
-import type { DbOrTx } from "@simbatch/db";
+import type { Raw } from "@simbatch/db";
 
 /**
  * Quota figures come from the usage rollup (usage_periods / usage_totals) and
@@ -10,7 +10,7 @@ import type { DbOrTx } from "@simbatch/db";
  */
 
 /** Charges (and adjustments) in the period of `at`, from the ledger's rollup. */
-export async function costUsedMicros(db: DbOrTx, userId: string, at: Date): Promise<bigint> {
+export async function costUsedMicros(db: Raw, userId: string, at: Date): Promise<bigint> {
   const [row] = await db.$queryRaw<{ c: bigint }[]>`
     SELECT cost_micros AS c FROM usage_periods WHERE user_id = ${userId} AND period = ${periodOf(at)}`;
   return BigInt(row?.c ?? 0);

@@ -1,5 +1,7 @@
 import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
 import { Prisma, PrismaClient } from "./generated/client.ts";
+import { RawDb, type Raw } from "./raw.ts";
 
 export type Db = PrismaClient;
 export type Tx = Prisma.TransactionClient;
@@ -11,9 +13,42 @@ export interface DbOptions {
   poolSize?: number;
 }
 
+const rawClients = new WeakMap<Db, RawDb>();
+
+/** A Prisma client and, on the same pg pool, the direct raw path (`rawOf`). */
 export function createDb(opts: DbOptions): Db {
-  const adapter = new PrismaPg({ connectionString: opts.url, max: opts.poolSize ?? 10 });
-  return new PrismaClient({ adapter });
+  const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 10 });
+  // An idle connection the server ends (a restart, an administrator) is dropped by the
+  // pool, which then emits 'error': without a listener that would end the process.
+  // Prisma adds one only once it connects, and the direct path may never make it.
+  pool.on("error", () => undefined);
+  const db = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) });
+  rawClients.set(db, new RawDb(pool));
+  return db;
+}
+
+/** What the hot paths run raw statements and transactions on. */
+export interface RawClient extends Raw {
+  transaction<T>(fn: (tx: Raw) => Promise<T>, attempts?: number): Promise<T>;
+}
+
+/**
+ * The direct raw path of a client made by createDb; for any other client (or a
+ * transaction already open) the same surface through Prisma.
+ */
+export function rawOf(db: DbOrTx): RawClient {
+  const direct = "$transaction" in db ? rawClients.get(db) : undefined;
+  if (direct) return direct;
+  return {
+    $queryRaw: <T>(q: TemplateStringsArray | Prisma.Sql, ...v: unknown[]) => db.$queryRaw<T>(q, ...v),
+    $executeRaw: (q: TemplateStringsArray | Prisma.Sql, ...v: unknown[]) => db.$executeRaw(q, ...v),
+    transaction: (fn, attempts) => inTransaction(db, fn, attempts),
+  };
+}
+
+/** inTransaction on the direct path: for hot paths whose statements are all raw. */
+export function inRawTransaction<T>(db: Db, fn: (tx: Raw) => Promise<T>, attempts = 5): Promise<T> {
+  return rawOf(db).transaction(fn, attempts);
 }
 
 const RETRYABLE_SQLSTATES = new Set(["40001", "40P01"]);

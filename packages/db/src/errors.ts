@@ -1,4 +1,5 @@
 import { Prisma } from "./generated/client.ts";
+import { DatabaseUnavailableError } from "./raw.ts";
 
 /**
  * How Postgres failures are told apart, by Prisma error code and driver error
@@ -54,6 +55,7 @@ function isOutageCause(cause: DriverCause): boolean {
 /** True when `err` says Postgres is down or out of connections (a 503), false for every other error (a bug or a bad request). */
 export function isDatabaseUnavailable(err: unknown): boolean {
   for (let e = err, depth = 0; e != null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof DatabaseUnavailableError) return true;
     if (e instanceof Prisma.PrismaClientKnownRequestError) {
       if (OUTAGE_CODES.has(e.code)) return true;
       const cause = driverCause(e);

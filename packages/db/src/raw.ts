@@ -1,0 +1,134 @@
+import pg from "pg";
+import { Prisma } from "./generated/client.ts";
+
+/**
+ * The raw-SQL surface the hot paths use: `$queryRaw` and `$executeRaw` as tagged
+ * templates (or a composed `Prisma.Sql`). A Prisma client or transaction has it,
+ * and so does the direct path below.
+ *
+ * Why a direct path: through Prisma 6's client engine every raw statement passes
+ * its query interpreter (compiled to WASM) and the driver adapter, about 0.65 ms
+ * of CPU per statement here against 0.19 ms for the same statement through `pg`
+ * (bench/tmp measurements in docs/architecture.md). The job path runs a handful of
+ * statements per job in each role, so that overhead was the largest single share
+ * of the control plane's CPU. Prisma stays the schema, the migrations and the
+ * client for everything else; the direct path shares its connection pool.
+ */
+export interface Raw {
+  $queryRaw<T = unknown>(query: TemplateStringsArray | Prisma.Sql, ...values: unknown[]): Promise<T>;
+  $executeRaw(query: TemplateStringsArray | Prisma.Sql, ...values: unknown[]): Promise<number>;
+}
+
+/** A raw statement failed because Postgres cannot be reached or went away (a 503, see errors.ts). */
+export class DatabaseUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super(`database unavailable: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    this.name = "DatabaseUnavailableError";
+  }
+}
+
+/** Node socket errors and pool timeouts: the server is not there. */
+const SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EPIPE", "EAI_AGAIN"]);
+
+/**
+ * What pg throws when the server is gone: socket errors with their system code,
+ * SQLSTATE class 08 / 57P01-03 / 53300 from the server, and its own errors for a
+ * connection that ended or could not be had from the pool in time (those carry no
+ * code; pg raises them only from its connection handling).
+ */
+function isOutage(err: unknown): boolean {
+  if (err instanceof pg.DatabaseError) {
+    const c = err.code ?? "";
+    return c.startsWith("08") || c === "57P01" || c === "57P02" || c === "57P03" || c === "53300";
+  }
+  const e = err as { code?: unknown; message?: unknown };
+  if (typeof e?.code === "string" && SOCKET_CODES.has(e.code)) return true;
+  const msg = typeof e?.message === "string" ? e.message : "";
+  return /^Connection terminated|^timeout exceeded when trying to connect|^Client has encountered a connection error/.test(msg);
+}
+
+const wrap = (err: unknown): unknown => (isOutage(err) ? new DatabaseUnavailableError(err) : err);
+
+/** Column types parsed as Prisma's raw queries return them: int8 as bigint, timestamps (stored without zone) as UTC. */
+const parsers: Record<number, (v: string) => unknown> = {
+  20: (v) => BigInt(v),
+  1114: (v) => new Date(`${v.replace(" ", "T")}Z`),
+  1082: (v) => new Date(`${v}T00:00:00Z`),
+};
+const types = {
+  getTypeParser: ((oid: number, format?: string) => parsers[oid] ?? pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
+};
+
+type Queryable = Pick<pg.Pool, "query"> | pg.PoolClient;
+
+function toSql(query: TemplateStringsArray | Prisma.Sql, values: unknown[]): Prisma.Sql {
+  return query instanceof Prisma.Sql ? query : Prisma.sql(query, ...values);
+}
+
+/** Dates go as UTC text: the columns are `timestamp` without zone holding UTC (as Prisma writes them). */
+const param = (v: unknown) => (v instanceof Date ? v.toISOString().replace("Z", "") : v);
+
+async function run(on: Queryable, sql: Prisma.Sql): Promise<pg.QueryResult> {
+  try {
+    return await on.query({ text: sql.text, values: sql.values.map(param), types });
+  } catch (err) {
+    throw wrap(err);
+  }
+}
+
+function rawOn(on: Queryable): Raw {
+  return {
+    async $queryRaw<T>(query: TemplateStringsArray | Prisma.Sql, ...values: unknown[]) {
+      return (await run(on, toSql(query, values))).rows as T;
+    },
+    async $executeRaw(query: TemplateStringsArray | Prisma.Sql, ...values: unknown[]) {
+      return (await run(on, toSql(query, values))).rowCount ?? 0;
+    },
+  };
+}
+
+const RETRYABLE = new Set(["40001", "40P01"]);
+
+/** Raw statements straight through pg on a pool (the one the Prisma client uses). */
+export class RawDb implements Raw {
+  private readonly direct: Raw;
+  constructor(private readonly pool: pg.Pool) {
+    this.direct = rawOn(pool);
+  }
+  $queryRaw<T = unknown>(query: TemplateStringsArray | Prisma.Sql, ...values: unknown[]): Promise<T> {
+    return this.direct.$queryRaw<T>(query, ...values);
+  }
+  $executeRaw(query: TemplateStringsArray | Prisma.Sql, ...values: unknown[]): Promise<number> {
+    return this.direct.$executeRaw(query, ...values);
+  }
+
+  /**
+   * Runs `fn` in a transaction on one connection; serialization failures and
+   * deadlocks are retried (nothing was committed), up to `attempts` runs.
+   */
+  async transaction<T>(fn: (tx: Raw) => Promise<T>, attempts = 5): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      let client: pg.PoolClient;
+      try {
+        client = await this.pool.connect();
+      } catch (err) {
+        throw wrap(err);
+      }
+      let broken: Error | undefined;
+      try {
+        await run(client, Prisma.sql`BEGIN`);
+        const out = await fn(rawOn(client));
+        await run(client, Prisma.sql`COMMIT`);
+        return out;
+      } catch (err) {
+        await client.query("ROLLBACK").catch((e: Error) => (broken = e));
+        if (err instanceof DatabaseUnavailableError) broken ??= err;
+        const code = (err as { code?: unknown }).code;
+        if (attempt >= attempts || typeof code !== "string" || !RETRYABLE.has(code)) throw err;
+      } finally {
+        client.release(broken);
+      }
+      await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 20));
+    }
+  }
+}
