@@ -115,6 +115,10 @@ export class RawDb implements Raw {
         throw wrap(err);
       }
       let broken: Error | undefined;
+      // A checked-out client whose server session ends emits 'error' (the statement in
+      // flight fails too): unhandled, that event would end the process.
+      const onError = (e: Error) => (broken ??= e);
+      client.on("error", onError);
       try {
         await run(client, Prisma.sql`BEGIN`);
         const out = await fn(rawOn(client));
@@ -126,6 +130,7 @@ export class RawDb implements Raw {
         const code = (err as { code?: unknown }).code;
         if (attempt >= attempts || typeof code !== "string" || !RETRYABLE.has(code)) throw err;
       } finally {
+        client.removeListener("error", onError);
         client.release(broken);
       }
       await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 20));

@@ -1,0 +1,120 @@
+import { admitBatch, resolveSimulation } from "@simbatch/core";
+import { createDb, DatabaseUnavailableError, inRawTransaction, isDatabaseUnavailable, Prisma, rawOf, type Db } from "@simbatch/db";
+import { TestEnv, withAdminClient } from "@simbatch/testing";
+import { freePort } from "../support/processes.ts";
+import { scripted } from "../support/stack.ts";
+
+/** The direct raw path (packages/db raw.ts): the values it returns, its transactions, its outages. */
+describe("raw statements through pg", () => {
+  const env = new TestEnv();
+  let db: Db;
+  beforeAll(async () => {
+    await env.setup();
+    db = env.core.db;
+  });
+  afterAll(() => env.teardown());
+
+  it("returns each column type as the same statement through Prisma does", async () => {
+    const q = Prisma.sql`
+      SELECT 9007199254740993::bigint AS big, count(*) AS n, 7::int AS small, 1.5::float8 AS f, true AS yes, NULL::text AS nothing,
+        '2026-11-30 21:24:10.123'::timestamp AS at, '2026-11-30 21:24:10.123+02'::timestamptz AS atz, '2026-02-01'::date AS day,
+        '{"a":[1,2]}'::jsonb AS doc, ARRAY['x','y']::text[] AS names, 'enterprise'::"Tier" AS tier, ${"a"}::text AS param
+      FROM (VALUES (1), (2)) v(x)`;
+    const [direct] = await rawOf(db).$queryRaw<Record<string, unknown>[]>(q);
+    const [viaPrisma] = await db.$queryRaw<Record<string, unknown>[]>(q);
+    expect(direct).toEqual(viaPrisma);
+    expect(direct).toMatchObject({ big: 9007199254740993n, n: 2n, at: new Date("2026-11-30T21:24:10.123Z"), day: new Date("2026-02-01T00:00:00Z") });
+  });
+
+  it("sends Date, bigint, array and null parameters as Prisma does", async () => {
+    const at = new Date("2026-03-04T05:06:07.089Z");
+    const sql = Prisma.sql`SELECT ${at}::timestamp AS at, ${12345678901234n}::bigint + 1 AS big, ${["p", "q"]}::text[] AS arr, ${null}::text AS n`;
+    const [direct] = await rawOf(db).$queryRaw<Record<string, unknown>[]>(sql);
+    expect(direct).toEqual({ at, big: 12345678901235n, arr: ["p", "q"], n: null });
+    expect(direct).toEqual((await db.$queryRaw<Record<string, unknown>[]>(sql))[0]);
+  });
+
+  it("commits a transaction's statements together, rolls all back on an error, and counts executed rows", async () => {
+    await db.$executeRaw`CREATE TABLE raw_t (k text PRIMARY KEY, v int)`;
+    const n = await inRawTransaction(db, async (tx) => {
+      await tx.$executeRaw`INSERT INTO raw_t VALUES ('a', 1), ('b', 2)`;
+      return tx.$executeRaw`UPDATE raw_t SET v = v + 10`;
+    });
+    expect(n).toBe(2);
+    await expect(
+      inRawTransaction(db, async (tx) => {
+        await tx.$executeRaw`UPDATE raw_t SET v = 0`;
+        throw new Error("refused halfway");
+      }),
+    ).rejects.toThrow("refused halfway");
+    expect(await db.$queryRaw`SELECT k, v FROM raw_t ORDER BY k`).toEqual([
+      { k: "a", v: 11 },
+      { k: "b", v: 12 },
+    ]);
+  });
+
+  it("runs a transaction that lost a deadlock again, so both writers get through", async () => {
+    await db.$executeRaw`CREATE TABLE raw_d (k text PRIMARY KEY, v int)`;
+    await db.$executeRaw`INSERT INTO raw_d VALUES ('x', 0), ('y', 0)`;
+    let runs = 0;
+    // Two transactions lock x and y in opposite orders, each waiting for the other's first lock.
+    const locked = { a: false, b: false };
+    const writer = (first: string, second: string, me: "a" | "b", other: "a" | "b") =>
+      inRawTransaction(db, async (tx) => {
+        runs++;
+        await tx.$executeRaw`UPDATE raw_d SET v = v + 1 WHERE k = ${first}`;
+        locked[me] = true;
+        for (const deadline = Date.now() + 5_000; !locked[other] && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 5));
+        await tx.$executeRaw`UPDATE raw_d SET v = v + 1 WHERE k = ${second}`;
+      });
+    await Promise.all([writer("x", "y", "a", "b"), writer("y", "x", "b", "a")]);
+    expect(runs).toBeGreaterThanOrEqual(3);
+    expect(await db.$queryRaw`SELECT k, v FROM raw_d ORDER BY k`).toEqual([
+      { k: "x", v: 2 },
+      { k: "y", v: 2 },
+    ]);
+  });
+
+  it("reports a server that is not there, and one that ends its sessions, as unavailable (a 503), not as a bug", async () => {
+    const dead = createDb({ url: `postgresql://postgres@127.0.0.1:${await freePort()}/nothing` });
+    const refused = await rawOf(dead).$queryRaw`SELECT 1`.catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(DatabaseUnavailableError);
+    expect(isDatabaseUnavailable(refused)).toBe(true);
+    await dead.$disconnect();
+
+    const victim = createDb({ url: env.databaseUrl, poolSize: 1 });
+    const cut = inRawTransaction(
+      victim,
+      async (tx) => {
+        const [me] = await tx.$queryRaw<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+        await withAdminClient((admin) => admin.query("SELECT pg_terminate_backend($1)", [me!.pid]));
+        await tx.$queryRaw`SELECT 1`;
+      },
+      1,
+    ).catch((e: unknown) => e);
+    expect(isDatabaseUnavailable(await cut)).toBe(true);
+    // The pool dropped the dead connection: the next statement gets a new one.
+    expect(await rawOf(victim).$queryRaw`SELECT 1 AS one`).toEqual([{ one: 1 }]);
+    await victim.$disconnect();
+    // A SQL error is the caller's bug, never an outage.
+    expect(isDatabaseUnavailable(await rawOf(db).$queryRaw`SELECT nope`.catch((e: unknown) => e))).toBe(false);
+  });
+
+  it("admits a batch in one statement for the tier authentication saw, and through the counted path once that tier changed", async () => {
+    await env.user("was-enterprise", "enterprise");
+    const sims = Array.from({ length: 3 }, (_, i) => {
+      const r = resolveSimulation(env.core.catalog, scripted({ steps: 1 }), `simulations.${i}`);
+      if (!r.ok) throw new Error("bad simulation");
+      return r.value;
+    });
+    const opts = { parallelJobs: 3, failFast: false, budgetCapMicros: null, priority: 50, metadata: null };
+    const ok = await admitBatch(env.core, "was-enterprise", sims, opts, null, "enterprise");
+    expect(ok.created?.totalJobs).toBe(3);
+    expect(await db.simulationJob.count({ where: { batchId: ok.created!.id } })).toBe(3);
+    // Downgraded to free after authentication read "enterprise": free's batch limit (and quotas) apply.
+    await db.user.update({ where: { id: "was-enterprise" }, data: { tier: "free" } });
+    const many = Array.from({ length: env.core.limits.free.maxBatchSize + 1 }, () => sims[0]!);
+    await expect(admitBatch(env.core, "was-enterprise", many, opts, null, "enterprise")).rejects.toMatchObject({ code: "BatchTooLarge" });
+    expect(await db.batch.count({ where: { ownerId: "was-enterprise" } })).toBe(1);
+  });
+});
