@@ -66,38 +66,52 @@ export interface ClaimBatchResult {
 }
 
 /**
- * Collects the calls made within one tick (a setImmediate window) and runs them
- * as one batch; every caller gets its own item's answer, or the batch's error.
+ * Collects calls and runs them in batches; every caller gets its own item's
+ * answer, or its batch's error. A batch starts at the end of the tick its first
+ * call was made in (a setImmediate window), and at most `maxInFlight` batches run
+ * at once: calls made while they run wait and go together in the next one. Under
+ * load the batches grow by themselves (a statement per tick made many small
+ * statements contend for the same counter rows, each paying planning, triggers
+ * and a commit); idle, a call waits for nothing but its own tick.
  */
 export class TickBatcher<I, O> {
   private pending: { item: I; resolve: (o: O) => void; reject: (e: unknown) => void }[] = [];
   private scheduled = false;
+  private inFlight = 0;
 
   constructor(
     private readonly run: (items: I[]) => Promise<O[]>,
     private readonly maxBatch = 200,
+    private readonly maxInFlight = 1,
   ) {}
 
   submit(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
       this.pending.push({ item, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
+      this.schedule();
     });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.pending.length === 0 || this.inFlight >= this.maxInFlight) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
   }
 
   private flush(): void {
     this.scheduled = false;
-    const all = this.pending;
-    this.pending = [];
-    for (let i = 0; i < all.length; i += this.maxBatch) {
-      const batch = all.slice(i, i + this.maxBatch);
-      this.run(batch.map((b) => b.item)).then(
-        (out) => batch.forEach((b, k) => b.resolve(out[k]!)),
-        (err) => batch.forEach((b) => b.reject(err)),
-      );
+    while (this.pending.length > 0 && this.inFlight < this.maxInFlight) {
+      const batch = this.pending.splice(0, this.maxBatch);
+      this.inFlight++;
+      this.run(batch.map((b) => b.item))
+        .then(
+          (out) => batch.forEach((b, k) => b.resolve(out[k]!)),
+          (err) => batch.forEach((b) => b.reject(err)),
+        )
+        .finally(() => {
+          this.inFlight--;
+          this.schedule();
+        });
     }
   }
 }
@@ -274,7 +288,8 @@ export async function claimJob(db: Db, jobId: string, maxAttempts = DEFAULT_MAX_
 }
 
 /**
- * Claims of one worker process made within the same tick share one statement.
+ * Claims of one worker process made within the same tick, or while its previous
+ * claim statement runs, share one statement (see TickBatcher).
  * A job asked for twice in one window is claimed once per ask, in turn, as if
  * the asks had come one after the other.
  */
@@ -453,7 +468,7 @@ export async function storeResult(
 }
 
 /**
- * The results of runs completed within the same tick are stored together (see
+ * The results of runs completed within the same tick (or while the previous write runs) are stored together (see
  * storeResults). `store` resolves true when the result was stored, false when
  * the attempt is stale.
  */
@@ -508,7 +523,7 @@ export async function recordOutcomes(db: Db, items: OutcomeToRecord[]): Promise<
   return new Set(written.map((w) => `${w.job_id}:${w.attempt}`));
 }
 
-/** Outcomes recorded within the same tick share one statement (see recordOutcomes). */
+/** Outcomes recorded within the same tick (or while the previous write runs) share one statement (see recordOutcomes). */
 export class OutcomeWriter {
   private readonly batcher: TickBatcher<OutcomeToRecord, boolean>;
 
