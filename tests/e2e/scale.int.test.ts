@@ -5,7 +5,7 @@ import pg from "pg";
 import request from "supertest";
 import { wireApi } from "@simbatch/api";
 import { periodOf } from "@simbatch/contracts";
-import { activeJob, dispatch, evaluateBatches, listBatches, listJobs, SideEffects, type CoreDeps } from "@simbatch/core";
+import { activeJob, dispatch, evaluateBatches, listBatches, listJobs, LOOKAHEAD_PER_SLOT, SideEffects, type CoreDeps } from "@simbatch/core";
 import { inTransaction, Prisma, type Db } from "@simbatch/db";
 import { PrismaClient } from "@simbatch/db/src/generated/client.ts";
 import type { ApiCallFlusher } from "@simbatch/queue";
@@ -27,7 +27,7 @@ import { counterDrift as sharedCounterDrift } from "../support/invariants.ts";
 const ROOT = path.resolve(__dirname, "../..");
 const CAPACITY = 50;
 /** capacity x (1 + LOOKAHEAD_PER_SLOT) */
-const WINDOW = CAPACITY * 2;
+const WINDOW = CAPACITY * (1 + LOOKAHEAD_PER_SLOT);
 const MAIN = "scale-main";
 const OTHERS = ["scale-u1", "scale-u2", "scale-u3", "scale-u4", "scale-u5"];
 const BACKGROUND_USERS = 2_000;

@@ -17,7 +17,7 @@ export const DISPATCH_LOCK = 0x51b_a7c4;
  * parallel_jobs, tier concurrency and budgets count released jobs as running,
  * so they stay exact; strict priority holds through `overtake` (see planDispatch).
  */
-export const LOOKAHEAD_PER_SLOT = 1;
+export const LOOKAHEAD_PER_SLOT = 2;
 
 /**
  * How far overtaking may grow the jobs released or running, in windows
@@ -231,8 +231,8 @@ const inFlight = new WeakMap<CoreDeps, InFlight>();
 
 /**
  * Shortest gap between the start of one pass and the next one of a burst. Under
- * load every read of events asks for a pass; the look-ahead keeps a slot's worth
- * of jobs queued per worker slot, so one pass per gap releases as much as one per
+ * load every read of events asks for a pass; the look-ahead keeps two jobs
+ * queued per worker slot, so one pass per gap releases as much as one per
  * read would, at a fraction of the statements.
  */
 export const DISPATCH_MIN_GAP_MS = 10;
