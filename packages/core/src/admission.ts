@@ -211,9 +211,8 @@ export async function admitBatch(
   idem?: Idempotency<Batch>,
 ): Promise<Admitted<Batch>> {
   const estimates = sims.map((s) => s.estimatedCostMicros);
-  const batchId = newBatchId();
-  const jobIds = sims.map(() => newJobId());
-  const insert = (gate: Prisma.Sql, period: string) => batchInsert(batchId, jobIds, userId, sims, opts, requestId, period, gate);
+  const nb: NewBatch = { batchId: newBatchId(), jobIds: sims.map(() => newJobId()), userId, sims, opts, requestId };
+  const insert = (gate: Prisma.Sql, period: string) => batchInsert(nb, period, gate);
   if (!idem && tierHint && !countsMatter(deps.limits[tierHint], "batch")) {
     const now = deps.clock.now();
     const refusal = batchRefusal(tierHint, UNCOUNTED, deps.limits[tierHint], estimates, opts.budgetCapMicros, now);
@@ -222,7 +221,7 @@ export async function admitBatch(
       WITH u AS (SELECT tier::text AS tier FROM users WHERE id = ${userId} FOR SHARE),
       gate AS (SELECT 1 FROM u WHERE u.tier = ${tierHint}),
       ${insert(Prisma.sql`gate`, periodOf(now))}`;
-    if (row?.created_at) return { created: admittedRow(batchId, jobIds, userId, sims, opts, requestId, row.created_at), replay: null };
+    if (row?.created_at) return { created: admittedRow(nb, row.created_at), replay: null };
   }
   return inRawTransaction(deps.db, async (tx) => {
     const now = deps.clock.now();
@@ -234,10 +233,20 @@ export async function admitBatch(
     const refusal = batchRefusal(tier, q, l, estimates, opts.budgetCapMicros, now);
     if (refusal) throw refusal;
     const [created] = await tx.$queryRaw<{ created_at: Date }[]>`WITH ${insert(Prisma.sql`(SELECT 1) AS gate`, periodOf(now))}`;
-    const batch = admittedRow(batchId, jobIds, userId, sims, opts, requestId, created!.created_at);
+    const batch = admittedRow(nb, created!.created_at);
     if (idem) await rememberResponse(tx, idem.request, idem.respond(batch), now);
     return { created: batch, replay: null };
   });
+}
+
+/** A batch about to be admitted: its ids are made before the statement that writes it. */
+interface NewBatch {
+  batchId: string;
+  jobIds: string[];
+  userId: string;
+  sims: ResolvedSimulation[];
+  opts: BatchOptions;
+  requestId: string | null;
 }
 
 /**
@@ -245,16 +254,7 @@ export async function admitBatch(
  * from a jsonb array) when `gate` yields a row, and selects the batch's
  * `created_at` (null when nothing was inserted).
  */
-function batchInsert(
-  batchId: string,
-  jobIds: string[],
-  userId: string,
-  sims: ResolvedSimulation[],
-  opts: BatchOptions,
-  requestId: string | null,
-  period: string,
-  gate: Prisma.Sql,
-): Prisma.Sql {
+function batchInsert({ batchId, jobIds, userId, sims, opts, requestId }: NewBatch, period: string, gate: Prisma.Sql): Prisma.Sql {
   const total = sims.reduce((a, s) => a + s.estimatedCostMicros, 0);
   const jobs = JSON.stringify(
     sims.map((s, i) => ({
@@ -295,15 +295,7 @@ function batchInsert(
 }
 
 /** The admitted batch as written (the 202 body is built from it, not read back). */
-function admittedRow(
-  batchId: string,
-  jobIds: string[],
-  userId: string,
-  sims: ResolvedSimulation[],
-  opts: BatchOptions,
-  requestId: string | null,
-  createdAt: Date,
-): Batch {
+function admittedRow({ batchId, jobIds, userId, sims, opts, requestId }: NewBatch, createdAt: Date): Batch {
   return {
     id: batchId,
     ownerId: userId,
