@@ -14,6 +14,7 @@ import { Client } from "pg";
 import { upsertUser, createApiKey } from "@simbatch/core";
 import { createRedis } from "@simbatch/queue";
 import globalSetup from "@simbatch/testing/src/global-setup.ts";
+import globalTeardown from "@simbatch/testing/src/global-teardown.ts";
 import { TestEnv, waitFor } from "@simbatch/testing";
 import { freePort, run, stopAll, waitHttp, type Proc } from "../tests/support/processes.ts";
 
@@ -278,6 +279,8 @@ async function main(): Promise<void> {
     if (process.env.BENCH_KEEP_OUTPUT) require("node:fs").writeFileSync("/tmp/api.out", svc.procs.api.output());
     await stopAll(Object.values(svc.procs));
     await svc.env.teardown();
+    // The migrated template the test setup made for this run (jest's global teardown does this for tests).
+    await globalTeardown();
   }
   process.exit(0);
 }
