@@ -34,6 +34,16 @@ describe("raw statements through pg", () => {
     expect(direct).toEqual((await db.$queryRaw<Record<string, unknown>[]>(sql))[0]);
   });
 
+  it("sends a Date as the same instant whatever the session's time zone", async () => {
+    const at = new Date("2026-03-04T05:06:07.089Z");
+    const [row] = await inRawTransaction(db, async (tx) => {
+      await tx.$executeRaw`SET LOCAL TIME ZONE 'America/New_York'`;
+      return tx.$queryRaw<{ same: boolean; wall: Date }[]>`
+        SELECT ${at}::timestamptz = '2026-03-04 05:06:07.089+00'::timestamptz AS same, ${at}::timestamp AS wall`;
+    });
+    expect(row).toEqual({ same: true, wall: at });
+  });
+
   it("commits a transaction's statements together, rolls all back on an error, and counts executed rows", async () => {
     await db.$executeRaw`CREATE TABLE raw_t (k text PRIMARY KEY, v int)`;
     const n = await inRawTransaction(db, async (tx) => {

@@ -65,8 +65,13 @@ function toSql(query: TemplateStringsArray | Prisma.Sql, values: unknown[]): Pri
   return query instanceof Prisma.Sql ? query : Prisma.sql(query, ...values);
 }
 
-/** Dates go as UTC text: the columns are `timestamp` without zone holding UTC (as Prisma writes them). */
-const param = (v: unknown) => (v instanceof Date ? v.toISOString().replace("Z", "") : v);
+/**
+ * Dates go as ISO text in UTC: a `timestamp` column (without zone, holding UTC as
+ * Prisma writes it) takes the wall time and ignores the zone, a `timestamptz`
+ * reads the zone, so neither depends on the session's TimeZone (node-postgres
+ * itself would send the process's local time).
+ */
+const param = (v: unknown) => (v instanceof Date ? v.toISOString() : v);
 
 async function run(on: Queryable, sql: Prisma.Sql): Promise<pg.QueryResult> {
   try {
