@@ -1,9 +1,10 @@
+import pg from "pg";
 import { Prisma } from "./generated/client.ts";
-import { DatabaseUnavailableError } from "./raw.ts";
 
 /**
  * How Postgres failures are told apart, by Prisma error code and driver error
- * kind, never by the text of a message.
+ * kind, never by the text of a message (but for pg's own connection errors, which
+ * carry nothing else: see isPgOutage).
  *
  * Through @prisma/adapter-pg an outage surfaces as a PrismaClientKnownRequestError:
  * model queries and transactions carry the connection code (P1001 when the
@@ -29,11 +30,37 @@ const OUTAGE_CODES = new Set([
 /** @prisma/adapter-pg's `DriverAdapterError.cause.kind` values for the same conditions. */
 const OUTAGE_KINDS = new Set(["DatabaseNotReachable", "ConnectionClosed", "SocketTimeout", "TlsConnectionError", "TooManyConnections"]);
 
-/** Postgres SQLSTATEs of a server going away: class 08 (connection exception) and 57P01-57P03 (shutdown, crash, starting up). */
-const isOutageSqlState = (code: string): boolean => code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03";
+/**
+ * Postgres SQLSTATEs of a server going away or full: class 08 (connection exception),
+ * 57P01-57P03 (shutdown, crash, starting up) and 53300 (too many connections).
+ */
+const isOutageSqlState = (code: string): boolean => code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03" || code === "53300";
 
 /** Node socket errors (from pg before the adapter maps them). */
 const SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EPIPE", "EAI_AGAIN"]);
+
+/** A raw statement of the direct path (raw.ts) failed because Postgres cannot be reached or went away (a 503). */
+export class DatabaseUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super(`database unavailable: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    this.name = "DatabaseUnavailableError";
+  }
+}
+
+/**
+ * What node-postgres throws when the server is gone: a server error with an outage
+ * SQLSTATE, a socket error with its system code, or one of pg's own errors for a
+ * connection that ended or could not be had from the pool in time. Those last carry
+ * no code, so they are the one place told apart by their text (pg raises them only
+ * from its connection handling).
+ */
+export function isPgOutage(err: unknown): boolean {
+  if (err instanceof pg.DatabaseError) return isOutageSqlState(err.code ?? "");
+  const e = err as { code?: unknown; message?: unknown };
+  if (typeof e?.code === "string" && SOCKET_CODES.has(e.code)) return true;
+  const msg = typeof e?.message === "string" ? e.message : "";
+  return /^Connection terminated|^timeout exceeded when trying to connect|^Client has encountered a connection error/.test(msg);
+}
 
 interface DriverCause {
   kind?: unknown;
@@ -63,9 +90,8 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     }
     if (e instanceof Prisma.PrismaClientInitializationError) return e.errorCode !== undefined && OUTAGE_CODES.has(e.errorCode);
     if (e instanceof Prisma.PrismaClientRustPanicError || e instanceof Prisma.PrismaClientValidationError) return false;
-    // pg's own errors, should one reach us unwrapped: a socket error carries its system code.
-    const sys = e as { code?: unknown; syscall?: unknown };
-    if (typeof sys.code === "string" && typeof sys.syscall === "string" && SOCKET_CODES.has(sys.code)) return true;
+    // pg's own errors, should one reach us unwrapped.
+    if (isPgOutage(e)) return true;
   }
   return false;
 }

@@ -1,5 +1,6 @@
 import pg from "pg";
 import { Prisma } from "./generated/client.ts";
+import { DatabaseUnavailableError, isPgOutage } from "./errors.ts";
 
 /**
  * The raw-SQL surface the hot paths use: `$queryRaw` and `$executeRaw` as tagged
@@ -19,35 +20,7 @@ export interface Raw {
   $executeRaw(query: TemplateStringsArray | Prisma.Sql, ...values: unknown[]): Promise<number>;
 }
 
-/** A raw statement failed because Postgres cannot be reached or went away (a 503, see errors.ts). */
-export class DatabaseUnavailableError extends Error {
-  constructor(cause: unknown) {
-    super(`database unavailable: ${(cause as Error)?.message ?? String(cause)}`, { cause });
-    this.name = "DatabaseUnavailableError";
-  }
-}
-
-/** Node socket errors and pool timeouts: the server is not there. */
-const SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EPIPE", "EAI_AGAIN"]);
-
-/**
- * What pg throws when the server is gone: socket errors with their system code,
- * SQLSTATE class 08 / 57P01-03 / 53300 from the server, and its own errors for a
- * connection that ended or could not be had from the pool in time (those carry no
- * code; pg raises them only from its connection handling).
- */
-function isOutage(err: unknown): boolean {
-  if (err instanceof pg.DatabaseError) {
-    const c = err.code ?? "";
-    return c.startsWith("08") || c === "57P01" || c === "57P02" || c === "57P03" || c === "53300";
-  }
-  const e = err as { code?: unknown; message?: unknown };
-  if (typeof e?.code === "string" && SOCKET_CODES.has(e.code)) return true;
-  const msg = typeof e?.message === "string" ? e.message : "";
-  return /^Connection terminated|^timeout exceeded when trying to connect|^Client has encountered a connection error/.test(msg);
-}
-
-const wrap = (err: unknown): unknown => (isOutage(err) ? new DatabaseUnavailableError(err) : err);
+const wrap = (err: unknown): unknown => (isPgOutage(err) ? new DatabaseUnavailableError(err) : err);
 
 /** Column types parsed as Prisma's raw queries return them: int8 as bigint, timestamps (stored without zone) as UTC. */
 const parsers: Record<number, (v: string) => unknown> = {
