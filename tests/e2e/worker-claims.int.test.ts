@@ -78,6 +78,30 @@ describe("claims and results", () => {
     expect((await db().batch.findUniqueOrThrow({ where: { id: batchId } })).startedAt).toEqual(after.startedAt);
   });
 
+  it("claims without writing the owner's counter row, so a claim never waits for a release or a job end holding it", async () => {
+    const { jobIds } = await releasedBatch(4);
+    const counterRow = async () =>
+      (await db().$queryRaw<{ v: string; active_jobs: number }[]>`SELECT xmin::text AS v, active_jobs FROM user_counters WHERE user_id = ${u.id}`)[0];
+    const before = await counterRow();
+    // Another transaction holds the row, as a dispatch pass or an event read does until it commits.
+    const holder = new Client({ connectionString: stack.env.databaseUrl });
+    await holder.connect();
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT 1 FROM user_counters WHERE user_id = $1 FOR UPDATE", [u.id]);
+      const claimed = await Promise.race([
+        claimJobs(db(), jobIds).then((r) => [...r.results.values()].filter((x) => x.kind === "claimed").length),
+        new Promise<string>((resolve) => setTimeout(() => resolve("still waiting for the counter row"), 5_000).unref()),
+      ]);
+      expect(claimed).toBe(4);
+    } finally {
+      await holder.query("ROLLBACK");
+      await holder.end();
+    }
+    // The release counted these jobs as active; starting them changes no count.
+    expect(await counterRow()).toEqual(before);
+  });
+
   it("starts a batch whose row another transaction held during the claim, once that transaction ends", async () => {
     const { batchId, jobIds } = await releasedBatch(1);
     const holder = new Client({ connectionString: stack.env.databaseUrl });
