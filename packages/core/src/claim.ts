@@ -1,5 +1,6 @@
 import { periodOf } from "@simbatch/contracts";
-import { Prisma, rawOf, type Db } from "@simbatch/db";
+import { prepared, Prisma, rawOf, type Db } from "@simbatch/db";
+import { activeById } from "./sql.ts";
 
 /** Default cap on a job's attempts (MAX_JOB_ATTEMPTS). */
 export const DEFAULT_MAX_JOB_ATTEMPTS = 5;
@@ -167,14 +168,15 @@ export async function claimJobs(db: Db, jobIds: string[], maxAttempts = DEFAULT_
       exhausted: ExhaustedRow[] | string | null;
       finished: { id: string; attempt: number }[] | string | null;
     }[]
-  >`
+  >(
+    prepared(Prisma.sql`
     WITH cand AS (
       SELECT j.id, j.status::text AS status, j.attempts, j.owner_id, j.batch_id, j.request_id,
         (j.cost_micros - j.carried_cost_micros) AS attempt_cost, (j.tokens_used - j.carried_tokens) AS attempt_tokens,
         (j.status = 'RUNNING' AND EXISTS (SELECT 1 FROM job_attempt_outcomes o WHERE o.job_id = j.id AND o.attempt = j.attempts)) AS ended
       FROM simulation_jobs j
       WHERE j.id = ANY(${ids}::text[]) AND NOT j.cancel_requested
-        AND ((j.status = 'PENDING' AND j.released_at IS NOT NULL) OR j.status = 'RUNNING')
+        AND ${activeById("j")}
       FOR UPDATE OF j
     ), exhausted AS (
       INSERT INTO job_attempt_outcomes (job_id, attempt, status, cost_micros, tokens, error_message, ended_at)
@@ -219,7 +221,8 @@ export async function claimJobs(db: Db, jobIds: string[], maxAttempts = DEFAULT_
         WHERE b.status = 'PENDING' AND c.batch_id NOT IN (SELECT s.id FROM started s)) AS skipped_batches,
       (SELECT json_agg(json_build_object('id', x.job_id, 'attempt', x.attempt, 'cost', x.cost_micros, 'tokens', x.tokens, 'error', x.error_message,
         'request_id', (SELECT c.request_id FROM cand c WHERE c.id = x.job_id))) FROM exhausted x) AS exhausted,
-      (SELECT json_agg(json_build_object('id', c.id, 'attempt', c.attempts)) FROM cand c WHERE c.ended) AS finished`;
+      (SELECT json_agg(json_build_object('id', c.id, 'attempt', c.attempts)) FROM cand c WHERE c.ended) AS finished`),
+  );
   const parse = <T>(v: T[] | string | null | undefined): T[] => (v == null ? [] : typeof v === "string" ? (JSON.parse(v) as T[]) : v);
   for (const r of parse(out?.claimed)) results.set(r.id, { kind: "claimed", job: toClaimedJob(r) });
   for (const x of parse(out?.exhausted)) {

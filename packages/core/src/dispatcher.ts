@@ -1,6 +1,6 @@
-import { activeJob } from "./sql.ts";
+import { activeJob, waitingById } from "./sql.ts";
 import { periodOf } from "@simbatch/contracts";
-import { inRawTransaction, Prisma, type Raw } from "@simbatch/db";
+import { inRawTransaction, prepared, Prisma, type Raw } from "@simbatch/db";
 import type { Tier } from "@simbatch/config";
 import type { CoreDeps } from "./deps.ts";
 import { planDispatch, type Candidate, type PlanInput } from "./dispatch-plan.ts";
@@ -59,7 +59,8 @@ interface CandidateRow {
  */
 async function loadInput(tx: Raw, deps: CoreDeps, free: number): Promise<PlanInput> {
   const period = periodOf(deps.clock.now());
-  const userRows = await tx.$queryRaw<UserRow[]>`
+  const userRows = await tx.$queryRaw<UserRow[]>(
+    prepared(Prisma.sql`
     SELECT o.owner_id AS user_id, u.tier::text AS tier, COALESCE(c.active_jobs, 0) AS active_jobs, c.last_released_at, p.cost_micros AS cost_used
     FROM (
       SELECT DISTINCT b.owner_id FROM batches b WHERE b.waiting_jobs > 0 AND b.stop_reason IS NULL AND b.status IN ('PENDING', 'RUNNING') AND NOT b.paused
@@ -67,7 +68,8 @@ async function loadInput(tx: Raw, deps: CoreDeps, free: number): Promise<PlanInp
       SELECT DISTINCT j.owner_id FROM simulation_jobs j WHERE j.batch_id IS NULL AND j.status = 'PENDING' AND j.released_at IS NULL
     ) o JOIN users u ON u.id = o.owner_id
       LEFT JOIN LATERAL (SELECT c.active_jobs, c.last_released_at FROM user_counters c WHERE c.user_id = o.owner_id LIMIT 1) c ON true
-      LEFT JOIN LATERAL (SELECT p.cost_micros FROM usage_periods p WHERE p.user_id = o.owner_id AND p.period = ${period} LIMIT 1) p ON true`;
+      LEFT JOIN LATERAL (SELECT p.cost_micros FROM usage_periods p WHERE p.user_id = o.owner_id AND p.period = ${period} LIMIT 1) p ON true`),
+  );
   const users: PlanInput["users"] = new Map();
   const eligible: string[] = [];
   for (const u of userRows) {
@@ -85,7 +87,8 @@ async function loadInput(tx: Raw, deps: CoreDeps, free: number): Promise<PlanInp
   }
   const groups: PlanInput["groups"] = new Map();
   if (eligible.length === 0) return { free, groups, users };
-  const candidates = await tx.$queryRaw<CandidateRow[]>`
+  const candidates = await tx.$queryRaw<CandidateRow[]>(
+    prepared(Prisma.sql`
     SELECT j.id, b.owner_id, b.id AS batch_id, j.batch_index, b.priority, j.estimated_cost_micros, j.created_at, j.request_id,
       b.parallel_jobs, b.active_jobs, b.budget_cap_micros, (b.charged_micros + b.active_estimate_micros)::bigint AS committed_micros
     FROM unnest(${eligible}::text[]) AS owner(id)
@@ -114,7 +117,8 @@ async function loadInput(tx: Raw, deps: CoreDeps, free: number): Promise<PlanInp
       WHERE j.owner_id = owner.id AND j.batch_id IS NULL AND j.status = 'PENDING' AND j.released_at IS NULL
       ORDER BY j.created_at LIMIT ${free}
     ) j
-    ORDER BY batch_id NULLS FIRST, batch_index, created_at, id`;
+    ORDER BY batch_id NULLS FIRST, batch_index, created_at, id`),
+  );
   for (const row of candidates) {
     const c: Candidate = {
       id: row.id,
@@ -178,11 +182,13 @@ async function dispatchOnce(deps: CoreDeps): Promise<number> {
   const capacity = await deps.registry.capacity();
   const effects = new SideEffects();
   const released = await inRawTransaction(deps.db, async (tx) => {
-    await tx.$executeRaw`SELECT pg_advisory_xact_lock(${DISPATCH_LOCK})`;
+    await tx.$executeRaw(prepared(Prisma.sql`SELECT pg_advisory_xact_lock(${DISPATCH_LOCK})`));
     // Busy slots: jobs released or running, counted on their partial index (at most capacity + look-ahead rows).
-    const [busy] = await tx.$queryRaw<{ n: number; queued_priority: number | null }[]>`
+    const [busy] = await tx.$queryRaw<{ n: number; queued_priority: number | null }[]>(
+      prepared(Prisma.sql`
       SELECT count(*)::int AS n, min(priority) FILTER (WHERE status = 'PENDING') AS queued_priority
-      FROM simulation_jobs WHERE ${activeJob()}`;
+      FROM simulation_jobs WHERE ${activeJob()}`),
+    );
     const window = capacity * (1 + LOOKAHEAD_PER_SLOT);
     const free = Math.max(0, window - (busy?.n ?? 0));
     const input = await loadInput(tx, deps, Math.max(window, 1));
@@ -204,10 +210,12 @@ async function dispatchOnce(deps: CoreDeps): Promise<number> {
     if (plan.release.length === 0) return [];
     // A job cancelled meanwhile (its row lock held by a cancel or a stop rule) is not
     // updated here: enqueue only what this statement really released.
-    const marked = await tx.$queryRaw<{ id: string }[]>`
+    const marked = await tx.$queryRaw<{ id: string }[]>(
+      prepared(Prisma.sql`
       UPDATE simulation_jobs SET released_at = now()
-      WHERE id IN (${Prisma.join(plan.release.map((c) => c.id))}) AND status = 'PENDING' AND released_at IS NULL
-      RETURNING id`;
+      WHERE id = ANY(${plan.release.map((c) => c.id)}::text[]) AND ${waitingById}
+      RETURNING id`),
+    );
     const ids = new Set(marked.map((r) => r.id));
     return plan.release.filter((c) => ids.has(c.id));
   });
