@@ -170,11 +170,14 @@ async function runWithReporting(
   let lastCost = 0;
   let lastSent = 0;
   let finalProgress: EventBody | null = null;
-  const batch = job.batchId ? { id: job.batchId, capMicros: job.budgetCapMicros } : null;
+  // Only a capped batch keeps a live spending total (its cap is fixed at creation).
+  const capped = job.batchId && job.budgetCapMicros !== null ? { id: job.batchId, capMicros: job.budgetCapMicros } : null;
   const outcome = await deps.engine.run(toSpec(job), {
     stepDelayMs: deps.stepDelayMs,
     onStep: async (r) => {
-      verdict = await deps.signals.stepBoundary(job.id, batch, r.costMicros - lastCost);
+      // After the last step nothing asks whether to stop: its boundary only adds the
+      // step's spending to a capped batch's live total, and without a cap it is skipped.
+      if (r.step < r.totalSteps || capped) verdict = await deps.signals.stepBoundary(job.id, capped, r.costMicros - lastCost);
       lastCost = r.costMicros;
       const progress: EventBody = {
         type: "progress",

@@ -28,6 +28,7 @@ function harness(opts: { claim: ClaimResult; stored?: boolean; verdicts?: StopVe
   const events: JobEvent[] = [];
   const stores: ResultToStore[] = [];
   const verdicts = [...(opts.verdicts ?? [])];
+  const boundaries: { jobId: string; batch: { id: string; capMicros: number | null } | null; deltaMicros: number }[] = [];
   const lines: { level: string; message: string }[] = [];
   const logger = createLogger({ service: "test", level: "error" });
   const spy = (level: string) => (message: string) => void lines.push({ level, message });
@@ -40,7 +41,12 @@ function harness(opts: { claim: ClaimResult; stored?: boolean; verdicts?: StopVe
       return opts.stored ?? true;
     },
     events: { publish: async (e: JobEvent) => void events.push(e) } as unknown as EventStream,
-    signals: { stepBoundary: async () => verdicts.shift() ?? "continue" } as unknown as StopSignals,
+    signals: {
+      stepBoundary: async (jobId: string, batch: { id: string; capMicros: number | null } | null, deltaMicros: number) => {
+        boundaries.push({ jobId, batch, deltaMicros });
+        return verdicts.shift() ?? "continue";
+      },
+    } as unknown as StopSignals,
     engine: new ScriptedEngine(),
     logger: Object.assign(Object.create(logger), { child: () => child, info: spy("info") }),
     stepDelayMs: 0,
@@ -48,7 +54,7 @@ function harness(opts: { claim: ClaimResult; stored?: boolean; verdicts?: StopVe
     shuttingDown: opts.shuttingDown ?? (() => false),
   });
   const job = { data: { jobId: "sim_000000000001", requestId: "req-1" } } as unknown as Job;
-  return { run: () => handle(job), events, stores, lines };
+  return { run: () => handle(job), events, stores, lines, boundaries };
 }
 
 describe("run-simulation handler", () => {
@@ -65,6 +71,17 @@ describe("run-simulation handler", () => {
         { level: "info", message: "simulation completed" },
       ]),
     );
+  });
+
+  it("asks for stop signals after every step but the last; a capped batch's last step still adds its spending", async () => {
+    const uncapped = harness({ claim: { kind: "claimed", job: claimed(1, { steps: 3 }) } });
+    await uncapped.run();
+    expect(uncapped.boundaries.map((b) => b.batch)).toEqual([null, null]);
+    const capped = harness({ claim: { kind: "claimed", job: { ...claimed(1, { steps: 3 }), budgetCapMicros: 5_000_000 } } });
+    await capped.run();
+    expect(capped.boundaries.map((b) => b.batch)).toEqual(Array(3).fill({ id: "bat_1", capMicros: 5_000_000 }));
+    const spent = capped.boundaries.reduce((n, b) => n + b.deltaMicros, 0);
+    expect(spent).toBe((capped.stores[0] as { costMicros: number }).costMicros);
   });
 
   it("a one-step job sends only its completed event", async () => {
