@@ -130,31 +130,36 @@ const DISPATCH_USERS = from("dispatcher.ts")`
 const DISPATCH_CANDIDATES = from("dispatcher.ts")`
     SELECT j.id, b.owner_id, b.id AS batch_id, j.batch_index, b.priority, j.estimated_cost_micros, j.created_at, j.request_id,
       b.parallel_jobs, b.active_jobs, b.budget_cap_micros, (b.charged_micros + b.active_estimate_micros)::bigint AS committed_micros
-    FROM unnest(${"eligible"}::text[]) AS owner(id)
+    FROM unnest(${"eligible"}::text[], ${"loads"}::int[]) AS owner(id, load)
     CROSS JOIN LATERAL (
-      SELECT * FROM (
-        SELECT b.*, sum(b.parallel_jobs - b.active_jobs) OVER (ORDER BY b.priority DESC, b.created_at, b.id)
-          - (b.parallel_jobs - b.active_jobs) AS slots_before
+      SELECT b.*, CASE WHEN b.priority > ${"limits.above"} THEN ${"window"} ELSE owner.load END AS reach FROM (
+        -- A batch offers what it can start: its free parallel_jobs slots, at most its waiting jobs.
+        SELECT b.*, sum(LEAST(b.parallel_jobs - b.active_jobs, b.waiting_jobs)) OVER (ORDER BY b.priority DESC, b.created_at, b.id)
+          - LEAST(b.parallel_jobs - b.active_jobs, b.waiting_jobs) AS slots_before
         FROM (
           SELECT * FROM batches b
           WHERE b.owner_id = owner.id AND b.waiting_jobs > 0 AND b.stop_reason IS NULL AND b.status IN ('PENDING', 'RUNNING') AND NOT b.paused
             AND b.active_jobs < b.parallel_jobs
-          ORDER BY b.priority DESC, b.created_at, b.id LIMIT ${"free"}
+          ORDER BY b.priority DESC, b.created_at, b.id LIMIT ${"window"}
         ) b
-      ) b WHERE b.slots_before < ${"free"}
+      ) b WHERE b.slots_before < CASE WHEN b.priority > ${"limits.above"} THEN ${"window"} ELSE owner.load END
     ) b
     CROSS JOIN LATERAL (
       SELECT * FROM simulation_jobs j
       WHERE j.batch_id = b.id AND j.status = 'PENDING' AND j.released_at IS NULL
-      ORDER BY j.batch_index LIMIT LEAST(${"free"} - b.slots_before, b.parallel_jobs - b.active_jobs)
+      ORDER BY j.batch_index LIMIT LEAST(b.reach - b.slots_before, b.parallel_jobs - b.active_jobs)
     ) j
     UNION ALL
     SELECT j.id, j.owner_id, NULL, NULL, j.priority, j.estimated_cost_micros, j.created_at, j.request_id, NULL, NULL, NULL, NULL
-    FROM unnest(${"eligible"}::text[]) AS owner(id)
+    FROM unnest(${"eligible"}::text[], ${"loads"}::int[]) AS owner(id, load)
     CROSS JOIN LATERAL (
-      SELECT * FROM simulation_jobs j
-      WHERE j.owner_id = owner.id AND j.batch_id IS NULL AND j.status = 'PENDING' AND j.released_at IS NULL
-      ORDER BY j.created_at LIMIT ${"free"}
+      SELECT * FROM (
+        SELECT j.*, row_number() OVER (ORDER BY j.created_at) AS rank FROM (
+          SELECT * FROM simulation_jobs j
+          WHERE j.owner_id = owner.id AND j.batch_id IS NULL AND j.status = 'PENDING' AND j.released_at IS NULL
+          ORDER BY j.created_at LIMIT ${"window"}
+        ) j
+      ) j WHERE j.rank <= owner.load OR j.priority > ${"limits.above"}
     ) j
     ORDER BY batch_id NULLS FIRST, batch_index, created_at, id`;
 
@@ -585,8 +590,13 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
       // tier concurrency bounds them, and enterprise users submit batches), none over the backlog of batch jobs.
       ["dispatch users", await explain("dispatch users", DISPATCH_USERS, { period: CUR }), WINDOW],
       // Bound: a few times what one pass can release (the window), not the backlog.
-      // Per eligible user: batches until their free slots reach the window, and at most the window of jobs.
-      ["dispatch candidates", await explain("dispatch candidates", DISPATCH_CANDIDATES, { eligible, free: WINDOW }), 500],
+      // Per eligible user: batches until what they can start reaches the user's reach (here the
+      // whole window, as for a user at its cost limit or jobs that may overtake), and at most that many jobs.
+      [
+        "dispatch candidates",
+        await explain("dispatch candidates", DISPATCH_CANDIDATES, { eligible, loads: eligible.map(() => WINDOW), "limits.above": 101, window: WINDOW }),
+        500,
+      ],
       ["admission quota read", await explain("admission quota read", ADMISSION_QUOTA, { period: CUR, userId: MAIN }), 0],
       ["usageView", await explain("usageView", USAGE_VIEW, { "user.id": MAIN, period: CUR }), 0],
       ["apiCallsBase", await explain("apiCallsBase", API_CALLS_BASE, { userId: MAIN, period: CUR }), 0],
@@ -653,6 +663,27 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
     expect(Object.entries(smallReads).filter(([name, n]) => n > smallBounds[name as keyof typeof smallBounds])).toEqual([]);
     // Every hot query on its indexes, within its bound (all violations listed at once).
     expect(report.filter((r) => r.seqScans.length > 0 || r.read > r.max)).toEqual([]);
+  });
+
+  it("reads a pass's candidates up to its free slots per user (batch jobs, single jobs), and a window only of jobs that may overtake", async () => {
+    const eligible = (await sql.query(`SELECT user_id FROM user_totals WHERE waiting_jobs > 0 ORDER BY user_id`)).rows.map((r) => r.user_id);
+    /** The most rows of one user and kind (its batches' jobs, its single jobs) among those `keep` selects. */
+    const most = async (load: number, above: number, keep: (priority: number) => boolean = () => true) => {
+      const bound = bind(DISPATCH_CANDIDATES, { eligible, loads: eligible.map(() => load), "limits.above": above, window: WINDOW });
+      const rows = (await sql.query(bound.text, bound.values)).rows as { owner_id: string; batch_id: string | null; priority: number }[];
+      const per = new Map<string, number>();
+      for (const r of rows.filter((r) => keep(r.priority)))
+        per.set(`${r.owner_id}:${r.batch_id === null}`, (per.get(`${r.owner_id}:${r.batch_id === null}`) ?? 0) + 1);
+      return { most: Math.max(0, ...per.values()), priorities: rows.map((r) => r.priority) };
+    };
+    expect((await most(5, 101)).most).toBe(5);
+    // A full window is read only when asked for (a user at its cost limit).
+    const all = await most(WINDOW, 101);
+    expect(all.most).toBeGreaterThan(5);
+    // Jobs above the lowest queued priority are read beyond the free slots; the others are not.
+    const top = Math.max(...all.priorities);
+    expect((await most(1, top - 1, (p) => p === top)).most).toBeGreaterThan(1);
+    expect((await most(1, top - 1, (p) => p < top)).most).toBeLessThanOrEqual(1);
   });
 
   it("lists a page of jobs and batches without reading the user's history", async () => {
