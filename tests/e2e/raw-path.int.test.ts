@@ -59,44 +59,6 @@ describe("raw statements through pg", () => {
     }
   });
 
-  it("stops preparing, says so once, and answers unprepared when the server lost a prepared statement (a pooler in transaction mode)", async () => {
-    const warnings: string[] = [];
-    const one = createDb({ url: env.databaseUrl, poolSize: 1, onWarning: (m) => warnings.push(m) });
-    const marked = (n: number) => prepared(Prisma.sql`SELECT ${n}::int + 1 AS next`);
-    const dropAll = () => rawOf(one).$executeRaw`DEALLOCATE ALL`;
-    try {
-      expect(await rawOf(one).$queryRaw(marked(1))).toEqual([{ next: 2 }]);
-      // The connection forgets it, as a transaction-mode pooler's next server connection would not know it.
-      await dropAll();
-      expect(await rawOf(one).$queryRaw(marked(2))).toEqual([{ next: 3 }]);
-      expect(warnings).toHaveLength(1);
-      expect(warnings[0]).toContain("DATABASE_PREPARED_STATEMENTS=false");
-      // From then on nothing is prepared, in or out of transactions.
-      expect(await inRawTransaction(one, (tx) => tx.$queryRaw(marked(3)))).toEqual([{ next: 4 }]);
-      expect(await rawOf(one).$queryRaw`SELECT count(*)::int AS n FROM pg_prepared_statements`).toEqual([{ n: 0 }]);
-    } finally {
-      await one.$disconnect();
-    }
-  });
-
-  it("retries a transaction whose prepared statement the server lost, unprepared", async () => {
-    const warnings: string[] = [];
-    const one = createDb({ url: env.databaseUrl, poolSize: 1, onWarning: (m) => warnings.push(m) });
-    const marked = (n: number) => prepared(Prisma.sql`SELECT ${n}::int * 3 AS triple`);
-    try {
-      await rawOf(one).$queryRaw(marked(1));
-      await rawOf(one).$executeRaw`DEALLOCATE ALL`;
-      let runs = 0;
-      const out = await inRawTransaction(one, async (tx) => {
-        runs++;
-        return tx.$queryRaw(marked(2));
-      });
-      expect({ out, runs, warnings: warnings.length }).toEqual({ out: [{ triple: 6 }], runs: 2, warnings: 1 });
-    } finally {
-      await one.$disconnect();
-    }
-  });
-
   it("sends a Date as the same instant whatever the session's time zone", async () => {
     const at = new Date("2026-03-04T05:06:07.089Z");
     const [row] = await inRawTransaction(db, async (tx) => {

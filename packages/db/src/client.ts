@@ -18,8 +18,6 @@ export interface DbOptions {
    * transaction's.
    */
   preparedStatements?: boolean;
-  /** Told once when the server lost a prepared statement and the pool stopped preparing. */
-  onWarning?: (message: string, meta: Record<string, unknown>) => void;
 }
 
 const rawClients = new WeakMap<Db, RawDb>();
@@ -32,7 +30,7 @@ export function createDb(opts: DbOptions): Db {
   // Prisma adds one only once it connects, and the direct path may never make it.
   pool.on("error", () => undefined);
   const db = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) });
-  rawClients.set(db, new RawDb(pool, opts.preparedStatements ?? true, opts.onWarning));
+  rawClients.set(db, new RawDb(pool, opts.preparedStatements ?? true));
   return db;
 }
 

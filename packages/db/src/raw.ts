@@ -75,76 +75,37 @@ function statementName(text: string): string {
   return name;
 }
 
-/**
- * Whether a pool prepares marked statements. A server that loses them between
- * statements (PgBouncer before 1.21 in transaction mode hands each transaction
- * whichever server connection is free) answers "prepared statement does not
- * exist" (26000) or "already exists" (42P05): the pool then stops preparing, says
- * so once, and the statement runs again unnamed.
- */
-interface Preparing {
-  on: boolean;
-  warn?: (message: string, meta: Record<string, unknown>) => void;
-}
-
-const PREPARED_LOST = new Set(["26000", "42P05"]);
-
-function stopPreparing(state: Preparing, err: unknown): void {
-  if (!state.on) return;
-  state.on = false;
-  state.warn?.(
-    "Postgres lost a prepared statement (a pooler in transaction mode?): statements go unprepared from now on; set DATABASE_PREPARED_STATEMENTS=false",
-    {
-      error: String(err),
-    },
-  );
-}
-
-const preparedLost = (err: unknown) => PREPARED_LOST.has(String((err as { code?: unknown }).code));
-
-/** `retry`: an autocommit statement runs again unnamed when its prepared form was lost (in a transaction the transaction is retried). */
-async function run(on: Queryable, sql: Prisma.Sql, state: Preparing = { on: false }, retry = false): Promise<pg.QueryResult> {
-  const name = state.on && marked.has(sql) ? statementName(sql.text) : undefined;
+async function run(on: Queryable, sql: Prisma.Sql, prepare = false): Promise<pg.QueryResult> {
   try {
+    const name = prepare && marked.has(sql) ? statementName(sql.text) : undefined;
     return await on.query({ text: sql.text, values: sql.values.map(param), types, ...(name ? { name } : {}) });
   } catch (err) {
-    if (name && preparedLost(err)) {
-      stopPreparing(state, err);
-      if (retry) return run(on, sql, state, false);
-    }
     throw wrap(err);
   }
 }
 
-function rawOn(on: Queryable, state: Preparing, retry: boolean): Raw {
+function rawOn(on: Queryable, prepare: boolean): Raw {
   return {
     async $queryRaw<T>(query: TemplateStringsArray | Prisma.Sql, ...values: unknown[]) {
-      return (await run(on, toSql(query, values), state, retry)).rows as T;
+      return (await run(on, toSql(query, values), prepare)).rows as T;
     },
     async $executeRaw(query: TemplateStringsArray | Prisma.Sql, ...values: unknown[]) {
-      return (await run(on, toSql(query, values), state, retry)).rowCount ?? 0;
+      return (await run(on, toSql(query, values), prepare)).rowCount ?? 0;
     },
   };
 }
 
-/** Serialization failures, deadlocks, and a prepared statement the server lost (the retry runs unprepared). */
-const RETRYABLE = new Set(["40001", "40P01", ...PREPARED_LOST]);
+const RETRYABLE = new Set(["40001", "40P01"]);
 
 /** Raw statements straight through pg on a pool (the one the Prisma client uses). */
 export class RawDb implements Raw {
   private readonly direct: Raw;
-  private readonly preparing: Preparing;
-  /**
-   * `prepare`: statements marked by `prepared` are prepared on each connection (see
-   * DbOptions.preparedStatements); `warn` hears that the server lost one and preparing stopped.
-   */
+  /** `prepare`: statements marked by `prepared` are prepared on each connection (see DbOptions.preparedStatements). */
   constructor(
     private readonly pool: pg.Pool,
-    prepare = false,
-    warn?: Preparing["warn"],
+    private readonly prepare = false,
   ) {
-    this.preparing = { on: prepare, warn };
-    this.direct = rawOn(pool, this.preparing, true);
+    this.direct = rawOn(pool, prepare);
   }
   $queryRaw<T = unknown>(query: TemplateStringsArray | Prisma.Sql, ...values: unknown[]): Promise<T> {
     return this.direct.$queryRaw<T>(query, ...values);
@@ -172,7 +133,7 @@ export class RawDb implements Raw {
       client.on("error", onError);
       try {
         await run(client, Prisma.sql`BEGIN`);
-        const out = await fn(rawOn(client, this.preparing, false));
+        const out = await fn(rawOn(client, this.prepare));
         await run(client, Prisma.sql`COMMIT`);
         return out;
       } catch (err) {

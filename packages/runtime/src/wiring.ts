@@ -54,12 +54,7 @@ export interface Wired extends CoreDeps {
  * admin CLI and the test stack call it, never `new` the clients themselves).
  */
 export function wireCore(opts: WiringOptions): Wired {
-  const db = createDb({
-    url: opts.databaseUrl,
-    poolSize: opts.dbPoolSize,
-    preparedStatements: opts.preparedStatements,
-    onWarning: (message, meta) => opts.logger.warn(message, meta),
-  });
+  const db = createDb({ url: opts.databaseUrl, poolSize: opts.dbPoolSize, preparedStatements: opts.preparedStatements });
   const redisTarget: RedisTarget = { url: opts.redisUrl, clusterNodes: opts.redisClusterNodes ?? null };
   const redis = createRedis(redisTarget, opts.redisRole);
   const keys = redisKeys(opts.redisPrefix);
@@ -126,12 +121,7 @@ export interface WiredWorker {
 
 export function wireWorker(env: WorkerEnv): WiredWorker {
   const logger = createLogger({ service: "worker", level: env.LOG_LEVEL });
-  const db = createDb({
-    url: env.DATABASE_URL,
-    poolSize: Math.min(20, env.WORKER_CONCURRENCY + 2),
-    preparedStatements: env.DATABASE_PREPARED_STATEMENTS,
-    onWarning: (message, meta) => logger.warn(message, meta),
-  });
+  const db = createDb({ url: env.DATABASE_URL, poolSize: Math.min(20, env.WORKER_CONCURRENCY + 2), preparedStatements: env.DATABASE_PREPARED_STATEMENTS });
   const redisTarget = redisTargetOf(env);
   const redis = createRedis(redisTarget, "consumer");
   const engine = createEngine({
