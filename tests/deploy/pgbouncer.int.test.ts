@@ -66,9 +66,6 @@ describe("PgBouncer (transaction pooling)", () => {
       SIM_STEP_MS: "0",
       JOB_LOCK_MS: "5000",
       USAGE_FLUSH_INTERVAL_MS: "200",
-      // Debian's PgBouncer here is older than 1.21: a statement prepared on one server
-      // connection is unknown on the next transaction's.
-      DATABASE_PREPARED_STATEMENTS: "false",
     };
     const api = run("apps/api/src/main.ts", { ...base, PORT: String(port), ADMIN_TOKEN });
     procs.push(

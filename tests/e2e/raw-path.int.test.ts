@@ -1,5 +1,5 @@
 import { admitBatch, resolveSimulation } from "@simbatch/core";
-import { createDb, DatabaseUnavailableError, inRawTransaction, isDatabaseUnavailable, prepared, Prisma, rawOf, type Db } from "@simbatch/db";
+import { createDb, DatabaseUnavailableError, inRawTransaction, isDatabaseUnavailable, Prisma, rawOf, type Db } from "@simbatch/db";
 import { TestEnv, withAdminClient } from "@simbatch/testing";
 import { freePort } from "../support/processes.ts";
 import { scripted } from "../support/stack.ts";
@@ -32,31 +32,6 @@ describe("raw statements through pg", () => {
     const [direct] = await rawOf(db).$queryRaw<Record<string, unknown>[]>(sql);
     expect(direct).toEqual({ at, big: 12345678901235n, arr: ["p", "q"], n: null });
     expect(direct).toEqual((await db.$queryRaw<Record<string, unknown>[]>(sql))[0]);
-  });
-
-  it("prepares a marked statement once per connection, with the same answers; unmarked or switched off, nothing is prepared", async () => {
-    // One connection, so that its prepared statements can be listed from a later statement on it.
-    const one = createDb({ url: env.databaseUrl, poolSize: 1 });
-    const off = createDb({ url: env.databaseUrl, poolSize: 1, preparedStatements: false });
-    const names = (d: Db) => rawOf(d).$queryRaw<{ name: string; statement: string }[]>`SELECT name, statement FROM pg_prepared_statements`;
-    const marked = (n: number) => prepared(Prisma.sql`SELECT ${n}::int * 2 AS twice, ${[`a${n}`, "b"]}::text[] AS arr`);
-    try {
-      for (const d of [one, off]) {
-        const answers = [];
-        for (const n of [1, 2, 3]) answers.push((await rawOf(d).$queryRaw<{ twice: number; arr: string[] }[]>(marked(n)))[0]);
-        answers.push(await inRawTransaction(d, async (tx) => (await tx.$queryRaw<{ twice: number; arr: string[] }[]>(marked(4)))[0]));
-        expect(answers).toEqual([1, 2, 3, 4].map((n) => ({ twice: n * 2, arr: [`a${n}`, "b"] })));
-        await rawOf(d).$queryRaw(Prisma.sql`SELECT ${5}::int AS unmarked`);
-      }
-      const listed = await names(one);
-      expect(listed).toHaveLength(1);
-      expect(listed[0]!.name).toMatch(/^sb_[0-9a-f]{20}$/);
-      expect(listed[0]!.statement).toContain("$1::int * 2");
-      expect(await names(off)).toEqual([]);
-    } finally {
-      await one.$disconnect();
-      await off.$disconnect();
-    }
   });
 
   it("sends a Date as the same instant whatever the session's time zone", async () => {

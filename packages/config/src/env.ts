@@ -22,12 +22,6 @@ export const CommonEnvSchema = z.object({
    * advisory lock, which only a direct connection keeps. Unset → DATABASE_URL.
    */
   DIRECT_DATABASE_URL: z.string().url().optional(),
-  /**
-   * Prepare the hot statements on each Postgres connection (parsed and planned once
-   * per connection, not per call). Turn off behind PgBouncer older than 1.21 in
-   * transaction mode, which cannot carry prepared statements between transactions.
-   */
-  DATABASE_PREPARED_STATEMENTS: bool.default(true),
   /** One Redis server; with REDIS_CLUSTER_NODES, only its credentials and scheme (`rediss:` = TLS) are used. */
   REDIS_URL: z.string().url().default("redis://127.0.0.1:6379"),
   /** Seed nodes of a Redis Cluster, `host:port,host:port`; set → every Redis connection is a Cluster client. */

@@ -11,13 +11,6 @@ export interface DbOptions {
   url: string;
   /** Pool size per process; default 10. */
   poolSize?: number;
-  /**
-   * Prepare the hot statements marked by `prepared` on each connection
-   * (DATABASE_PREPARED_STATEMENTS, default on). Off for PgBouncer before 1.21 in
-   * transaction mode, where a connection's prepared statements are not the next
-   * transaction's.
-   */
-  preparedStatements?: boolean;
 }
 
 const rawClients = new WeakMap<Db, RawDb>();
@@ -30,7 +23,7 @@ export function createDb(opts: DbOptions): Db {
   // Prisma adds one only once it connects, and the direct path may never make it.
   pool.on("error", () => undefined);
   const db = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) });
-  rawClients.set(db, new RawDb(pool, opts.preparedStatements ?? true));
+  rawClients.set(db, new RawDb(pool));
   return db;
 }
 

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import pg from "pg";
 import { Prisma } from "./generated/client.ts";
 import { DatabaseUnavailableError, isPgOutage } from "./errors.ts";
@@ -47,50 +46,21 @@ function toSql(query: TemplateStringsArray | Prisma.Sql, values: unknown[]): Pri
  */
 const param = (v: unknown) => (v instanceof Date ? v.toISOString() : v);
 
-/** Statements marked by `prepared`: their text never varies, so a connection may keep them parsed and planned. */
-const marked = new WeakSet<Prisma.Sql>();
-const names = new Map<string, string>();
-
-/**
- * Marks a statement whose text is the same on every call (its values are all
- * parameters, lists go as arrays) as one to prepare: on a pool made with
- * `preparedStatements`, each connection parses it once under a name derived from
- * its text, and Postgres may keep a generic plan for it (after five custom ones)
- * instead of planning every call. Elsewhere it runs as any other statement.
- * Measured under `npm run bench` with pg_stat_statements: planning was about a
- * third of the claim statement's Postgres time (1.1 ms a call) and ~1.3 ms of
- * each dispatch pass.
- */
-export function prepared(sql: Prisma.Sql): Prisma.Sql {
-  marked.add(sql);
-  return sql;
-}
-
-function statementName(text: string): string {
-  let name = names.get(text);
-  if (!name) {
-    name = `sb_${createHash("sha1").update(text).digest("hex").slice(0, 20)}`;
-    names.set(text, name);
-  }
-  return name;
-}
-
-async function run(on: Queryable, sql: Prisma.Sql, prepare = false): Promise<pg.QueryResult> {
+async function run(on: Queryable, sql: Prisma.Sql): Promise<pg.QueryResult> {
   try {
-    const name = prepare && marked.has(sql) ? statementName(sql.text) : undefined;
-    return await on.query({ text: sql.text, values: sql.values.map(param), types, ...(name ? { name } : {}) });
+    return await on.query({ text: sql.text, values: sql.values.map(param), types });
   } catch (err) {
     throw wrap(err);
   }
 }
 
-function rawOn(on: Queryable, prepare: boolean): Raw {
+function rawOn(on: Queryable): Raw {
   return {
     async $queryRaw<T>(query: TemplateStringsArray | Prisma.Sql, ...values: unknown[]) {
-      return (await run(on, toSql(query, values), prepare)).rows as T;
+      return (await run(on, toSql(query, values))).rows as T;
     },
     async $executeRaw(query: TemplateStringsArray | Prisma.Sql, ...values: unknown[]) {
-      return (await run(on, toSql(query, values), prepare)).rowCount ?? 0;
+      return (await run(on, toSql(query, values))).rowCount ?? 0;
     },
   };
 }
@@ -100,12 +70,8 @@ const RETRYABLE = new Set(["40001", "40P01"]);
 /** Raw statements straight through pg on a pool (the one the Prisma client uses). */
 export class RawDb implements Raw {
   private readonly direct: Raw;
-  /** `prepare`: statements marked by `prepared` are prepared on each connection (see DbOptions.preparedStatements). */
-  constructor(
-    private readonly pool: pg.Pool,
-    private readonly prepare = false,
-  ) {
-    this.direct = rawOn(pool, prepare);
+  constructor(private readonly pool: pg.Pool) {
+    this.direct = rawOn(pool);
   }
   $queryRaw<T = unknown>(query: TemplateStringsArray | Prisma.Sql, ...values: unknown[]): Promise<T> {
     return this.direct.$queryRaw<T>(query, ...values);
@@ -133,7 +99,7 @@ export class RawDb implements Raw {
       client.on("error", onError);
       try {
         await run(client, Prisma.sql`BEGIN`);
-        const out = await fn(rawOn(client, this.prepare));
+        const out = await fn(rawOn(client));
         await run(client, Prisma.sql`COMMIT`);
         return out;
       } catch (err) {

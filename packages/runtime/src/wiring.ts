@@ -33,8 +33,6 @@ export interface WiringOptions {
   redisRole: "producer" | "consumer";
   clock?: Clock;
   dbPoolSize?: number;
-  /** DATABASE_PREPARED_STATEMENTS; default on (see DbOptions.preparedStatements). */
-  preparedStatements?: boolean;
   /** WEBHOOK_RETRY_BASE_MS; default 5 s. */
   webhookRetryBaseMs?: number;
 }
@@ -54,7 +52,7 @@ export interface Wired extends CoreDeps {
  * admin CLI and the test stack call it, never `new` the clients themselves).
  */
 export function wireCore(opts: WiringOptions): Wired {
-  const db = createDb({ url: opts.databaseUrl, poolSize: opts.dbPoolSize, preparedStatements: opts.preparedStatements });
+  const db = createDb({ url: opts.databaseUrl, poolSize: opts.dbPoolSize });
   const redisTarget: RedisTarget = { url: opts.redisUrl, clusterNodes: opts.redisClusterNodes ?? null };
   const redis = createRedis(redisTarget, opts.redisRole);
   const keys = redisKeys(opts.redisPrefix);
@@ -105,7 +103,6 @@ export function wireFromEnv(env: CommonEnv, rawEnv: Record<string, string | unde
     logger,
     redisRole,
     webhookRetryBaseMs: env.WEBHOOK_RETRY_BASE_MS,
-    preparedStatements: env.DATABASE_PREPARED_STATEMENTS,
   });
 }
 
@@ -121,7 +118,7 @@ export interface WiredWorker {
 
 export function wireWorker(env: WorkerEnv): WiredWorker {
   const logger = createLogger({ service: "worker", level: env.LOG_LEVEL });
-  const db = createDb({ url: env.DATABASE_URL, poolSize: Math.min(20, env.WORKER_CONCURRENCY + 2), preparedStatements: env.DATABASE_PREPARED_STATEMENTS });
+  const db = createDb({ url: env.DATABASE_URL, poolSize: Math.min(20, env.WORKER_CONCURRENCY + 2) });
   const redisTarget = redisTargetOf(env);
   const redis = createRedis(redisTarget, "consumer");
   const engine = createEngine({
@@ -159,5 +156,5 @@ export function redisTargetOf(env: CommonEnv): RedisTarget {
 
 /** The admin CLI's Postgres client (a small pool: one command, then exit). */
 export function wireAdminCli(env: CommonEnv): Db {
-  return createDb({ url: env.DATABASE_URL, poolSize: 2, preparedStatements: env.DATABASE_PREPARED_STATEMENTS });
+  return createDb({ url: env.DATABASE_URL, poolSize: 2 });
 }
