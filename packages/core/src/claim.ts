@@ -168,8 +168,7 @@ export async function claimJobs(db: Db, jobIds: string[], maxAttempts = DEFAULT_
       exhausted: ExhaustedRow[] | string | null;
       finished: { id: string; attempt: number }[] | string | null;
     }[]
-  >(
-    Prisma.sql`
+  >`
     WITH cand AS (
       SELECT j.id, j.status::text AS status, j.attempts, j.owner_id, j.batch_id, j.request_id,
         (j.cost_micros - j.carried_cost_micros) AS attempt_cost, (j.tokens_used - j.carried_tokens) AS attempt_tokens,
@@ -226,8 +225,7 @@ export async function claimJobs(db: Db, jobIds: string[], maxAttempts = DEFAULT_
         WHERE b.id = ANY((SELECT ids FROM claimed_batches)::text[]) AND b.status = 'PENDING' AND b.id <> ALL (ARRAY(SELECT s.id FROM started s))) AS skipped_batches,
       (SELECT json_agg(json_build_object('id', x.job_id, 'attempt', x.attempt, 'cost', x.cost_micros, 'tokens', x.tokens, 'error', x.error_message,
         'request_id', (SELECT c.request_id FROM cand c WHERE c.id = x.job_id))) FROM exhausted x) AS exhausted,
-      (SELECT json_agg(json_build_object('id', c.id, 'attempt', c.attempts)) FROM cand c WHERE c.ended) AS finished`,
-  );
+      (SELECT json_agg(json_build_object('id', c.id, 'attempt', c.attempts)) FROM cand c WHERE c.ended) AS finished`;
   const parse = <T>(v: T[] | string | null | undefined): T[] => (v == null ? [] : typeof v === "string" ? (JSON.parse(v) as T[]) : v);
   for (const r of parse(out?.claimed)) results.set(r.id, { kind: "claimed", job: toClaimedJob(r) });
   for (const x of parse(out?.exhausted)) {

@@ -1,6 +1,6 @@
 import { activeJob, waitingById } from "./sql.ts";
 import { periodOf } from "@simbatch/contracts";
-import { inRawTransaction, Prisma, type Raw } from "@simbatch/db";
+import { inRawTransaction, type Raw } from "@simbatch/db";
 import type { Tier } from "@simbatch/config";
 import type { CoreDeps } from "./deps.ts";
 import { planDispatch, type Candidate, type PlanInput } from "./dispatch-plan.ts";
@@ -74,8 +74,7 @@ interface LoadLimits {
 async function loadInput(tx: Raw, deps: CoreDeps, limits: LoadLimits): Promise<PlanInput> {
   const { window } = limits;
   const period = periodOf(deps.clock.now());
-  const userRows = await tx.$queryRaw<UserRow[]>(
-    Prisma.sql`
+  const userRows = await tx.$queryRaw<UserRow[]>`
     SELECT o.owner_id AS user_id, u.tier::text AS tier, COALESCE(c.active_jobs, 0) AS active_jobs, c.last_released_at, p.cost_micros AS cost_used
     FROM (
       SELECT DISTINCT b.owner_id FROM batches b WHERE b.waiting_jobs > 0 AND b.stop_reason IS NULL AND b.status IN ('PENDING', 'RUNNING') AND NOT b.paused
@@ -83,8 +82,7 @@ async function loadInput(tx: Raw, deps: CoreDeps, limits: LoadLimits): Promise<P
       SELECT DISTINCT j.owner_id FROM simulation_jobs j WHERE j.batch_id IS NULL AND j.status = 'PENDING' AND j.released_at IS NULL
     ) o JOIN users u ON u.id = o.owner_id
       LEFT JOIN LATERAL (SELECT c.active_jobs, c.last_released_at FROM user_counters c WHERE c.user_id = o.owner_id LIMIT 1) c ON true
-      LEFT JOIN LATERAL (SELECT p.cost_micros FROM usage_periods p WHERE p.user_id = o.owner_id AND p.period = ${period} LIMIT 1) p ON true`,
-  );
+      LEFT JOIN LATERAL (SELECT p.cost_micros FROM usage_periods p WHERE p.user_id = o.owner_id AND p.period = ${period} LIMIT 1) p ON true`;
   const users: PlanInput["users"] = new Map();
   const eligible: string[] = [];
   const loads: number[] = [];
@@ -106,8 +104,7 @@ async function loadInput(tx: Raw, deps: CoreDeps, limits: LoadLimits): Promise<P
   }
   const groups: PlanInput["groups"] = new Map();
   if (eligible.length === 0) return { free: 0, groups, users };
-  const candidates = await tx.$queryRaw<CandidateRow[]>(
-    Prisma.sql`
+  const candidates = await tx.$queryRaw<CandidateRow[]>`
     SELECT j.id, b.owner_id, b.id AS batch_id, j.batch_index, b.priority, j.estimated_cost_micros, j.created_at, j.request_id,
       b.parallel_jobs, b.active_jobs, b.budget_cap_micros, (b.charged_micros + b.active_estimate_micros)::bigint AS committed_micros
     FROM unnest(${eligible}::text[], ${loads}::int[]) AS owner(id, load)
@@ -141,8 +138,7 @@ async function loadInput(tx: Raw, deps: CoreDeps, limits: LoadLimits): Promise<P
         ) j
       ) j WHERE j.rank <= owner.load OR j.priority > ${limits.above}
     ) j
-    ORDER BY batch_id NULLS FIRST, batch_index, created_at, id`,
-  );
+    ORDER BY batch_id NULLS FIRST, batch_index, created_at, id`;
   for (const row of candidates) {
     const c: Candidate = {
       id: row.id,
@@ -211,13 +207,11 @@ async function dispatchOnce(deps: CoreDeps): Promise<number> {
     // scan does), so on a server that never vacuums (this machine's CI Postgres runs
     // with autovacuum off) the busy count below re-read every such entry: 11,898 for
     // 149 jobs in flight after a few bench rounds, 9 ms a pass and growing.
-    await tx.$executeRaw(Prisma.sql`SELECT pg_advisory_xact_lock(${DISPATCH_LOCK}), set_config('enable_bitmapscan', 'off', true)`);
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(${DISPATCH_LOCK}), set_config('enable_bitmapscan', 'off', true)`;
     // Busy slots: jobs released or running, counted on their partial index (at most capacity + look-ahead rows).
-    const [busy] = await tx.$queryRaw<{ n: number; queued_priority: number | null }[]>(
-      Prisma.sql`
+    const [busy] = await tx.$queryRaw<{ n: number; queued_priority: number | null }[]>`
       SELECT count(*)::int AS n, min(priority) FILTER (WHERE status = 'PENDING') AS queued_priority
-      FROM simulation_jobs WHERE ${activeJob()}`,
-    );
+      FROM simulation_jobs WHERE ${activeJob()}`;
     const window = capacity * (1 + LOOKAHEAD_PER_SLOT);
     const free = Math.max(0, window - (busy?.n ?? 0));
     // Overtaking jumps the lowest-priority queued job (with none queued there is nothing
@@ -246,12 +240,10 @@ async function dispatchOnce(deps: CoreDeps): Promise<number> {
     if (plan.release.length === 0) return [];
     // A job cancelled meanwhile (its row lock held by a cancel or a stop rule) is not
     // updated here: enqueue only what this statement really released.
-    const marked = await tx.$queryRaw<{ id: string }[]>(
-      Prisma.sql`
+    const marked = await tx.$queryRaw<{ id: string }[]>`
       UPDATE simulation_jobs SET released_at = now()
       WHERE id = ANY(${plan.release.map((c) => c.id)}::text[]) AND ${waitingById}
-      RETURNING id`,
-    );
+      RETURNING id`;
     const ids = new Set(marked.map((r) => r.id));
     return plan.release.filter((c) => ids.has(c.id));
   });
