@@ -7,7 +7,10 @@ import { Stack, scripted } from "../support/stack.ts";
  * back and the batch still finishes with every job charged exactly once.
  */
 describe("losing Redis mid-batch", () => {
-  const stack = new Stack({ workers: [2], lockDurationMs: 1500 });
+  // A job that ends right across the wipe has its outcome in Postgres but its completion
+  // event gone with the stream: the sweep applies such an outcome once it is
+  // repairAfterMs old (60 s by default, longer than this test waits), so the test uses 3 s.
+  const stack = new Stack({ workers: [2], lockDurationMs: 1500, repairAfterMs: 3_000 });
   beforeAll(() => stack.start());
   afterAll(() => stack.stop());
 
@@ -39,8 +42,9 @@ describe("losing Redis mid-batch", () => {
     expect(await wipeRedis()).toBeGreaterThan(0);
     // The periodic sweep (every SWEEP_INTERVAL_MS in production; this stack's is a minute) puts the
     // work back. A job can end right across the wipe: its outcome is recorded in Postgres but its
-    // completion event is gone with the stream, so only a sweep after the wipe applies it (seen here:
-    // one such job left RUNNING when the test ran a single sweep at once).
+    // completion event is gone with the stream, so only a sweep repairAfterMs after that end applies
+    // it (seen here: one such job left RUNNING when the test ran a single sweep at once, and, in a
+    // CI run, past this test's wait while repairAfterMs was the 60 s default).
     const done = await waitFor(
       async () => {
         await stack.reconciler.sweepOnce();
