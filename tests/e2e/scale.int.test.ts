@@ -132,17 +132,18 @@ const DISPATCH_CANDIDATES = from("dispatcher.ts")`
       b.parallel_jobs, b.active_jobs, b.budget_cap_micros, (b.charged_micros + b.active_estimate_micros)::bigint AS committed_micros
     FROM unnest(${"eligible"}::text[], ${"loads"}::int[]) AS owner(id, load)
     CROSS JOIN LATERAL (
-      SELECT b.*, CASE WHEN b.priority > ${"limits.above"} THEN ${"window"} ELSE owner.load END AS reach FROM (
+      SELECT * FROM (
         -- A batch offers what it can start: its free parallel_jobs slots, at most its waiting jobs.
         SELECT b.*, sum(LEAST(b.parallel_jobs - b.active_jobs, b.waiting_jobs)) OVER (ORDER BY b.priority DESC, b.created_at, b.id)
-          - LEAST(b.parallel_jobs - b.active_jobs, b.waiting_jobs) AS slots_before
+          - LEAST(b.parallel_jobs - b.active_jobs, b.waiting_jobs) AS slots_before,
+          CASE WHEN b.priority > ${"limits.above"} THEN ${"window"} ELSE owner.load END AS reach
         FROM (
           SELECT * FROM batches b
           WHERE b.owner_id = owner.id AND b.waiting_jobs > 0 AND b.stop_reason IS NULL AND b.status IN ('PENDING', 'RUNNING') AND NOT b.paused
             AND b.active_jobs < b.parallel_jobs
           ORDER BY b.priority DESC, b.created_at, b.id LIMIT ${"window"}
         ) b
-      ) b WHERE b.slots_before < CASE WHEN b.priority > ${"limits.above"} THEN ${"window"} ELSE owner.load END
+      ) b WHERE b.slots_before < b.reach
     ) b
     CROSS JOIN LATERAL (
       SELECT * FROM simulation_jobs j

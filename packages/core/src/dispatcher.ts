@@ -71,7 +71,7 @@ interface LoadLimits {
  * order, and its oldest waiting single jobs. Reading the whole window on every
  * pass parsed ~135 candidate rows for ~25 released in `npm run bench`.
  */
-async function loadInput(tx: Raw, deps: CoreDeps, limits: LoadLimits): Promise<PlanInput> {
+async function loadInput(tx: Raw, deps: CoreDeps, limits: LoadLimits): Promise<Pick<PlanInput, "groups" | "users">> {
   const { window } = limits;
   const period = periodOf(deps.clock.now());
   const userRows = await tx.$queryRaw<UserRow[]>`
@@ -103,23 +103,24 @@ async function loadInput(tx: Raw, deps: CoreDeps, limits: LoadLimits): Promise<P
     }
   }
   const groups: PlanInput["groups"] = new Map();
-  if (eligible.length === 0) return { free: 0, groups, users };
+  if (eligible.length === 0) return { groups, users };
   const candidates = await tx.$queryRaw<CandidateRow[]>`
     SELECT j.id, b.owner_id, b.id AS batch_id, j.batch_index, b.priority, j.estimated_cost_micros, j.created_at, j.request_id,
       b.parallel_jobs, b.active_jobs, b.budget_cap_micros, (b.charged_micros + b.active_estimate_micros)::bigint AS committed_micros
     FROM unnest(${eligible}::text[], ${loads}::int[]) AS owner(id, load)
     CROSS JOIN LATERAL (
-      SELECT b.*, CASE WHEN b.priority > ${limits.above} THEN ${window} ELSE owner.load END AS reach FROM (
+      SELECT * FROM (
         -- A batch offers what it can start: its free parallel_jobs slots, at most its waiting jobs.
         SELECT b.*, sum(LEAST(b.parallel_jobs - b.active_jobs, b.waiting_jobs)) OVER (ORDER BY b.priority DESC, b.created_at, b.id)
-          - LEAST(b.parallel_jobs - b.active_jobs, b.waiting_jobs) AS slots_before
+          - LEAST(b.parallel_jobs - b.active_jobs, b.waiting_jobs) AS slots_before,
+          CASE WHEN b.priority > ${limits.above} THEN ${window} ELSE owner.load END AS reach
         FROM (
           SELECT * FROM batches b
           WHERE b.owner_id = owner.id AND b.waiting_jobs > 0 AND b.stop_reason IS NULL AND b.status IN ('PENDING', 'RUNNING') AND NOT b.paused
             AND b.active_jobs < b.parallel_jobs
           ORDER BY b.priority DESC, b.created_at, b.id LIMIT ${window}
         ) b
-      ) b WHERE b.slots_before < CASE WHEN b.priority > ${limits.above} THEN ${window} ELSE owner.load END
+      ) b WHERE b.slots_before < b.reach
     ) b
     CROSS JOIN LATERAL (
       SELECT * FROM simulation_jobs j
@@ -165,7 +166,7 @@ async function loadInput(tx: Raw, deps: CoreDeps, limits: LoadLimits): Promise<P
     }
     group.queue.push(c);
   }
-  return { free: 0, groups, users };
+  return { groups, users };
 }
 
 /**
@@ -223,13 +224,12 @@ async function dispatchOnce(deps: CoreDeps): Promise<number> {
     };
     // Read what this pass may release: the free slots, plus a window of the jobs
     // that may overtake (priorities run 0-100, so 101 is none).
-    const input = await loadInput(tx, deps, {
+    const loaded = await loadInput(tx, deps, {
       load: Math.max(free, 1),
       window: Math.max(window, 1),
       above: overtake.free > 0 ? overtake.abovePriority : 101,
     });
-    input.free = free;
-    input.overtake = overtake;
+    const input: PlanInput = { ...loaded, free, overtake };
     const plan = planDispatch(input);
     for (const batchId of plan.budgetExhausted) {
       await stopBatch(tx, batchId, "BUDGET_EXHAUSTED", "The next job does not fit in the remaining budget", effects);
