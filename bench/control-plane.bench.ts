@@ -7,6 +7,8 @@
  * process spent per job (read from /proc). Reports; never fails on a number.
  *
  * BENCH_SCALE (default 1) scales the job counts down for a quick look.
+ * BENCH_PG_STATEMENTS=1 prints Postgres' costliest statements of the warm round
+ * (needs pg_stat_statements in shared_preload_libraries; see CONTRIBUTING.md).
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { Queue, Worker } from "bullmq";
@@ -211,9 +213,11 @@ async function main(): Promise<void> {
       return (E2E_BATCHES * JOBS_PER_BATCH) / ((performance.now() - t0) / 1000);
     };
     const e2eCold = await e2eRound("e2e-cold");
+    const statements = process.env.BENCH_PG_STATEMENTS ? await pgStatements(svc.pg) : null;
     const before = cpu();
     const e2e = await e2eRound("e2e");
     const after = cpu();
+    if (statements) await statements.print();
     const jobs = E2E_BATCHES * JOBS_PER_BATCH;
 
     // 2. create-batch(100): one client, sequential; then 10 concurrent clients of one user.
@@ -308,6 +312,24 @@ function workerEnv(svc: Service): Record<string, string> {
     SIM_STEP_MS: "0",
     WORKER_CONCURRENCY: String(CONCURRENCY),
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info",
+  };
+}
+
+/** Resets pg_stat_statements now; print() lists what ran since, costliest first. */
+async function pgStatements(pg: Client): Promise<{ print: () => Promise<void> }> {
+  await pg.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+  await pg.query("SELECT pg_stat_statements_reset()");
+  return {
+    print: async () => {
+      const r = await pg.query(
+        `SELECT calls, rows, total_exec_time::float8 AS ms, toplevel, left(regexp_replace(query, '\\s+', ' ', 'g'), 100) AS q
+        FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+        ORDER BY total_exec_time DESC LIMIT 20`,
+      );
+      console.log("  Postgres statements of the warm round (calls, rows, total ms, T = top level / n = nested):");
+      for (const x of r.rows)
+        console.log(`  ${String(x.calls).padStart(7)} ${String(x.rows).padStart(7)} ${fmt(x.ms, 1).padStart(8)} ${x.toplevel ? "T" : "n"} ${x.q}`);
+    },
   };
 }
 
