@@ -64,6 +64,35 @@ describe("counter triggers: releases and mixed statements", () => {
     expect(await counterDrift(sql)).toEqual(noDrift);
   });
 
+  it("counts ends of running jobs: end status, charges, durations and the period each ended in", async () => {
+    const jobs = await batchOf(5);
+    const single = await stack.http().post("/simulations").set("X-API-Key", key).send(scripted({ steps: 1 }));
+    expect(single.status).toBe(202);
+    const all = [...jobs, single.body.job_id as string];
+    await sql.query(`UPDATE simulation_jobs SET released_at = now() WHERE id = ANY($1::text[])`, [all]);
+    await sql.query(`UPDATE simulation_jobs SET status = 'RUNNING', attempts = 1, started_at = now() - interval '2.5 seconds' WHERE id = ANY($1::text[])`, [all]);
+    expect(await counterDrift(sql)).toEqual(noDrift);
+    const before = (await sql.query(`SELECT * FROM user_totals WHERE user_id = $1`, [owner])).rows[0];
+    // One job completes first (its period's usage row is made), then one statement ends the rest:
+    // a completion at the turn of a month, a failure, two cancels and the single job.
+    await sql.query(`UPDATE simulation_jobs SET status = 'COMPLETED', completed_at = now(), cost_micros = 5, tokens_used = 1 WHERE id = $1`, [jobs[0]]);
+    expect(await counterDrift(sql)).toEqual(noDrift);
+    await sql.query(
+      `UPDATE simulation_jobs SET status = (CASE WHEN id = ANY($2::text[]) THEN 'COMPLETED' WHEN id = $3 THEN 'FAILED' ELSE 'CANCELLED' END)::"JobStatus",
+         completed_at = CASE WHEN id = $4 THEN date_trunc('month', now()) + interval '1 month' ELSE now() END,
+         cost_micros = 1000 + coalesce(batch_index, 9), tokens_used = 10 + coalesce(batch_index, 0)
+       WHERE id = ANY($1::text[])`,
+      [all.slice(1), [jobs[1], all[5]], jobs[2], jobs[1]],
+    );
+    expect(await counterDrift(sql)).toEqual(noDrift);
+    const after = (await sql.query(`SELECT * FROM user_totals WHERE user_id = $1`, [owner])).rows[0];
+    expect(Number(after.jobs_completed) - Number(before.jobs_completed)).toBe(3);
+    expect(Number(after.jobs_failed) - Number(before.jobs_failed)).toBe(1);
+    expect(Number(after.jobs_cancelled) - Number(before.jobs_cancelled)).toBe(2);
+    expect(after.active_jobs - before.active_jobs).toBe(-6);
+    expect(Number(after.duration_count) - Number(before.duration_count)).toBe(6);
+  });
+
   it("keeps the counters exact when a statement mixes releases with other changes", async () => {
     const jobs = await batchOf(6);
     // Releases beside a cancel of a waiting job.
