@@ -66,11 +66,17 @@ describe("counter triggers: releases and mixed statements", () => {
 
   it("counts ends of running jobs: end status, charges, durations and the period each ended in", async () => {
     const jobs = await batchOf(5);
-    const single = await stack.http().post("/simulations").set("X-API-Key", key).send(scripted({ steps: 1 }));
+    const single = await stack
+      .http()
+      .post("/simulations")
+      .set("X-API-Key", key)
+      .send(scripted({ steps: 1 }));
     expect(single.status).toBe(202);
     const all = [...jobs, single.body.job_id as string];
     await sql.query(`UPDATE simulation_jobs SET released_at = now() WHERE id = ANY($1::text[])`, [all]);
-    await sql.query(`UPDATE simulation_jobs SET status = 'RUNNING', attempts = 1, started_at = now() - interval '2.5 seconds' WHERE id = ANY($1::text[])`, [all]);
+    await sql.query(`UPDATE simulation_jobs SET status = 'RUNNING', attempts = 1, started_at = now() - interval '2.5 seconds' WHERE id = ANY($1::text[])`, [
+      all,
+    ]);
     expect(await counterDrift(sql)).toEqual(noDrift);
     const before = (await sql.query(`SELECT * FROM user_totals WHERE user_id = $1`, [owner])).rows[0];
     // One job completes first (its period's usage row is made), then one statement ends the rest:
