@@ -11,21 +11,27 @@
 -- gain an active one and take the release time as last_released_at; nothing else (it stays
 -- unfinished with the same estimate, and counted in its admission period). The fast path
 -- applies only when every changed row is such a release with its owner, batch and estimate
--- unchanged; any other statement takes the generic path. Locks are taken in the generic
--- path's order: batches, then user counters, each by key.
+-- unchanged; any other statement takes the generic path. One pass over the changed rows
+-- picks the path. Tables are locked in the generic path's order, batches then user
+-- counters; among batches the join's order decides, as in the admission fast path (a
+-- deadlock with another statement is retried by inRawTransaction).
 CREATE OR REPLACE FUNCTION simbatch_jobs_after_update() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  changed BOOLEAN;
+  releases BOOLEAN;
 BEGIN
+  SELECT COALESCE(bool_or(simbatch_job_state_class(n.status, n.released_at) <> simbatch_job_state_class(o.status, o.released_at)), false),
+    COALESCE(bool_and(COALESCE(o.status = 'PENDING' AND o.released_at IS NULL AND n.status = 'PENDING' AND n.released_at IS NOT NULL
+      AND n.owner_id = o.owner_id AND n.batch_id IS NOT DISTINCT FROM o.batch_id
+      AND n.estimated_cost_micros = o.estimated_cost_micros, false)), false)
+  INTO changed, releases
+  FROM new_rows n JOIN old_rows o ON o.id = n.id;
   -- Progress updates and claims change nothing counted: leave at once.
-  IF NOT EXISTS (SELECT 1 FROM new_rows n JOIN old_rows o ON o.id = n.id
-                 WHERE simbatch_job_state_class(n.status, n.released_at) <> simbatch_job_state_class(o.status, o.released_at)) THEN
+  IF NOT changed THEN
     RETURN NULL;
   END IF;
   -- Releases only (the dispatch pass): every row went from waiting to released, nothing else counted changed.
-  IF NOT EXISTS (SELECT 1 FROM new_rows n LEFT JOIN old_rows o ON o.id = n.id
-                 WHERE o.id IS NULL OR o.status <> 'PENDING' OR o.released_at IS NOT NULL
-                    OR n.status <> 'PENDING' OR n.released_at IS NULL
-                    OR n.owner_id <> o.owner_id OR n.batch_id IS DISTINCT FROM o.batch_id
-                    OR n.estimated_cost_micros <> o.estimated_cost_micros) THEN
+  IF releases THEN
     UPDATE batches b SET waiting_jobs = b.waiting_jobs - d.n, active_jobs = b.active_jobs + d.n,
       active_estimate_micros = b.active_estimate_micros + d.estimate
     FROM (SELECT n.batch_id, count(*)::int AS n, sum(n.estimated_cost_micros)::bigint AS estimate
