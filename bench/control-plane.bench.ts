@@ -7,7 +7,7 @@
  * process spent per job (read from /proc). Reports; never fails on a number.
  *
  * BENCH_SCALE (default 1) scales the job counts down for a quick look.
- * BENCH_PG_STATEMENTS=1 prints Postgres' costliest statements of the warm round
+ * BENCH_PG_STATEMENTS=1 prints Postgres' costliest statements of the warm rounds
  * (needs pg_stat_statements in shared_preload_libraries; see CONTRIBUTING.md).
  */
 import { readFileSync, readdirSync } from "node:fs";
@@ -28,11 +28,14 @@ const CLIENTS = 10;
 const BACKLOG = Math.max(1_000, Math.round(20_000 * SCALE));
 const SMALL = Math.max(200, Math.round(2_000 * SCALE));
 const RAW_JOBS = Math.max(2_000, Math.round(20_000 * SCALE));
+/** Warm rounds of end to end, each right after a round of raw BullMQ: the ratio is the median of the pairs' ratios. */
+const PAIRS = 3;
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 };
+const median = (xs: number[]) => pct(xs, 50);
 const fmt = (n: number, d = 0) => n.toFixed(d);
 const row = (label: string, value: string) => console.log(`  ${label.padEnd(58)} ${value}`);
 
@@ -65,10 +68,6 @@ async function rawBullmq(): Promise<number> {
   await rawBullmqRound(Math.round(RAW_JOBS / 10));
   return rawBullmqRound(RAW_JOBS);
 }
-
-/** Warm rounds of end to end, each right after a round of raw BullMQ: the ratio is the median of the pairs' ratios. */
-const PAIRS = 3;
-const median = (xs: number[]) => pct(xs, 50);
 
 async function rawBullmqRound(total: number): Promise<number> {
   const connection = createRedis({ url: process.env.REDIS_URL ?? "redis://127.0.0.1:6379" }, "consumer");
@@ -352,7 +351,7 @@ async function pgStatements(pg: Client): Promise<{ print: () => Promise<void> }>
         FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
         ORDER BY total_exec_time DESC LIMIT 20`,
       );
-      console.log("  Postgres statements of the warm round (calls, rows, total ms, T = top level / n = nested):");
+      console.log("  Postgres statements of the warm rounds (calls, rows, total ms, T = top level / n = nested):");
       for (const x of r.rows)
         console.log(`  ${String(x.calls).padStart(7)} ${String(x.rows).padStart(7)} ${fmt(x.ms, 1).padStart(8)} ${x.toplevel ? "T" : "n"} ${x.q}`);
     },

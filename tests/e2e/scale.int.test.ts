@@ -136,7 +136,7 @@ const DISPATCH_CANDIDATES = from("dispatcher.ts")`
         -- A batch offers what it can start: its free parallel_jobs slots, at most its waiting jobs.
         SELECT b.*, sum(LEAST(b.parallel_jobs - b.active_jobs, b.waiting_jobs)) OVER (ORDER BY b.priority DESC, b.created_at, b.id)
           - LEAST(b.parallel_jobs - b.active_jobs, b.waiting_jobs) AS slots_before,
-          CASE WHEN b.priority > ${"limits.above"} THEN ${"window"} ELSE owner.load END AS reach
+          CASE WHEN b.priority > ${"above"} THEN ${"window"} ELSE owner.load END AS reach
         FROM (
           SELECT * FROM batches b
           WHERE b.owner_id = owner.id AND b.waiting_jobs > 0 AND b.stop_reason IS NULL AND b.status IN ('PENDING', 'RUNNING') AND NOT b.paused
@@ -160,7 +160,7 @@ const DISPATCH_CANDIDATES = from("dispatcher.ts")`
           WHERE j.owner_id = owner.id AND j.batch_id IS NULL AND j.status = 'PENDING' AND j.released_at IS NULL
           ORDER BY j.created_at LIMIT ${"window"}
         ) j
-      ) j WHERE j.rank <= owner.load OR j.priority > ${"limits.above"}
+      ) j WHERE j.rank <= owner.load OR j.priority > ${"above"}
     ) j
     ORDER BY batch_id NULLS FIRST, batch_index, created_at, id`;
 
@@ -595,7 +595,7 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
       // whole window, as for a user at its cost limit or jobs that may overtake), and at most that many jobs.
       [
         "dispatch candidates",
-        await explain("dispatch candidates", DISPATCH_CANDIDATES, { eligible, loads: eligible.map(() => WINDOW), "limits.above": 101, window: WINDOW }),
+        await explain("dispatch candidates", DISPATCH_CANDIDATES, { eligible, loads: eligible.map(() => WINDOW), above: 101, window: WINDOW }),
         500,
       ],
       ["admission quota read", await explain("admission quota read", ADMISSION_QUOTA, { period: CUR, userId: MAIN }), 0],
@@ -670,7 +670,7 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
     const eligible = (await sql.query(`SELECT user_id FROM user_totals WHERE waiting_jobs > 0 ORDER BY user_id`)).rows.map((r) => r.user_id);
     /** The most rows of one user and kind (its batches' jobs, its single jobs) among those `keep` selects. */
     const most = async (load: number, above: number, keep: (priority: number) => boolean = () => true) => {
-      const bound = bind(DISPATCH_CANDIDATES, { eligible, loads: eligible.map(() => load), "limits.above": above, window: WINDOW });
+      const bound = bind(DISPATCH_CANDIDATES, { eligible, loads: eligible.map(() => load), above, window: WINDOW });
       const rows = (await sql.query(bound.text, bound.values)).rows as { owner_id: string; batch_id: string | null; priority: number }[];
       const per = new Map<string, number>();
       for (const r of rows.filter((r) => keep(r.priority)))

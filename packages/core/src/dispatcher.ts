@@ -72,7 +72,7 @@ interface LoadLimits {
  * pass parsed ~135 candidate rows for ~25 released in `npm run bench`.
  */
 async function loadInput(tx: Raw, deps: CoreDeps, limits: LoadLimits): Promise<Pick<PlanInput, "groups" | "users">> {
-  const { window } = limits;
+  const { load, window, above } = limits;
   const period = periodOf(deps.clock.now());
   const userRows = await tx.$queryRaw<UserRow[]>`
     SELECT o.owner_id AS user_id, u.tier::text AS tier, COALESCE(c.active_jobs, 0) AS active_jobs, c.last_released_at, p.cost_micros AS cost_used
@@ -99,7 +99,7 @@ async function loadInput(tx: Raw, deps: CoreDeps, limits: LoadLimits): Promise<P
     // Users at their concurrency limit can start nothing; those over quota are read to be stopped.
     if (state.quotaExhausted || limit < 0 || state.active < limit) {
       eligible.push(u.user_id);
-      loads.push(state.quotaExhausted ? limits.window : limits.load);
+      loads.push(state.quotaExhausted ? window : load);
     }
   }
   const groups: PlanInput["groups"] = new Map();
@@ -113,7 +113,7 @@ async function loadInput(tx: Raw, deps: CoreDeps, limits: LoadLimits): Promise<P
         -- A batch offers what it can start: its free parallel_jobs slots, at most its waiting jobs.
         SELECT b.*, sum(LEAST(b.parallel_jobs - b.active_jobs, b.waiting_jobs)) OVER (ORDER BY b.priority DESC, b.created_at, b.id)
           - LEAST(b.parallel_jobs - b.active_jobs, b.waiting_jobs) AS slots_before,
-          CASE WHEN b.priority > ${limits.above} THEN ${window} ELSE owner.load END AS reach
+          CASE WHEN b.priority > ${above} THEN ${window} ELSE owner.load END AS reach
         FROM (
           SELECT * FROM batches b
           WHERE b.owner_id = owner.id AND b.waiting_jobs > 0 AND b.stop_reason IS NULL AND b.status IN ('PENDING', 'RUNNING') AND NOT b.paused
@@ -137,7 +137,7 @@ async function loadInput(tx: Raw, deps: CoreDeps, limits: LoadLimits): Promise<P
           WHERE j.owner_id = owner.id AND j.batch_id IS NULL AND j.status = 'PENDING' AND j.released_at IS NULL
           ORDER BY j.created_at LIMIT ${window}
         ) j
-      ) j WHERE j.rank <= owner.load OR j.priority > ${limits.above}
+      ) j WHERE j.rank <= owner.load OR j.priority > ${above}
     ) j
     ORDER BY batch_id NULLS FIRST, batch_index, created_at, id`;
   for (const row of candidates) {
