@@ -129,12 +129,15 @@ describe("chaos: faults mid-batch, with the roles as processes", () => {
     reconciler.child.kill("SIGSTOP");
     const stoppedAt = Date.now();
     try {
-      // The released jobs finish (outcomes recorded) while nothing applies their events; time passes every repair timeout.
+      // The released jobs finish while nothing applies their events (a completed run is ended by its worker; any
+      // other end leaves its outcome recorded on a RUNNING job); time passes every repair timeout.
       await waitFor(
         async () => {
-          const running = (await rows(batch.jobIds)).filter((r) => r.status === "RUNNING").map((r) => r.id);
-          const done = await env.core.db.jobAttemptOutcome.count({ where: { jobId: { in: running } } });
-          return (running.length > 0 && done === running.length && Date.now() - stoppedAt > REPAIR_AFTER_MS * 2) || false;
+          const now = await rows(batch.jobIds);
+          const running = now.filter((r) => r.status === "RUNNING").map((r) => r.id);
+          const recorded = await env.core.db.jobAttemptOutcome.count({ where: { jobId: { in: running } } });
+          const completed = now.filter((r) => r.status === "COMPLETED").length;
+          return (completed > 0 && recorded === running.length && Date.now() - stoppedAt > REPAIR_AFTER_MS * 2) || false;
         },
         { timeoutMs: 20_000, what: "released jobs to finish while frozen" },
       );

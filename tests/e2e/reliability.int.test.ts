@@ -38,30 +38,49 @@ describe("reliability", () => {
 
   it("a finished job never runs again while the reconciler is frozen past every repair timeout", async () => {
     stack.reconciler.freeze(true);
+    let batchId: string;
+    let completed: string[];
+    let failed: string[];
     try {
-      const sim = scripted({ steps: 5, step_ms: 20, cost_usd_per_step: 0.01, tokens_per_step: 10 });
-      const res = await stack.submitBatch(u.key, { simulations: Array.from({ length: 8 }, () => sim), parallel_jobs: 8 });
+      const ok = scripted({ steps: 5, step_ms: 20, cost_usd_per_step: 0.01, tokens_per_step: 10 });
+      const fail = scripted({ steps: 5, step_ms: 20, cost_usd_per_step: 0.01, tokens_per_step: 10, fail_at_step: 5 });
+      const res = await stack.submitBatch(u.key, { simulations: [...Array(4).fill(ok), ...Array(4).fill(fail)], parallel_jobs: 8, fail_fast: false });
       expect(res.status).toBe(202);
+      batchId = res.body.batch_id;
       const ids = res.body.job_ids as string[];
+      [completed, failed] = [ids.slice(0, 4), ids.slice(4)];
       // The frozen reconciler dispatches nothing: release like a second reconciler's dispatch would.
       await sweep(stack.env.core, { repairAfterMs: 60_000 });
-      // Every attempt finishes: its outcome is in Postgres, its event waits unapplied in the stream.
-      await waitFor(async () => (await db().jobAttemptOutcome.count({ where: { jobId: { in: ids } } })) === 8 || false, {
-        timeoutMs: 20_000,
-        what: "outcomes",
-      });
+      // Every attempt finishes while no event is applied: a completed one is ended and charged with its result by its
+      // worker; a failed one's outcome is in Postgres, its event waits unapplied in the stream.
+      await waitFor(
+        async () =>
+          ((await db().simulationJob.count({ where: { id: { in: completed }, status: "COMPLETED" } })) === 4 &&
+            (await db().jobAttemptOutcome.count({ where: { jobId: { in: failed } } })) === 4) ||
+          false,
+        { timeoutMs: 20_000, what: "ends and outcomes" },
+      );
       const outcomesAt = Date.now();
-      expect(await db().simulationJob.count({ where: { id: { in: ids }, status: "RUNNING" } })).toBe(8);
+      expect(await db().simulationJob.count({ where: { id: { in: failed }, status: "RUNNING" } })).toBe(4);
+      expect(await db().ledgerEntry.count({ where: { jobId: { in: completed }, attempt: 1, costMicros: 50_000n } })).toBe(4);
+      expect(await db().simulationResult.count({ where: { jobId: { in: completed } } })).toBe(4);
+      // The batch waits for its events (or the sweep) to be re-derived.
+      expect((await db().batch.findUniqueOrThrow({ where: { id: batchId } })).status).toBe("RUNNING");
 
       // A redelivery of a finished attempt (removeOnComplete evicted it, an operator re-added it) is refused at the claim.
-      expect(await claimJob(db(), ids[0]!, 2)).toEqual({ kind: "finished", jobId: ids[0], attempt: 1 });
-      await stack.env.core.queue.readd({ jobId: ids[1]!, priority: 50, requestId: null });
+      expect(await claimJob(db(), failed[0]!, 2)).toEqual({ kind: "finished", jobId: failed[0], attempt: 1 });
+      expect(await claimJob(db(), completed[0]!, 2)).toEqual({ kind: "not-runnable", status: "COMPLETED" });
+      await stack.env.core.queue.readd({ jobId: failed[1]!, priority: 50, requestId: null });
+      await stack.env.core.queue.readd({ jobId: completed[1]!, priority: 50, requestId: null });
 
-      // Past the repair timeout a second reconciler's sweep re-queues nothing; it applies the recorded outcomes instead.
+      // Past the repair timeout a second reconciler's sweep re-queues nothing; it applies the recorded outcomes
+      // instead, and re-derives the batch: every job has ended, so it ends, with no event applied.
       await waitFor(() => Date.now() - outcomesAt > 400 || false, { what: "repair timeout to pass" });
       const report = await sweep(stack.env.core, { repairAfterMs: 300 });
       expect(report.requeued).toBe(0);
-      expect(report.outcomesApplied).toBeGreaterThanOrEqual(7);
+      expect(report.outcomesApplied).toBeGreaterThanOrEqual(3);
+      const swept = await db().batch.findUniqueOrThrow({ where: { id: batchId } });
+      expect(swept).toMatchObject({ status: "PARTIAL", completedJobs: 4, failedJobs: 4 });
     } finally {
       stack.reconciler.freeze(false);
     }
@@ -70,14 +89,15 @@ describe("reliability", () => {
       timeoutMs: 20_000,
       what: "backlog applied",
     });
-    const rows = await db().simulationJob.findMany({ where: { ownerId: u.id } });
+    const rows = await db().simulationJob.findMany({ where: { batchId } });
     expect(rows).toHaveLength(8);
-    for (const r of rows) expect(r).toMatchObject({ status: "COMPLETED", attempts: 1, costMicros: 50_000n });
-    const ledger = await db().ledgerEntry.findMany({ where: { userId: u.id } });
+    for (const r of rows.filter((x) => completed.includes(x.id))) expect(r).toMatchObject({ status: "COMPLETED", attempts: 1, costMicros: 50_000n });
+    for (const r of rows.filter((x) => failed.includes(x.id))) expect(r).toMatchObject({ status: "FAILED", attempts: 1 });
+    const ledger = await db().ledgerEntry.findMany({ where: { batchId } });
     expect(ledger).toHaveLength(8);
-    expect(ledger.every((l) => l.attempt === 1 && l.costMicros === 50_000n)).toBe(true);
-    const batch = await stack.waitBatch(u.key, rows[0]!.batchId!, (b) => b.completed_at !== null);
-    expect(batch).toMatchObject({ status: "COMPLETED", cost: { actual_cost_usd: 0.4 } });
+    expect(ledger.every((l) => l.attempt === 1)).toBe(true);
+    const batch = await stack.waitBatch(u.key, batchId, (b) => b.completed_at !== null);
+    expect(batch).toMatchObject({ status: "PARTIAL", progress: { completed_jobs: 4, failed_jobs: 4 } });
     expect(await sqlCheck()).toMatchObject({ drift: noDrift, money: { mismatches: [] } });
   });
 

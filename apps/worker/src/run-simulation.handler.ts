@@ -9,7 +9,7 @@ export interface HandlerDeps {
   db: Db;
   /** Claims a job for a new attempt; the runtime shares one statement between the claims of a tick (ClaimBatcher). */
   claim: (jobId: string) => Promise<ClaimResult>;
-  /** Stores a completed run's result; false when the attempt is stale. The runtime batches these (ResultWriter). */
+  /** Ends a completed run with its result and charge; false when the attempt is stale. The runtime batches these (ResultWriter). */
   storeResult: (item: ResultToStore) => Promise<boolean>;
   /**
    * Records a failed or interrupted attempt's outcome in Postgres before its
@@ -117,10 +117,11 @@ export function createRunSimulationHandler(deps: HandlerDeps) {
     if (run === "shutdown") throw new ShutdownInterrupt(job.id);
     const { outcome, verdict } = run;
     // Every end is made durable first (guarded on this attempt), then published:
-    // a finished attempt is never run again, whatever the reconciler's lag.
+    // a finished attempt is never run again, whatever the reconciler's lag. A
+    // completed attempt is ended and charged with its result, in one statement.
     const at = new Date();
     if (outcome.kind === "completed") {
-      const stored = await durably(deps, "storing a result", () =>
+      const stored = await durably(deps, "ending a completed run", () =>
         deps.storeResult({
           jobId: job.id,
           attempt: job.attempt,
@@ -136,7 +137,7 @@ export function createRunSimulationHandler(deps: HandlerDeps) {
         log.warn("simulation result refused: attempt is stale", { steps: outcome.steps });
         return { outcome: "stale" };
       }
-      await event({ type: "completed", costMicros: outcome.costMicros, tokens: outcome.tokens }, at);
+      await event({ type: "completed", costMicros: outcome.costMicros, tokens: outcome.tokens, ended: true, batchId: job.batchId }, at);
       log.info("simulation completed", { steps: outcome.steps, cost_micros: outcome.costMicros, tokens: outcome.tokens });
       return { outcome: "completed" };
     }

@@ -4,7 +4,7 @@ import { ClaimBatcher, DEFAULT_MAX_JOB_ATTEMPTS, OutcomeWriter, ResultWriter } f
 import type { Db } from "@simbatch/db";
 import type { SimulationEngine } from "@simbatch/engine";
 import type { Logger } from "@simbatch/logger";
-import { EventStream, ProgressChannel, StopSignals, Worker, WorkerRegistry, type Job, type Redis } from "@simbatch/queue";
+import { EventStream, JobMetrics, ProgressChannel, StopSignals, Worker, WorkerRegistry, type Job, type Redis } from "@simbatch/queue";
 import { createRunSimulationHandler } from "./run-simulation.handler.ts";
 
 export interface WorkerRuntimeOptions {
@@ -55,7 +55,16 @@ export class WorkerRuntime {
       // Live progress: a started job reads RUNNING in its streams before its first progress event.
       (jobs) => void progress.publish({ jobs, batches: [...new Set(jobs.flatMap(([, b]) => (b ? [b] : [])))] }).catch(() => undefined),
     );
-    const results = new ResultWriter(this.opts.db);
+    // A completed run is ended and charged by its result statement: the job metrics count it here, after commit
+    // (a crash in between loses the count, never the job's state), as the reconciler counts the ends it applies.
+    const jobMetrics = new JobMetrics(this.opts.redis, keys.jobMetrics);
+    const results = new ResultWriter(
+      this.opts.db,
+      (ends) =>
+        void jobMetrics
+          .record(ends.map((e) => ({ template: e.templateId, status: "COMPLETED", durationSeconds: e.durationSeconds })))
+          .catch((err: unknown) => logger.warn("job metrics not recorded", { error: String(err) })),
+    );
     const outcomes = new OutcomeWriter(this.opts.db);
     const handlers: Handlers = {
       [RUN_SIMULATION_JOB]: createRunSimulationHandler({

@@ -88,6 +88,8 @@ describe("run-simulation handler", () => {
     const h = harness({ claim: { kind: "claimed", job: claimed(1, { steps: 1 }) } });
     await h.run();
     expect(h.events.map((e) => e.type)).toEqual(["completed"]);
+    // Its result statement ended and charged it: the event says so, and names the batch the reconciler re-derives.
+    expect(h.events[0]).toMatchObject({ type: "completed", ended: true, batchId: "bat_1", costMicros: h.stores[0]!.costMicros });
   });
 
   it("a stale attempt's result is refused: no completed event, outcome stale, a warning", async () => {

@@ -17,7 +17,13 @@ const base = {
 export const JobEventSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("started"), ...base }),
   z.object({ type: z.literal("progress"), ...base, progress: z.number().min(0).max(100), step: z.string().nullable() }),
-  z.object({ type: z.literal("completed"), ...base }),
+  /**
+   * `ended: true`: the worker's result statement already ended the attempt and
+   * charged it in Postgres; the reconciler only re-derives its batch (`batchId`)
+   * and wakes dispatch. Without it (a worker of an older release) the reconciler
+   * ends and charges the attempt itself.
+   */
+  z.object({ type: z.literal("completed"), ...base, ended: z.literal(true).optional(), batchId: z.string().nullable().optional() }),
   z.object({ type: z.literal("failed"), ...base, errorMessage: z.string() }),
   /** `stoppedBy: "budget"`: the batch's spending reached its cap (the budget interrupted the job). */
   z.object({ type: z.literal("cancelled"), ...base, stoppedBy: z.enum(["cancel", "budget"]).optional() }),

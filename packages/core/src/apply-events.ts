@@ -80,10 +80,24 @@ export function terminalValues(e: TerminalEvent) {
  * superseded attempts were charged (carried) plus this attempt's spending; the
  * charge row is this attempt's part. An event never lowers what progress
  * already reported for the attempt (an attempt ended on behalf of a crashed
- * worker reports 0).
+ * worker reports 0). A completion its worker already ended (`ended: true`)
+ * writes nothing here; its batch is re-derived like any other.
  */
-async function applyTerminal(tx: Raw, events: TerminalEvent[], effects: SideEffects): Promise<{ applied: number; batches: string[]; outcomes: JobOutcome[] }> {
-  if (events.length === 0) return { applied: 0, batches: [], outcomes: [] };
+async function applyTerminal(
+  tx: Raw,
+  all: TerminalEvent[],
+  effects: SideEffects,
+): Promise<{ applied: number; endedByWorkers: number; batches: string[]; outcomes: JobOutcome[] }> {
+  // Completions their workers already ended and charged (with their results): nothing to write, their batches to re-derive.
+  const byWorkers = all.filter((e) => e.type === "completed" && e.ended === true);
+  const batches: string[] = [];
+  for (const e of byWorkers) {
+    const batchId = e.type === "completed" ? (e.batchId ?? null) : null;
+    effects.jobChanged(e.jobId, batchId);
+    if (batchId) batches.push(batchId);
+  }
+  const events = all.filter((e) => !(e.type === "completed" && e.ended === true));
+  if (events.length === 0) return { applied: 0, endedByWorkers: byWorkers.length, batches, outcomes: [] };
   const values = events.map((e) => {
     const v = terminalValues(e);
     return Prisma.sql`(${v.jobId}::text, ${v.attempt}::int, ${v.status}::text, ${v.at}::timestamp, ${v.costMicros}::bigint, ${v.tokens}::bigint,
@@ -109,11 +123,11 @@ async function applyTerminal(tx: Raw, events: TerminalEvent[], effects: SideEffe
       ON CONFLICT (job_id, attempt) DO NOTHING
     )
     SELECT id, batch_id, template_id, status, duration_s FROM ended`;
-  if (ended.length === 0) return { applied: 0, batches: [], outcomes: [] };
   for (const r of ended) effects.jobChanged(r.id, r.batch_id);
   return {
     applied: ended.length,
-    batches: ended.flatMap((r) => (r.batch_id ? [r.batch_id] : [])),
+    endedByWorkers: byWorkers.length,
+    batches: [...batches, ...ended.flatMap((r) => (r.batch_id ? [r.batch_id] : []))],
     // Only the rows this statement ended: a replayed event ends nothing, so it is never counted twice.
     outcomes: ended.map((r) => ({ template: r.template_id, status: r.status, durationSeconds: Number(r.duration_s ?? 0) })),
   };
@@ -147,7 +161,7 @@ export async function applyEvents(deps: CoreDeps, events: JobEvent[]): Promise<A
     const ended = await applyTerminal(tx, terminal, effects);
     for (const id of [...ended.batches, ...(await pendingBatchesOf(tx, started))]) batches.add(id);
     await evaluateBatches(deps, tx, batches, effects);
-    return { applied: ended.applied, capacityChanged: ended.applied > 0 || started.length > 0, outcomes: ended.outcomes };
+    return { applied: ended.applied, capacityChanged: ended.applied > 0 || ended.endedByWorkers > 0 || started.length > 0, outcomes: ended.outcomes };
   });
   await effects.run(deps);
   // Metrics after commit: a crash or a Redis error here loses these counts (an undercount), never the jobs' state.

@@ -346,7 +346,7 @@ export interface ResultToStore {
   attempt: number;
   result: unknown;
   exports: { format: string; contentType: string; content: Buffer }[];
-  /** The attempt's spending, recorded as its COMPLETED outcome with the result. */
+  /** The attempt's spending, charged with the result. */
   costMicros?: number;
   tokens?: number;
   /** When the attempt ended (the completed event carries the same time). */
@@ -383,18 +383,31 @@ function prepare(it: ResultToStore): PreparedResult {
 /** node-postgres sends a Buffer as bytea; a slice of a larger (pooled) buffer is copied so only its own bytes travel. */
 const toBytes = (b: Buffer): Buffer => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : Buffer.from(b));
 
+/** A completed attempt its worker ended in Postgres (see writeResults). */
+export interface CompletedEnd {
+  jobId: string;
+  attempt: number;
+  batchId: string | null;
+  templateId: string | null;
+  /** From the job's first start to this attempt's end. */
+  durationSeconds: number;
+}
+
 /**
- * Writes prepared results (distinct job ids) in one statement: the result
- * (upsert on job_id) and its exports (upsert on (job_id, format): a job's
- * formats are the same in every attempt). Guarded: a write happens only while
- * the job is still RUNNING in that same attempt (the job row is share-locked,
- * so a concurrent re-claim waits for the write or, having won, makes it
- * refuse), and never replaces a result of a later attempt.
+ * Ends completed attempts (distinct job ids) in one statement: the job goes
+ * RUNNING -> COMPLETED with its spending, the attempt is charged (a ledger row
+ * unique on job and attempt), the result is upserted on job_id and its exports
+ * on (job_id, format) (a job's formats are the same in every attempt). Guarded:
+ * only a job still RUNNING in that same attempt, with no outcome recorded for
+ * it, is ended (its row is locked, so a concurrent re-claim waits for the end
+ * or, having won, makes it refuse), and a result never replaces a later
+ * attempt's. The counters' triggers count the end and the charge in the same
+ * statement, as they do for the reconciler's ends. Returns the attempts ended.
  */
-async function writeResults(db: Db, items: PreparedResult[]): Promise<Set<string>> {
+async function writeResults(db: Db, items: PreparedResult[]): Promise<CompletedEnd[]> {
   const rows = items.map(
     (it) =>
-      Prisma.sql`(${it.jobId}::text, ${it.attempt}::int, ${it.json}::jsonb, ${BigInt(it.costMicros)}::bigint, ${BigInt(it.tokens)}::bigint, ${it.at}::timestamp)`,
+      Prisma.sql`(${it.jobId}::text, ${it.attempt}::int, ${it.json}::jsonb, ${BigInt(it.costMicros)}::bigint, ${BigInt(it.tokens)}::bigint, ${it.at}::timestamp, ${periodOf(it.at)}::text)`,
   );
   const exportRows = items.flatMap((it) =>
     it.exports.map((e) => Prisma.sql`(${it.jobId}::text, ${it.attempt}::int, ${e.format}::text, ${e.contentType}::text, ${toBytes(e.content)}::bytea)`),
@@ -405,50 +418,61 @@ async function writeResults(db: Db, items: PreparedResult[]): Promise<Set<string
         INSERT INTO simulation_exports (job_id, format, content_type, content)
         SELECT e.job_id, e.format, e.content_type, e.content
         FROM (VALUES ${Prisma.join(exportRows)}) AS e(job_id, attempt, format, content_type, content)
-        JOIN res ON res.job_id = e.job_id AND res.attempt = e.attempt
+        JOIN ended ON ended.id = e.job_id AND ended.attempt = e.attempt
         ON CONFLICT (job_id, format) DO UPDATE SET content_type = EXCLUDED.content_type, content = EXCLUDED.content, created_at = now()
       )`
       : Prisma.empty;
-  const written = await rawOf(db).$queryRaw<{ job_id: string; attempt: number }[]>`
+  const ended = await rawOf(db).$queryRaw<{ id: string; attempt: number; batch_id: string | null; template_id: string | null; duration_s: number | null }[]>`
     WITH live AS (
-      SELECT v.job_id, v.attempt, v.result, v.cost, v.tokens, v.at
-      FROM (VALUES ${Prisma.join(rows)}) AS v(job_id, attempt, result, cost, tokens, at)
+      SELECT v.job_id, v.attempt, v.result, v.cost, v.tokens, v.at, v.period
+      FROM (VALUES ${Prisma.join(rows)}) AS v(job_id, attempt, result, cost, tokens, at, period)
       JOIN simulation_jobs j ON j.id = v.job_id AND j.status = 'RUNNING' AND j.attempts = v.attempt
       WHERE NOT EXISTS (SELECT 1 FROM job_attempt_outcomes o WHERE o.job_id = v.job_id AND o.attempt = v.attempt)
-      FOR SHARE OF j
+      FOR UPDATE OF j
+    ), ended AS (
+      UPDATE simulation_jobs j SET status = 'COMPLETED', completed_at = l.at,
+        cost_micros = GREATEST(j.cost_micros, j.carried_cost_micros + l.cost), tokens_used = GREATEST(j.tokens_used, j.carried_tokens + l.tokens),
+        progress_percent = 100, current_step = 'completed'
+      FROM live l WHERE j.id = l.job_id
+      RETURNING j.id, j.owner_id, j.batch_id, l.attempt, l.result, l.period, (j.cost_micros - j.carried_cost_micros) AS cost,
+        (j.tokens_used - j.carried_tokens) AS tokens, j.template_id, EXTRACT(EPOCH FROM (l.at - j.started_at))::float8 AS duration_s
+    ), charged AS (
+      INSERT INTO ledger_entries (user_id, period, kind, job_id, batch_id, attempt, cost_micros, tokens)
+      SELECT owner_id, period, 'CHARGE'::"LedgerKind", id, batch_id, attempt, cost, tokens FROM ended
+      ON CONFLICT (job_id, attempt) DO NOTHING
     ), res AS (
       INSERT INTO simulation_results AS r (job_id, attempt, result)
-      SELECT job_id, attempt, result FROM live
+      SELECT id, attempt, result FROM ended
       ON CONFLICT (job_id) DO UPDATE SET attempt = EXCLUDED.attempt, result = EXCLUDED.result
       WHERE r.attempt <= EXCLUDED.attempt
-      RETURNING r.job_id, r.attempt
-    ), outcome AS (
-      -- The attempt's COMPLETED outcome, durable before its event is published.
-      INSERT INTO job_attempt_outcomes (job_id, attempt, status, cost_micros, tokens, ended_at)
-      SELECT l.job_id, l.attempt, 'COMPLETED', l.cost, l.tokens, l.at FROM live l JOIN res ON res.job_id = l.job_id AND res.attempt = l.attempt
-      ON CONFLICT (job_id, attempt) DO NOTHING
     )${writeExports}
-    SELECT job_id, attempt FROM res`;
-  return new Set(written.map((w) => `${w.job_id}:${w.attempt}`));
+    SELECT id, attempt, batch_id, template_id, duration_s FROM ended`;
+  return ended.map((r) => ({
+    jobId: r.id,
+    attempt: r.attempt,
+    batchId: r.batch_id,
+    templateId: r.template_id,
+    durationSeconds: Number(r.duration_s ?? 0),
+  }));
 }
 
 /** Largest statement the result writer builds from several results (one result alone may exceed it). */
 const MAX_WRITE_BYTES = 8 * 1024 * 1024;
 
 /**
- * Stores what completed runs produced, before their completion events are
- * published: as few statements as possible (one unless the results are large
- * or one job appears twice). Returns the `${jobId}:${attempt}` keys stored; an
- * attempt missing from it was refused as stale (the job was re-claimed, or has
- * ended) and must not report completion.
+ * Ends completed runs with what they produced, before their completion events
+ * are published: as few statements as possible (one unless the results are
+ * large or one job appears twice). Returns the attempts ended, by
+ * `${jobId}:${attempt}`; an attempt missing from it was refused as stale (the
+ * job was re-claimed, or has ended) and must not report completion.
  */
-export async function storeResults(db: Db, items: ResultToStore[]): Promise<Set<string>> {
-  const stored = new Set<string>();
+export async function storeResults(db: Db, items: ResultToStore[]): Promise<Map<string, CompletedEnd>> {
+  const stored = new Map<string, CompletedEnd>();
   let chunk: PreparedResult[] = [];
   let bytes = 0;
   const flush = async () => {
     if (chunk.length === 0) return;
-    for (const k of await writeResults(db, chunk)) stored.add(k);
+    for (const e of await writeResults(db, chunk)) stored.set(`${e.jobId}:${e.attempt}`, e);
     chunk = [];
     bytes = 0;
   };
@@ -461,7 +485,7 @@ export async function storeResults(db: Db, items: ResultToStore[]): Promise<Set<
   return stored;
 }
 
-/** Stores one run's result (see storeResults); false when the write was refused as stale. */
+/** Ends one completed run with its result (see storeResults); false when the write was refused as stale. */
 export async function storeResult(
   db: Db,
   jobId: string,
@@ -474,16 +498,18 @@ export async function storeResult(
 }
 
 /**
- * The results of runs completed within the same tick (or while the previous write runs) are stored together (see
- * storeResults). `store` resolves true when the result was stored, false when
- * the attempt is stale.
+ * Runs completed within the same tick (or while the previous write runs) are
+ * ended together (see storeResults). `store` resolves true when the attempt was
+ * ended with its result, false when it is stale. `onEnded` hears of each
+ * statement's ends after it committed (the worker counts them in the job metrics).
  */
 export class ResultWriter {
   private readonly batcher: TickBatcher<ResultToStore, boolean>;
 
-  constructor(db: Db) {
+  constructor(db: Db, onEnded: (ends: CompletedEnd[]) => void = () => undefined) {
     this.batcher = new TickBatcher(async (items) => {
       const stored = await storeResults(db, items);
+      if (stored.size > 0) onEnded([...stored.values()]);
       return items.map((it) => stored.has(`${it.jobId}:${it.attempt}`));
     }, 100);
   }
