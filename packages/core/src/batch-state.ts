@@ -179,8 +179,8 @@ export function decideStop(b: StopRuleBatch, s: JobStats, facts: StopRuleFacts):
   return { kind: "none" };
 }
 
-/** Applies the stop rules (decideStop), loading what they ask for. True when one stopped the batch. */
-async function applyStopRules(deps: CoreDeps, tx: Raw, b: EvalRow, s: JobStats, effects: SideEffects, costUsed: CostCache): Promise<boolean> {
+/** The stop rules' decision (decideStop) for a batch, loading the facts they ask for (reads only). */
+async function stopDecision(deps: CoreDeps, tx: Raw, b: EvalRow, s: JobStats, costUsed: CostCache): Promise<Exclude<StopDecision, { kind: "need" }>> {
   const batch: StopRuleBatch = {
     status: b.status,
     stopReason: b.stop_reason,
@@ -192,18 +192,51 @@ async function applyStopRules(deps: CoreDeps, tx: Raw, b: EvalRow, s: JobStats, 
   const facts: StopRuleFacts = {};
   for (;;) {
     const d = decideStop(batch, s, facts);
-    if (d.kind === "none") return false;
-    if (d.kind === "need") {
-      if (d.fact === "budgetInterrupted") facts.budgetInterrupted = await budgetInterrupted(tx, b.id);
-      else if (d.fact === "runningSpendMicros") facts.runningSpendMicros = await runningSpend(tx, b.id);
-      else facts.costUsedMicros = await costUsed(b.owner_id);
-      continue;
-    }
-    const message = d.reason === "FAIL_FAST" ? failFastMessage(await firstFailure(tx, b.id)) : d.message;
-    await stopBatch(tx, b.id, d.reason, message, effects);
-    return true;
+    if (d.kind !== "need") return d;
+    if (d.fact === "budgetInterrupted") facts.budgetInterrupted = await budgetInterrupted(tx, b.id);
+    else if (d.fact === "runningSpendMicros") facts.runningSpendMicros = await runningSpend(tx, b.id);
+    else facts.costUsedMicros = await costUsed(b.owner_id);
   }
 }
+
+/** Applies the stop rules (decideStop), loading what they ask for. True when one stopped the batch. */
+async function applyStopRules(deps: CoreDeps, tx: Raw, b: EvalRow, s: JobStats, effects: SideEffects, costUsed: CostCache): Promise<boolean> {
+  const d = await stopDecision(deps, tx, b, s, costUsed);
+  if (d.kind === "none") return false;
+  const message = d.reason === "FAIL_FAST" ? failFastMessage(await firstFailure(tx, b.id)) : d.message;
+  await stopBatch(tx, b.id, d.reason, message, effects);
+  return true;
+}
+
+/** A batch's counters as its row holds them. */
+const statsOf = (b: EvalRow): JobStats => ({
+  completed: b.completed_jobs,
+  failed: b.failed_jobs,
+  cancelled: b.cancelled_jobs,
+  charged: BigInt(b.charged_micros),
+  first_started: b.started_at,
+});
+
+/** A batch that was never released from, or that started: its counters alone tell its first start (see evaluateBatches). */
+const startKnown = (b: EvalRow, s: JobStats): boolean => s.first_started !== null || (b.active_jobs === 0 && s.completed + s.failed + s.cancelled === 0);
+
+/**
+ * Whether an evaluation of this batch, as read without a lock, would write
+ * anything: a stop rule that fires, or a status or timestamp to move. Reads only.
+ */
+async function mayTransition(deps: CoreDeps, tx: Raw, b: EvalRow, costUsed: CostCache): Promise<boolean> {
+  if (b.status !== "CANCELLED" && b.completed_at !== null) return false; // final
+  const s = statsOf(b);
+  if (!startKnown(b, s)) return true;
+  if ((await stopDecision(deps, tx, b, s, costUsed)).kind !== "none") return true;
+  return batchTransition(b, s, false).write;
+}
+
+const readBatches = (tx: Raw, ids: string[], lock: boolean) => tx.$queryRaw<EvalRow[]>`
+    SELECT b.id, b.owner_id, u.tier::text AS tier, b.status::text, b.stop_reason::text, b.fail_fast, b.budget_cap_micros, b.total_jobs, b.completed_at,
+      b.started_at, b.completed_jobs, b.failed_jobs, b.cancelled_jobs, b.charged_micros, b.active_jobs
+    FROM batches b JOIN users u ON u.id = b.owner_id
+    WHERE b.id IN (${Prisma.join(ids)}) ORDER BY b.id ${lock ? Prisma.sql`FOR UPDATE OF b` : Prisma.empty}`;
 
 /** A batch's status from its counters: CANCELLED stays; once every job ended, COMPLETED, FAILED (none completed) or PARTIAL. */
 export function derivedStatus(b: { status: string; total_jobs: number }, s: JobStats): string {
@@ -251,28 +284,31 @@ export function batchTransition(
 export async function evaluateBatches(deps: CoreDeps, tx: Raw, batchIds: Iterable<string>, effects: SideEffects): Promise<void> {
   const ids = [...new Set(batchIds)].sort(); // fixed lock order avoids deadlocks between reconcilers
   if (ids.length === 0) return;
-  // One read of an owner's cost this period per call, however many of their batches are evaluated.
-  const costs = new Map<string, Promise<bigint>>();
-  const costUsed: CostCache = (owner) => {
-    if (!costs.has(owner)) costs.set(owner, costUsedMicros(tx, owner, deps.clock.now()));
-    return costs.get(owner)!;
+  // One read of an owner's cost this period per pass, however many of their batches are evaluated.
+  const costCache = (): CostCache => {
+    const costs = new Map<string, Promise<bigint>>();
+    return (owner) => {
+      if (!costs.has(owner)) costs.set(owner, costUsedMicros(tx, owner, deps.clock.now()));
+      return costs.get(owner)!;
+    };
   };
-  const rows = await tx.$queryRaw<EvalRow[]>`
-    SELECT b.id, b.owner_id, u.tier::text AS tier, b.status::text, b.stop_reason::text, b.fail_fast, b.budget_cap_micros, b.total_jobs, b.completed_at,
-      b.started_at, b.completed_jobs, b.failed_jobs, b.cancelled_jobs, b.charged_micros, b.active_jobs
-    FROM batches b JOIN users u ON u.id = b.owner_id
-    WHERE b.id IN (${Prisma.join(ids)}) ORDER BY b.id FOR UPDATE OF b`;
+  // A look without locks first. Most evaluations change nothing (a job of a running batch
+  // ended and others are still to come), and a lock on the batch row would make every
+  // statement that counts on it meanwhile (workers ending jobs, releases) wait for this
+  // transaction. A batch that needs nothing now is left alone: whatever changes it later
+  // commits before its event is published, so that event's evaluation sees it. Only the
+  // batches that may move are locked and evaluated again from their locked rows.
+  const moving: string[] = [];
+  const peekCost = costCache();
+  for (const b of await readBatches(tx, ids, false)) if (await mayTransition(deps, tx, b, peekCost)) moving.push(b.id);
+  if (moving.length === 0) return;
+  const rows = await readBatches(tx, moving, true);
+  const costUsed = costCache();
   for (const b of rows) {
     if (b.status !== "CANCELLED" && b.completed_at !== null) continue; // final
-    let s: JobStats = {
-      completed: b.completed_jobs,
-      failed: b.failed_jobs,
-      cancelled: b.cancelled_jobs,
-      charged: BigInt(b.charged_micros),
-      first_started: b.started_at,
-    };
+    let s = statsOf(b);
     // A batch none of whose jobs was ever released or ended cannot have started: skip the look.
-    if (s.first_started === null && (b.active_jobs > 0 || s.completed + s.failed + s.cancelled > 0)) s = await jobStats(tx, b);
+    if (!startKnown(b, s)) s = await jobStats(tx, b);
     const stopped = await applyStopRules(deps, tx, b, s, effects, costUsed);
     if (stopped) s = await jobStats(tx, b);
     const { status, finished, noStop, write } = batchTransition(b, s, stopped);
