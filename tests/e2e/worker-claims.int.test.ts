@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { ClaimBatcher, claimJob, claimJobs, recordOutcomes, ResultWriter, storeResult, storeResults, type CompletedEnd } from "@simbatch/core";
+import { applyEvents, ClaimBatcher, claimJob, claimJobs, recordOutcomes, ResultWriter, storeResult, storeResults, type CompletedEnd } from "@simbatch/core";
+import type { JobEvent } from "@simbatch/contracts";
 import type { Db } from "@simbatch/db";
 import { waitFor } from "@simbatch/testing";
 import { Client } from "pg";
@@ -233,6 +234,18 @@ describe("claims and results", () => {
     expect(await db().simulationExport.count({ where: { jobId: id } })).toBe(2);
     const third = await db().simulationExport.findUniqueOrThrow({ where: { jobId_format: { jobId: id, format: "json" } } });
     expect(JSON.parse(Buffer.from(third.content).toString())).toEqual({ tag: "third" });
+  });
+
+  it("ends a completion the reconciler hears of without the ended flag (a worker of an earlier release), once", async () => {
+    const { batchId, jobIds } = await releasedBatch(1);
+    const id = jobIds[0]!;
+    await claimJob(db(), id);
+    const event: JobEvent = { type: "completed", jobId: id, attempt: 1, at: new Date().toISOString(), requestId: null, costMicros: 20_000, tokens: 5 };
+    expect((await applyEvents(stack.env.core, [event])).applied).toBe(1);
+    expect((await applyEvents(stack.env.core, [event])).applied).toBe(0);
+    expect(await db().simulationJob.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: "COMPLETED", costMicros: 20_000n });
+    expect(await db().ledgerEntry.count({ where: { jobId: id } })).toBe(1);
+    expect((await db().batch.findUniqueOrThrow({ where: { id: batchId } })).status).toBe("COMPLETED");
   });
 
   it("refuses a result for an attempt whose failure or interruption its worker recorded", async () => {

@@ -10,6 +10,9 @@ export type TerminalEvent = Extract<JobEvent, { type: keyof typeof TERMINAL }>;
 
 export type ProgressEvent = Extract<JobEvent, { type: "progress" }>;
 
+/** A completion whose worker already ended and charged it in Postgres (see the event's `ended`). */
+const endedByWorker = (e: TerminalEvent): e is Extract<TerminalEvent, { type: "completed" }> => e.type === "completed" && e.ended === true;
+
 /**
  * Splits a read into the last progress event per job and attempt (earlier ones
  * are superseded), the first terminal event per job and attempt (a replay is a
@@ -89,14 +92,13 @@ async function applyTerminal(
   effects: SideEffects,
 ): Promise<{ applied: number; endedByWorkers: number; batches: string[]; outcomes: JobOutcome[] }> {
   // Completions their workers already ended and charged (with their results): nothing to write, their batches to re-derive.
-  const byWorkers = all.filter((e) => e.type === "completed" && e.ended === true);
+  const byWorkers = all.filter(endedByWorker);
   const batches: string[] = [];
   for (const e of byWorkers) {
-    const batchId = e.type === "completed" ? (e.batchId ?? null) : null;
-    effects.jobChanged(e.jobId, batchId);
-    if (batchId) batches.push(batchId);
+    effects.jobChanged(e.jobId, e.batchId ?? null);
+    if (e.batchId) batches.push(e.batchId);
   }
-  const events = all.filter((e) => !(e.type === "completed" && e.ended === true));
+  const events = all.filter((e) => !endedByWorker(e));
   if (events.length === 0) return { applied: 0, endedByWorkers: byWorkers.length, batches, outcomes: [] };
   const values = events.map((e) => {
     const v = terminalValues(e);
