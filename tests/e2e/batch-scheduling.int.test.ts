@@ -93,10 +93,12 @@ describe("batch scheduling across workers and reconcilers", () => {
       .http()
       .post("/simulations")
       .set("X-API-Key", basic.key)
-      .send(scripted({ steps: 4, step_ms: 20 }));
+      .send(scripted({ steps: 4, step_ms: 100 }));
     expect(single.status).toBe(202);
-    const a = await stack.submitBatch(basic.key, { simulations: jobs(5, { steps: 2, step_ms: 20 }), parallel_jobs: 3 });
-    const b = await stack.submitBatch(basic.key, { simulations: jobs(5, { steps: 2, step_ms: 20 }), parallel_jobs: 3 });
+    // Jobs of ~200 ms next to a single one of ~400 ms: three of them overlap even when a loaded machine spreads their
+    // claims (with much shorter jobs, whether they overlap depends on the machine's speed).
+    const a = await stack.submitBatch(basic.key, { simulations: jobs(5, { steps: 2, step_ms: 100 }), parallel_jobs: 3 });
+    const b = await stack.submitBatch(basic.key, { simulations: jobs(5, { steps: 2, step_ms: 100 }), parallel_jobs: 3 });
     // Observed while it runs: no more than 3 of this user's jobs running or released.
     let maxRunning = 0;
     const seen = await stack.watchBatch(basic.key, b.body.batch_id, (x) => x.completed_at !== null, 45_000);
