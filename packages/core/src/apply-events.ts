@@ -4,6 +4,7 @@ import type { JobOutcome } from "@simbatch/queue";
 import type { CoreDeps } from "./deps.ts";
 import { evaluateBatches } from "./batch-state.ts";
 import { SideEffects } from "./side-effects.ts";
+import { attemptCharge, chargeEnded, reportedSpending } from "./sql.ts";
 
 const TERMINAL = { completed: "COMPLETED", failed: "FAILED", cancelled: "CANCELLED" } as const;
 export type TerminalEvent = Extract<JobEvent, { type: keyof typeof TERMINAL }>;
@@ -44,7 +45,7 @@ async function applyProgress(tx: Raw, events: ProgressEvent[], effects: SideEffe
   );
   const rows = await tx.$queryRaw<{ id: string; batch_id: string | null; capped: boolean | null }[]>`
     UPDATE simulation_jobs j SET progress_percent = GREATEST(j.progress_percent, v.progress), current_step = v.step,
-      cost_micros = GREATEST(j.cost_micros, j.carried_cost_micros + v.cost), tokens_used = GREATEST(j.tokens_used, j.carried_tokens + v.tokens)
+      ${reportedSpending("v")}
     FROM (VALUES ${Prisma.join(values)}) AS v(id, attempt, progress, step, cost, tokens)
     WHERE j.id = v.id AND j.status = 'RUNNING' AND j.attempts = v.attempt
     RETURNING j.id, j.batch_id, (SELECT b.budget_cap_micros IS NOT NULL FROM batches b WHERE b.id = j.batch_id) AS capped`;
@@ -110,19 +111,17 @@ async function applyTerminal(
   const ended = await tx.$queryRaw<{ id: string; batch_id: string | null; template_id: string | null; status: JobOutcome["status"]; duration_s: number }[]>`
     WITH ended AS (
       UPDATE simulation_jobs j SET status = v.status::"JobStatus", completed_at = v.at,
-        cost_micros = GREATEST(j.cost_micros, j.carried_cost_micros + v.cost), tokens_used = GREATEST(j.tokens_used, j.carried_tokens + v.tokens),
+        ${reportedSpending("v")},
         progress_percent = CASE WHEN v.status = 'COMPLETED' THEN 100 ELSE j.progress_percent END,
         current_step = CASE WHEN v.status = 'COMPLETED' THEN 'completed' ELSE j.current_step END,
         error_message = COALESCE(v.error, j.error_message),
         cancel_reason = CASE WHEN v.status = 'CANCELLED' THEN COALESCE(j.cancel_reason, v.stop) ELSE j.cancel_reason END
       FROM (VALUES ${Prisma.join(values)}) AS v(id, attempt, status, at, cost, tokens, error, period, stop)
       WHERE j.id = v.id AND j.status = 'RUNNING' AND j.attempts = v.attempt
-      RETURNING j.id, j.owner_id, j.batch_id, v.attempt, (j.cost_micros - j.carried_cost_micros) AS cost, (j.tokens_used - j.carried_tokens) AS tokens, v.period,
+      RETURNING j.id, j.owner_id, j.batch_id, v.attempt, ${attemptCharge}, v.period,
         j.template_id, v.status, EXTRACT(EPOCH FROM (v.at - j.started_at))::float8 AS duration_s
     ), charged AS (
-      INSERT INTO ledger_entries (user_id, period, kind, job_id, batch_id, attempt, cost_micros, tokens)
-      SELECT owner_id, period, 'CHARGE'::"LedgerKind", id, batch_id, attempt, cost, tokens FROM ended
-      ON CONFLICT (job_id, attempt) DO NOTHING
+      ${chargeEnded}
     )
     SELECT id, batch_id, template_id, status, duration_s FROM ended`;
   for (const r of ended) effects.jobChanged(r.id, r.batch_id);

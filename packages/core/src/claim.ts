@@ -1,6 +1,6 @@
 import { periodOf } from "@simbatch/contracts";
 import { Prisma, rawOf, type Db } from "@simbatch/db";
-import { activeById } from "./sql.ts";
+import { activeById, attemptCharge, chargeEnded, reportedSpending } from "./sql.ts";
 
 /** Default cap on a job's attempts (MAX_JOB_ATTEMPTS). */
 export const DEFAULT_MAX_JOB_ATTEMPTS = 5;
@@ -431,15 +431,12 @@ async function writeResults(db: Db, items: PreparedResult[]): Promise<CompletedE
       FOR UPDATE OF j
     ), ended AS (
       UPDATE simulation_jobs j SET status = 'COMPLETED', completed_at = l.at,
-        cost_micros = GREATEST(j.cost_micros, j.carried_cost_micros + l.cost), tokens_used = GREATEST(j.tokens_used, j.carried_tokens + l.tokens),
+        ${reportedSpending("l")},
         progress_percent = 100, current_step = 'completed'
       FROM live l WHERE j.id = l.job_id
-      RETURNING j.id, j.owner_id, j.batch_id, l.attempt, l.result, l.period, (j.cost_micros - j.carried_cost_micros) AS cost,
-        (j.tokens_used - j.carried_tokens) AS tokens, j.template_id, EXTRACT(EPOCH FROM (l.at - j.started_at))::float8 AS duration_s
+      RETURNING j.id, j.owner_id, j.batch_id, l.attempt, l.result, l.period, ${attemptCharge}, j.template_id, EXTRACT(EPOCH FROM (l.at - j.started_at))::float8 AS duration_s
     ), charged AS (
-      INSERT INTO ledger_entries (user_id, period, kind, job_id, batch_id, attempt, cost_micros, tokens)
-      SELECT owner_id, period, 'CHARGE'::"LedgerKind", id, batch_id, attempt, cost, tokens FROM ended
-      ON CONFLICT (job_id, attempt) DO NOTHING
+      ${chargeEnded}
     ), res AS (
       INSERT INTO simulation_results AS r (job_id, attempt, result)
       SELECT id, attempt, result FROM ended

@@ -28,3 +28,25 @@ export const activeById = (alias: "j"): Prisma.Sql =>
 
 /** A job still waiting in Postgres (PENDING, not released), for lookups by id. */
 export const waitingById: Prisma.Sql = Prisma.raw(`(CASE status WHEN 'PENDING' THEN released_at IS NULL ELSE false END)`);
+
+/**
+ * A job's spending from an attempt's report (`<src>.cost`, `<src>.tokens`): what its
+ * superseded attempts were charged (carried) plus this attempt's, never lower than the
+ * row already says (a report that arrives late never moves spending back).
+ */
+export const reportedSpending = (src: "v" | "l"): Prisma.Sql =>
+  Prisma.raw(
+    `cost_micros = GREATEST(j.cost_micros, j.carried_cost_micros + ${src}.cost), tokens_used = GREATEST(j.tokens_used, j.carried_tokens + ${src}.tokens)`,
+  );
+
+/** What an ended job row returns for its charge: the attempt's own part of its spending. */
+export const attemptCharge: Prisma.Sql = Prisma.raw(`(j.cost_micros - j.carried_cost_micros) AS cost, (j.tokens_used - j.carried_tokens) AS tokens`);
+
+/**
+ * Charges the attempts a CTE named `ended` ended (its rows: owner_id, period, id,
+ * batch_id, attempt, cost, tokens). The ledger is unique on (job, attempt), so a
+ * replayed end charges nothing.
+ */
+export const chargeEnded: Prisma.Sql = Prisma.raw(`INSERT INTO ledger_entries (user_id, period, kind, job_id, batch_id, attempt, cost_micros, tokens)
+      SELECT owner_id, period, 'CHARGE'::"LedgerKind", id, batch_id, attempt, cost, tokens FROM ended
+      ON CONFLICT (job_id, attempt) DO NOTHING`);
