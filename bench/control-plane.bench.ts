@@ -11,10 +11,11 @@
  * (needs pg_stat_statements in shared_preload_libraries; see CONTRIBUTING.md).
  */
 import { readFileSync, readdirSync } from "node:fs";
-import { Queue, Worker } from "bullmq";
+import { Queue } from "bullmq";
 import { Client } from "pg";
 import { upsertUser, createApiKey } from "@simbatch/core";
-import { createRedis } from "@simbatch/queue";
+import { createRedis, EventStream, SimulationQueue, Worker } from "@simbatch/queue";
+import { SIMULATIONS_QUEUE } from "@simbatch/contracts";
 import globalSetup from "@simbatch/testing/src/global-setup.ts";
 import globalTeardown from "@simbatch/testing/src/global-teardown.ts";
 import { TestEnv, waitFor } from "@simbatch/testing";
@@ -95,6 +96,70 @@ async function rawBullmqRound(total: number): Promise<number> {
   await queue.close();
   connection.disconnect();
   producer.disconnect();
+  return rate;
+}
+
+/**
+ * The service's transport alone, no Postgres and no service code: what the roles do
+ * in Redis per job, with the same classes and options. A feeder keeps at most
+ * 3 jobs per worker slot released (the dispatcher's look-ahead) and adds them with
+ * `SimulationQueue.addMany`; one Worker at concurrency 50 (the service's options)
+ * publishes a `completed` event per job on an `EventStream`; the feeder reads the
+ * events in a consumer group, acknowledges them and releases as many jobs again.
+ * Its rate bounds the service's from above: the share of raw BullMQ's rate that
+ * transport leaves to everything else.
+ */
+async function transportRound(total: number): Promise<number> {
+  const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+  const [feed, work, events] = [createRedis({ url }, "consumer"), createRedis({ url }, "consumer"), createRedis({ url }, "consumer")];
+  const prefix = `benchtransport${Date.now()}`;
+  const queue = new SimulationQueue(feed, prefix);
+  const stream = new EventStream(work, `${prefix}:events`, "reconcilers");
+  const reader = new EventStream(events, `${prefix}:events`, "reconcilers");
+  await reader.ensureGroup();
+  const worker = new Worker(
+    SIMULATIONS_QUEUE,
+    async (job) => {
+      const data = job.data as { jobId: string; requestId: string | null };
+      await stream.publish({
+        type: "completed",
+        jobId: data.jobId,
+        attempt: 1,
+        at: new Date().toISOString(),
+        requestId: data.requestId,
+        costMicros: 0,
+        tokens: 0,
+        ended: true,
+        batchId: "b",
+      });
+      return { outcome: "completed" };
+    },
+    { connection: work, prefix, name: "transport", concurrency: CONCURRENCY, lockDuration: 30_000, stalledInterval: 15_000, maxStalledCount: 5 },
+  );
+  await worker.waitUntilReady();
+  const t0 = performance.now();
+  let released = 0;
+  let done = 0;
+  const release = async () => {
+    const n = Math.min(CONCURRENCY * 3 - (released - done), total - released);
+    if (n <= 0) return;
+    const first = released;
+    released += n;
+    await queue.addMany(Array.from({ length: n }, (_, k) => ({ jobId: `${prefix}-${first + k}`, priority: 50, requestId: null })));
+  };
+  await release();
+  while (done < total) {
+    const read = await reader.read("feeder", 200, 500);
+    await reader.ack(read.map((e) => e.id));
+    done += read.length;
+    await release();
+  }
+  const rate = total / ((performance.now() - t0) / 1000);
+  await worker.close();
+  await queue.queue.obliterate({ force: true });
+  await queue.close();
+  await events.del(`${prefix}:events`);
+  for (const r of [feed, work, events]) r.disconnect();
   return rate;
 }
 
@@ -219,18 +284,23 @@ async function main(): Promise<void> {
     // The warm rounds, each paired with a raw BullMQ round just before it: this machine's
     // speed drifts within minutes, and a pair sees the same phase of it.
     const statements = process.env.BENCH_PG_STATEMENTS ? await pgStatements(svc.pg) : null;
-    const pairs: { raw: number; e2e: number }[] = [];
+    const commands = process.env.BENCH_REDIS_COMMANDS ? new RedisCommands() : null;
+    const pairs: { raw: number; e2e: number; transport: number }[] = [];
     const spent = { api: 0, worker: 0, reconciler: 0, postgres: 0, redis: 0 };
     for (let i = 0; i < PAIRS; i++) {
       const rawRate = await rawBullmqRound(RAW_JOBS);
+      const transport = await transportRound(RAW_JOBS);
       const before = cpu();
+      await commands?.start();
       const rate = await e2eRound(`e2e-${i}`);
+      await commands?.stop();
       const after = cpu();
       for (const k of Object.keys(spent) as (keyof typeof spent)[]) spent[k] += after[k] - before[k];
-      pairs.push({ raw: rawRate, e2e: rate });
+      pairs.push({ raw: rawRate, e2e: rate, transport });
     }
-    if (statements) await statements.print();
     const jobs = PAIRS * E2E_BATCHES * JOBS_PER_BATCH;
+    if (statements) await statements.print();
+    if (commands) await commands.print(jobs);
 
     // 2. create-batch(100): one client, sequential; then 10 concurrent clients of one user.
     const seqKey = await newUser(svc, "seq");
@@ -300,6 +370,13 @@ async function main(): Promise<void> {
         3,
       )})   (issue: >= 0.25)`,
     );
+    row(
+      "transport alone: the roles' Redis work, no Postgres",
+      `${fmt(median(pairs.map((p) => p.transport)))} jobs/s, ratio ${fmt(median(pairs.map((p) => p.transport / p.raw)), 3)} median (${list(
+        pairs.map((p) => p.transport / p.raw),
+        3,
+      )})`,
+    );
     row("  first round on a cold service, vs raw BullMQ before it", `${fmt(e2eCold)} jobs/s vs ${fmt(raw)}, ratio ${fmt(e2eCold / raw, 3)}`);
     row("create-batch(100), one client sequential", `p50 ${fmt(pct(seq, 50), 1)} ms   (issue: <= 20)`);
     row(
@@ -338,6 +415,42 @@ function workerEnv(svc: Service): Record<string, string> {
     WORKER_CONCURRENCY: String(CONCURRENCY),
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "info",
   };
+}
+
+type CommandStats = Map<string, { calls: number; usec: number }>;
+
+/**
+ * BENCH_REDIS_COMMANDS=1: Redis' own counts (INFO commandstats) summed over the warm
+ * end-to-end rounds only (the raw BullMQ rounds between them are left out), per job.
+ * Scripts count under `evalsha`; the commands they run count again under their names.
+ */
+class RedisCommands {
+  private readonly redis = createRedis({ url: process.env.REDIS_URL ?? "redis://127.0.0.1:6379" }, "consumer");
+  private readonly total: CommandStats = new Map();
+  private before: CommandStats = new Map();
+
+  private async read(): Promise<CommandStats> {
+    const info = await this.redis.info("commandstats");
+    const out: CommandStats = new Map();
+    for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) out.set(m[1]!, { calls: Number(m[2]), usec: Number(m[3]) });
+    return out;
+  }
+  async start(): Promise<void> {
+    this.before = await this.read();
+  }
+  async stop(): Promise<void> {
+    for (const [cmd, now] of await this.read()) {
+      const was = this.before.get(cmd) ?? { calls: 0, usec: 0 };
+      const t = this.total.get(cmd) ?? { calls: 0, usec: 0 };
+      this.total.set(cmd, { calls: t.calls + now.calls - was.calls, usec: t.usec + now.usec - was.usec });
+    }
+  }
+  async print(jobs: number): Promise<void> {
+    const rows = [...this.total].filter(([, t]) => t.calls > 0).sort((a, b) => b[1].usec - a[1].usec);
+    console.log("  Redis commands of the warm rounds, per job (calls, µs inside Redis):");
+    for (const [cmd, t] of rows.slice(0, 20)) console.log(`  ${cmd.padEnd(24)} ${fmt(t.calls / jobs, 2).padStart(7)} ${fmt(t.usec / jobs, 1).padStart(7)}`);
+    this.redis.disconnect();
+  }
 }
 
 /** Resets pg_stat_statements now; print() lists what ran since, costliest first. */
