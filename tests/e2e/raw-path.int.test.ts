@@ -1,5 +1,5 @@
 import { admitBatch, resolveSimulation } from "@simbatch/core";
-import { createDb, DatabaseUnavailableError, inRawTransaction, isDatabaseUnavailable, Prisma, rawOf, type Db } from "@simbatch/db";
+import { createDb, DatabaseUnavailableError, inRawTransaction, isDatabaseUnavailable, prepared, Prisma, rawOf, type Db } from "@simbatch/db";
 import { TestEnv, withAdminClient } from "@simbatch/testing";
 import { freePort } from "../support/processes.ts";
 import { scripted } from "../support/stack.ts";
@@ -108,6 +108,45 @@ describe("raw statements through pg", () => {
     await victim.$disconnect();
     // A SQL error is the caller's bug, never an outage.
     expect(isDatabaseUnavailable(await rawOf(db).$queryRaw`SELECT nope`.catch((e: unknown) => e))).toBe(false);
+  });
+
+  it("runs a prepared statement by name, planned generically with sequential scans off, only in a transaction that asks for it", async () => {
+    /** What the session sees: its named statements, and how it plans now. */
+    const session = Prisma.sql`
+      SELECT ARRAY(SELECT name FROM pg_prepared_statements WHERE name LIKE 'probe_%' ORDER BY name) AS names,
+        current_setting('plan_cache_mode') AS mode, current_setting('enable_seqscan') AS seqscan`;
+    const probe = (name: string) => prepared(name, Prisma.sql`SELECT ${41}::int + 1 AS n`);
+    const inHot = (on: Db, name: string) =>
+      inRawTransaction(
+        on,
+        async (tx) => {
+          const [row] = await tx.$queryRaw<{ n: number }[]>(probe(name));
+          return { n: row!.n, ...(await tx.$queryRaw<Record<string, unknown>[]>(session))[0] };
+        },
+        1,
+        { preparedPlans: true },
+      );
+    const one = createDb({ url: env.databaseUrl, poolSize: 1 });
+    try {
+      // Outside such a transaction a prepared statement is an ordinary one: no name, default planning.
+      expect(await rawOf(one).$queryRaw(probe("probe_plain"))).toEqual([{ n: 42 }]);
+      expect(await inRawTransaction(one, async (tx) => (await tx.$queryRaw(probe("probe_tx")))[0])).toEqual({ n: 42 });
+      expect((await rawOf(one).$queryRaw<unknown[]>(session))[0]).toEqual({ names: [], mode: "auto", seqscan: "on" });
+      // Inside one: parsed once under its name, the whole transaction planned generically without sequential scans.
+      expect(await inHot(one, "probe_hot")).toEqual({ n: 42, names: ["probe_hot"], mode: "force_generic_plan", seqscan: "off" });
+      expect(await inHot(one, "probe_hot")).toEqual({ n: 42, names: ["probe_hot"], mode: "force_generic_plan", seqscan: "off" });
+      // The settings end with the transaction; the connection keeps the statement.
+      expect((await rawOf(one).$queryRaw<unknown[]>(session))[0]).toEqual({ names: ["probe_hot"], mode: "auto", seqscan: "on" });
+    } finally {
+      await one.$disconnect();
+    }
+    // DATABASE_PREPARED_STATEMENTS=false (a pooler that cannot keep them): no names, no settings.
+    const pooled = createDb({ url: env.databaseUrl, poolSize: 1, preparedStatements: false });
+    try {
+      expect(await inHot(pooled, "probe_pooled")).toEqual({ n: 42, names: [], mode: "auto", seqscan: "on" });
+    } finally {
+      await pooled.$disconnect();
+    }
   });
 
   it("admits a batch in one statement for the tier authentication saw, and through the counted path once that tier changed", async () => {

@@ -6,7 +6,7 @@ import request from "supertest";
 import { wireApi } from "@simbatch/api";
 import { periodOf } from "@simbatch/contracts";
 import { activeJob, dispatch, evaluateBatches, listBatches, listJobs, LOOKAHEAD_PER_SLOT, SideEffects, type CoreDeps } from "@simbatch/core";
-import { inTransaction, Prisma, type Db } from "@simbatch/db";
+import { inTransaction, Prisma, PREPARED_PLAN_SETTINGS, type Db } from "@simbatch/db";
 import { PrismaClient } from "@simbatch/db/src/generated/client.ts";
 import type { ApiCallFlusher } from "@simbatch/queue";
 import { TestEnv } from "@simbatch/testing";
@@ -123,7 +123,7 @@ const DISPATCH_USERS = from("dispatcher.ts")`
       SELECT DISTINCT b.owner_id FROM batches b WHERE b.waiting_jobs > 0 AND b.stop_reason IS NULL AND b.status IN ('PENDING', 'RUNNING') AND NOT b.paused
       UNION
       SELECT DISTINCT j.owner_id FROM simulation_jobs j WHERE j.batch_id IS NULL AND j.status = 'PENDING' AND j.released_at IS NULL
-    ) o JOIN users u ON u.id = o.owner_id
+    ) o CROSS JOIN LATERAL (SELECT u.tier FROM users u WHERE u.id = o.owner_id LIMIT 1) u
       LEFT JOIN LATERAL (SELECT c.active_jobs, c.last_released_at FROM user_counters c WHERE c.user_id = o.owner_id LIMIT 1) c ON true
       LEFT JOIN LATERAL (SELECT p.cost_micros FROM usage_periods p WHERE p.user_id = o.owner_id AND p.period = ${"period"} LIMIT 1) p ON true`;
 
@@ -288,6 +288,8 @@ const BIG_TABLES = ["simulation_jobs", "ledger_entries"];
 describe("control plane at scale (10k backlog, 10k+ history)", () => {
   const env = new TestEnv({ clock: { now: () => NOW } });
   let sql: pg.Client;
+  /** A session whose prepared dispatch reads were planned on empty tables (beforeAll). */
+  let generic: pg.Client;
   let pool: pg.Pool;
   let countingDb: Db;
   let deps: CoreDeps;
@@ -357,6 +359,21 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
     return s;
   }
 
+  /** The dispatch reads a pass prepares, by statement name, with their values for these eligible users. */
+  const genericReads = (eligible: string[]): [string, HotQuery, Record<string, unknown>][] => [
+    ["dispatch_busy", DISPATCH_BUSY, { "activeJob()": activeJob() }],
+    ["dispatch_users", DISPATCH_USERS, { period: CUR }],
+    ["dispatch_candidates", DISPATCH_CANDIDATES, { eligible, loads: eligible.map(() => WINDOW), above: 101, window: WINDOW }],
+  ];
+  /** EXECUTE takes no bind parameters (a utility statement): the values go in as literals. */
+  const literal = (v: unknown): string =>
+    Array.isArray(v)
+      ? pg.Client.prototype.escapeLiteral(`{${v.map((x) => `"${String(x).replace(/["\\]/g, "\\$&")}"`).join(",")}}`)
+      : typeof v === "number"
+        ? String(v)
+        : pg.Client.prototype.escapeLiteral(String(v));
+  const executeSql = (name: string, values: unknown[]) => (values.length === 0 ? `EXECUTE ${name}` : `EXECUTE ${name}(${values.map(literal).join(", ")})`);
+
   /** One dispatch pass through the counting client: the statements it sent and what it released. */
   async function measuredDispatch(): Promise<{ statements: Sent[]; released: number }> {
     sent.length = 0;
@@ -369,6 +386,17 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
     const core = env.core;
     sql = new pg.Client({ connectionString: env.databaseUrl });
     await sql.connect();
+    // The dispatch reads as a pass prepares them, planned now, while every table is empty
+    // and has never been analyzed: the connection keeps these generic plans (see below).
+    generic = new pg.Client({ connectionString: env.databaseUrl });
+    await generic.connect();
+    await generic.query(`BEGIN; ${PREPARED_PLAN_SETTINGS}`);
+    for (const [name, q, values] of genericReads([])) {
+      const bound = bind(q, values);
+      await generic.query(`PREPARE ${name} AS ${bound.text}`);
+      await generic.query(executeSql(name, bound.values));
+    }
+    await generic.query("COMMIT");
     pool = new pg.Pool({ connectionString: env.databaseUrl, max: 2, Client: CountingClient });
     countingDb = new PrismaClient({ adapter: new PrismaPg(pool) }) as unknown as Db;
     deps = { ...core, db: countingDb };
@@ -494,6 +522,7 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
     await countingDb?.$disconnect();
     await pool?.end();
     await sql?.end();
+    await generic?.end();
     await env.teardown();
   });
 
@@ -563,6 +592,32 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
     expect(again).toEqual(releasedFirst);
     expect(await counterDrift()).toEqual({ batches: [], user_counters: [], usage_periods: [] });
     expect(released).toBe(WINDOW);
+  });
+
+  it("runs the dispatch reads on the generic plans made while the tables were empty, on their indexes (EXPLAIN ANALYZE EXECUTE)", async () => {
+    // A pass runs its reads as prepared statements with one generic plan per connection
+    // (packages/db raw.ts, PREPARED_PLAN_SETTINGS). Nothing analyzes this database (no
+    // ANALYZE has run yet in this file, and CI's Postgres runs without autovacuum), so the
+    // plans `generic` made in beforeAll from empty tables are the ones that run here, on
+    // the 20,000-job backlog: they must still read it through the indexes.
+    const eligible = (await sql.query(`SELECT user_id FROM user_totals WHERE waiting_jobs > 0 ORDER BY user_id`)).rows.map((r) => r.user_id);
+    const bounds: Record<string, number> = { dispatch_busy: 2 * WINDOW, dispatch_users: WINDOW, dispatch_candidates: 500 };
+    const report: { name: string; plan: string; seqScans: string[]; read: number; max: number }[] = [];
+    await generic.query(`BEGIN; ${PREPARED_PLAN_SETTINGS}`);
+    try {
+      for (const [name, q, values] of genericReads(eligible)) {
+        const bound = bind(q, values);
+        const res = await generic.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${executeSql(name, bound.values)}`);
+        const plan = summarize((res.rows[0]["QUERY PLAN"] as Record<string, any>[])[0]!);
+        measured[`${name} (generic plan)`] = plan.text();
+        const read = plan.readOn("simulation_jobs") + plan.readOn("ledger_entries");
+        report.push({ name, plan: plan.text(), seqScans: plan.seqScans().filter((t) => BIG_TABLES.includes(t)), read, max: bounds[name]! });
+      }
+    } finally {
+      await generic.query("ROLLBACK");
+    }
+    expect(report.map((r) => r.name)).toEqual(Object.keys(bounds));
+    expect(report.filter((r) => r.seqScans.length > 0 || r.read > r.max)).toEqual([]);
   });
 
   it("reads a bounded number of rows in every hot query (EXPLAIN ANALYZE)", async () => {
@@ -648,7 +703,7 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
       apiCallsBase: small(byName.get("apiCallsBase")!),
       usageHistory: small(byName.get("usageHistory")!),
       jobStats: small(byName.get("jobStats")!),
-      "dispatch users": byName.get("dispatch users")!.readOn("user_counters"),
+      "dispatch users": byName.get("dispatch users")!.readOn("user_counters") + byName.get("dispatch users")!.readOn("users"),
     };
     // A row or two each (usageHistory: the user's three periods); dispatch: the six users with waiting work, not the 2,000 others.
     // Plus, where admissions count, up to 8 admission shard rows per user (and per period).
@@ -659,7 +714,7 @@ describe("control plane at scale (10k backlog, 10k+ history)", () => {
       apiCallsBase: 1,
       usageHistory: 3 * (2 + 2 * SHARDS),
       jobStats: 1 + SHARDS,
-      "dispatch users": OTHERS.length + 1,
+      "dispatch users": 2 * (OTHERS.length + 1),
     };
     expect(Object.entries(smallReads).filter(([name, n]) => n > smallBounds[name as keyof typeof smallBounds])).toEqual([]);
     // Every hot query on its indexes, within its bound (all violations listed at once).

@@ -9,19 +9,28 @@ import { Stack, scripted } from "../support/stack.ts";
 /** A Db whose raw statements are counted. */
 function counting(db: Db): { db: Db; statements: () => number } {
   let n = 0;
-  const wrapped = new Proxy(db, {
-    get(target, prop, receiver) {
-      const v = Reflect.get(target, prop, receiver);
-      if ((prop === "$queryRaw" || prop === "$executeRaw") && typeof v === "function") {
-        return (...args: unknown[]) => {
-          n++;
-          return (v as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      }
-      return v;
-    },
-  });
-  return { db: wrapped, statements: () => n };
+  // Statements made in a transaction (the claim runs in one of its own) go through the transaction's client: counted too.
+  const wrap = <T extends object>(client: T): T =>
+    new Proxy(client, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver);
+        if ((prop === "$queryRaw" || prop === "$executeRaw") && typeof v === "function") {
+          return (...args: unknown[]) => {
+            n++;
+            return (v as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        }
+        if (prop === "$transaction" && typeof v === "function") {
+          return (fn: unknown, ...rest: unknown[]) =>
+            (v as (...a: unknown[]) => unknown).apply(target, [
+              typeof fn === "function" ? (tx: object) => (fn as (t: object) => unknown)(wrap(tx)) : fn,
+              ...rest,
+            ]);
+        }
+        return v;
+      },
+    });
+  return { db: wrap(db), statements: () => n };
 }
 
 /**
@@ -206,10 +215,11 @@ describe("claims and results", () => {
     ]);
     expect(await db().jobAttemptOutcome.count({ where: { jobId: { in: [id, other] } } })).toBe(0);
 
-    // Attempt 2 ends; bytes round-trip exactly.
-    expect(await storeResult(db(), id, 2, { tag: "second" }, exportsOf("second"))).toBe(true);
+    // Attempt 2 ends; bytes and text round-trip exactly (they travel as array elements: quotes, backslashes, braces, commas).
+    const second = 'second: "quoted", \\back\\slash, {braces}, NULL, é ✓\n';
+    expect(await storeResult(db(), id, 2, { tag: second }, exportsOf(second))).toBe(true);
     const row = await db().simulationResult.findUniqueOrThrow({ where: { jobId: id } });
-    expect(row).toMatchObject({ attempt: 2, result: { tag: "second" } });
+    expect(row).toMatchObject({ attempt: 2, result: { tag: second } });
     const stored = await db().simulationExport.findUniqueOrThrow({ where: { jobId_format: { jobId: id, format: "pdf" } } });
     expect(Buffer.from(stored.content).equals(pdf)).toBe(true);
     expect(stored.contentType).toBe("application/pdf");
@@ -218,9 +228,9 @@ describe("claims and results", () => {
     // Attempt 1 again, or attempt 2 replayed: refused (the job has ended), nothing overwritten or charged twice.
     expect(await storeResult(db(), id, 1, { tag: "stale" }, exportsOf("stale"))).toBe(false);
     expect(await storeResult(db(), id, 2, { tag: "replay" }, exportsOf("replay"), { costMicros: 99, tokens: 9 })).toBe(false);
-    expect((await db().simulationResult.findUniqueOrThrow({ where: { jobId: id } })).result).toEqual({ tag: "second" });
+    expect((await db().simulationResult.findUniqueOrThrow({ where: { jobId: id } })).result).toEqual({ tag: second });
     const json = await db().simulationExport.findUniqueOrThrow({ where: { jobId_format: { jobId: id, format: "json" } } });
-    expect(JSON.parse(Buffer.from(json.content).toString())).toEqual({ tag: "second" });
+    expect(JSON.parse(Buffer.from(json.content).toString())).toEqual({ tag: second });
     expect(await db().ledgerEntry.count({ where: { jobId: id } })).toBe(1);
 
     // Even were the job row to say RUNNING at attempt 1 again, a stored later attempt's result is never replaced by an earlier one.

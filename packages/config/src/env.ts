@@ -22,6 +22,14 @@ export const CommonEnvSchema = z.object({
    * advisory lock, which only a direct connection keeps. Unset → DATABASE_URL.
    */
   DIRECT_DATABASE_URL: z.string().url().optional(),
+  /**
+   * The hot statements (claims, ends, a dispatch pass's reads, a reconciler's batch
+   * evaluation) run as named prepared statements, planned once per connection. Off
+   * behind a pooler in transaction mode that cannot keep them (PgBouncer before 1.21,
+   * or later without `max_prepared_statements`): every statement is then parsed and
+   * planned per call.
+   */
+  DATABASE_PREPARED_STATEMENTS: bool.default(true),
   /** One Redis server; with REDIS_CLUSTER_NODES, only its credentials and scheme (`rediss:` = TLS) are used. */
   REDIS_URL: z.string().url().default("redis://127.0.0.1:6379"),
   /** Seed nodes of a Redis Cluster, `host:port,host:port`; set → every Redis connection is a Cluster client. */

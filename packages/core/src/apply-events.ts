@@ -157,13 +157,18 @@ export async function applyEvents(deps: CoreDeps, events: JobEvent[]): Promise<A
   if (events.length === 0) return { applied: 0, capacityChanged: false };
   const { progress, terminal, started } = partitionEvents(events);
   const effects = new SideEffects();
-  const { outcomes, ...result } = await inRawTransaction(deps.db, async (tx) => {
-    const batches = new Set<string>(await applyProgress(tx, progress, effects));
-    const ended = await applyTerminal(tx, terminal, effects);
-    for (const id of [...ended.batches, ...(await pendingBatchesOf(tx, started))]) batches.add(id);
-    await evaluateBatches(deps, tx, batches, effects);
-    return { applied: ended.applied, capacityChanged: ended.applied > 0 || ended.endedByWorkers > 0 || started.length > 0, outcomes: ended.outcomes };
-  });
+  const { outcomes, ...result } = await inRawTransaction(
+    deps.db,
+    async (tx) => {
+      const batches = new Set<string>(await applyProgress(tx, progress, effects));
+      const ended = await applyTerminal(tx, terminal, effects);
+      for (const id of [...ended.batches, ...(await pendingBatchesOf(tx, started))]) batches.add(id);
+      await evaluateBatches(deps, tx, batches, effects);
+      return { applied: ended.applied, capacityChanged: ended.applied > 0 || ended.endedByWorkers > 0 || started.length > 0, outcomes: ended.outcomes };
+    },
+    undefined,
+    { preparedPlans: true },
+  );
   await effects.run(deps);
   // Metrics after commit: a crash or a Redis error here loses these counts (an undercount), never the jobs' state.
   await deps.jobMetrics.record(outcomes).catch((err: unknown) => deps.logger.warn("job metrics not recorded", { error: String(err) }));

@@ -1,7 +1,7 @@
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { Prisma, PrismaClient } from "./generated/client.ts";
-import { RawDb, type Raw } from "./raw.ts";
+import { RawDb, type Raw, type TransactionOptions } from "./raw.ts";
 
 export type Db = PrismaClient;
 export type Tx = Prisma.TransactionClient;
@@ -11,6 +11,8 @@ export interface DbOptions {
   url: string;
   /** Pool size per process; default 10. */
   poolSize?: number;
+  /** Run `prepared` statements by name (DATABASE_PREPARED_STATEMENTS); default true. */
+  preparedStatements?: boolean;
 }
 
 const rawClients = new WeakMap<Db, RawDb>();
@@ -23,13 +25,13 @@ export function createDb(opts: DbOptions): Db {
   // Prisma adds one only once it connects, and the direct path may never make it.
   pool.on("error", () => undefined);
   const db = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) });
-  rawClients.set(db, new RawDb(pool));
+  rawClients.set(db, new RawDb(pool, { preparedStatements: opts.preparedStatements ?? true }));
   return db;
 }
 
 /** What the hot paths run raw statements and transactions on. */
 export interface RawClient extends Raw {
-  transaction<T>(fn: (tx: Raw) => Promise<T>, attempts?: number): Promise<T>;
+  transaction<T>(fn: (tx: Raw) => Promise<T>, attempts?: number, opts?: TransactionOptions): Promise<T>;
 }
 
 /**
@@ -47,8 +49,8 @@ export function rawOf(db: DbOrTx): RawClient {
 }
 
 /** inTransaction on the direct path: for hot paths whose statements are all raw. */
-export function inRawTransaction<T>(db: Db, fn: (tx: Raw) => Promise<T>, attempts = 5): Promise<T> {
-  return rawOf(db).transaction(fn, attempts);
+export function inRawTransaction<T>(db: Db, fn: (tx: Raw) => Promise<T>, attempts = 5, opts: TransactionOptions = {}): Promise<T> {
+  return rawOf(db).transaction(fn, attempts, opts);
 }
 
 const RETRYABLE_SQLSTATES = new Set(["40001", "40P01"]);

@@ -1,5 +1,5 @@
 export * from "./client.ts";
-export { RawDb, type Raw } from "./raw.ts";
+export { RawDb, prepared, PREPARED_PLAN_SETTINGS, type Raw, type TransactionOptions } from "./raw.ts";
 export * from "./migrate.ts";
 export { Prisma } from "./generated/client.ts";
 export type { User, ApiKey, Batch, SimulationJob, LedgerEntry, UsagePeriod } from "./generated/client.ts";

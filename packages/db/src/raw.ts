@@ -46,21 +46,59 @@ function toSql(query: TemplateStringsArray | Prisma.Sql, values: unknown[]): Pri
  */
 const param = (v: unknown) => (v instanceof Date ? v.toISOString() : v);
 
-async function run(on: Queryable, sql: Prisma.Sql): Promise<pg.QueryResult> {
+const names = new WeakMap<Prisma.Sql, string>();
+
+/**
+ * Marks a statement to run as a named prepared statement on the direct path: each
+ * connection parses it once and keeps one generic plan for it instead of planning
+ * every call. For hot statements whose planning costs as much as running them. Only
+ * a transaction opened with `{ preparedPlans: true }` runs it by its name, under
+ * settings that decide how that plan is made (PREPARED_PLAN_SETTINGS); anywhere else
+ * (outside such a transaction, or on a Prisma client) it is an ordinary statement,
+ * planned per call. The name must belong to one statement text.
+ */
+export function prepared(name: string, sql: Prisma.Sql): Prisma.Sql {
+  names.set(sql, name);
+  return sql;
+}
+
+/**
+ * Settings for the rest of a transaction opened with `{ preparedPlans: true }`: every
+ * statement in it with parameters gets a generic plan, made with sequential and bitmap
+ * scans off. A connection keeps a prepared statement's plan for its life, and on tables
+ * nothing analyzes (a server with autovacuum off, a fresh deployment) a plan made from
+ * their first, tiny statistics would otherwise be free to scan them sequentially for
+ * good. Bitmap scans are off also because only a plain index scan marks the index
+ * entries of finished jobs dead; a bitmap scan visits them again on every call when
+ * nothing vacuums. Sent with BEGIN, in the same round trip.
+ */
+export const PREPARED_PLAN_SETTINGS =
+  "SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)";
+
+export interface TransactionOptions {
+  /**
+   * Run `prepared` statements by name, every statement planned as PREPARED_PLAN_SETTINGS
+   * says; a plain transaction when the client's prepared statements are off.
+   */
+  preparedPlans?: boolean;
+}
+
+async function run(on: Queryable, sql: Prisma.Sql, named = false): Promise<pg.QueryResult> {
   try {
-    return await on.query({ text: sql.text, values: sql.values.map(param), types });
+    return await on.query({ name: named ? names.get(sql) : undefined, text: sql.text, values: sql.values.map(param), types });
   } catch (err) {
     throw wrap(err);
   }
 }
 
-function rawOn(on: Queryable): Raw {
+/** `named`: `prepared` statements run by their names (a transaction with `preparedPlans`). */
+function rawOn(on: Queryable, named = false): Raw {
   return {
     async $queryRaw<T>(query: TemplateStringsArray | Prisma.Sql, ...values: unknown[]) {
-      return (await run(on, toSql(query, values))).rows as T;
+      return (await run(on, toSql(query, values), named)).rows as T;
     },
     async $executeRaw(query: TemplateStringsArray | Prisma.Sql, ...values: unknown[]) {
-      return (await run(on, toSql(query, values))).rowCount ?? 0;
+      return (await run(on, toSql(query, values), named)).rowCount ?? 0;
     },
   };
 }
@@ -70,8 +108,14 @@ const RETRYABLE = new Set(["40001", "40P01"]);
 /** Raw statements straight through pg on a pool (the one the Prisma client uses). */
 export class RawDb implements Raw {
   private readonly direct: Raw;
-  constructor(private readonly pool: pg.Pool) {
+  private readonly preparedStatements: boolean;
+  /** `preparedStatements` false: `{ preparedPlans: true }` opens a plain transaction (behind a pooler that cannot keep them). */
+  constructor(
+    private readonly pool: pg.Pool,
+    opts: { preparedStatements?: boolean } = {},
+  ) {
     this.direct = rawOn(pool);
+    this.preparedStatements = opts.preparedStatements ?? true;
   }
   $queryRaw<T = unknown>(query: TemplateStringsArray | Prisma.Sql, ...values: unknown[]): Promise<T> {
     return this.direct.$queryRaw<T>(query, ...values);
@@ -84,7 +128,7 @@ export class RawDb implements Raw {
    * Runs `fn` in a transaction on one connection; serialization failures and
    * deadlocks are retried (nothing was committed), up to `attempts` runs.
    */
-  async transaction<T>(fn: (tx: Raw) => Promise<T>, attempts = 5): Promise<T> {
+  async transaction<T>(fn: (tx: Raw) => Promise<T>, attempts = 5, opts: TransactionOptions = {}): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       let client: pg.PoolClient;
       try {
@@ -98,8 +142,10 @@ export class RawDb implements Raw {
       const onError = (e: Error) => (broken ??= e);
       client.on("error", onError);
       try {
-        await run(client, Prisma.sql`BEGIN`);
-        const out = await fn(rawOn(client));
+        const named = Boolean(opts.preparedPlans) && this.preparedStatements;
+        // Without parameters a query goes by the simple protocol, so both statements take one round trip.
+        await run(client, named ? Prisma.raw(`BEGIN; ${PREPARED_PLAN_SETTINGS}`) : Prisma.sql`BEGIN`);
+        const out = await fn(rawOn(client, named));
         await run(client, Prisma.sql`COMMIT`);
         return out;
       } catch (err) {

@@ -33,6 +33,8 @@ export interface WiringOptions {
   redisRole: "producer" | "consumer";
   clock?: Clock;
   dbPoolSize?: number;
+  /** DATABASE_PREPARED_STATEMENTS; default true. */
+  dbPreparedStatements?: boolean;
   /** WEBHOOK_RETRY_BASE_MS; default 5 s. */
   webhookRetryBaseMs?: number;
 }
@@ -52,7 +54,7 @@ export interface Wired extends CoreDeps {
  * admin CLI and the test stack call it, never `new` the clients themselves).
  */
 export function wireCore(opts: WiringOptions): Wired {
-  const db = createDb({ url: opts.databaseUrl, poolSize: opts.dbPoolSize });
+  const db = createDb({ url: opts.databaseUrl, poolSize: opts.dbPoolSize, preparedStatements: opts.dbPreparedStatements });
   const redisTarget: RedisTarget = { url: opts.redisUrl, clusterNodes: opts.redisClusterNodes ?? null };
   const redis = createRedis(redisTarget, opts.redisRole);
   const keys = redisKeys(opts.redisPrefix);
@@ -95,6 +97,7 @@ export function wireFromEnv(env: CommonEnv, rawEnv: Record<string, string | unde
   const logger = createLogger({ service: role, level: env.LOG_LEVEL });
   return wireCore({
     databaseUrl: env.DATABASE_URL,
+    dbPreparedStatements: env.DATABASE_PREPARED_STATEMENTS,
     redisUrl: env.REDIS_URL,
     redisClusterNodes: env.REDIS_CLUSTER_NODES,
     redisPrefix: env.REDIS_PREFIX,
@@ -118,7 +121,7 @@ export interface WiredWorker {
 
 export function wireWorker(env: WorkerEnv): WiredWorker {
   const logger = createLogger({ service: "worker", level: env.LOG_LEVEL });
-  const db = createDb({ url: env.DATABASE_URL, poolSize: Math.min(20, env.WORKER_CONCURRENCY + 2) });
+  const db = createDb({ url: env.DATABASE_URL, poolSize: Math.min(20, env.WORKER_CONCURRENCY + 2), preparedStatements: env.DATABASE_PREPARED_STATEMENTS });
   const redisTarget = redisTargetOf(env);
   const redis = createRedis(redisTarget, "consumer");
   const engine = createEngine({
@@ -156,5 +159,5 @@ export function redisTargetOf(env: CommonEnv): RedisTarget {
 
 /** The admin CLI's Postgres client (a small pool: one command, then exit). */
 export function wireAdminCli(env: CommonEnv): Db {
-  return createDb({ url: env.DATABASE_URL, poolSize: 2 });
+  return createDb({ url: env.DATABASE_URL, poolSize: 2, preparedStatements: env.DATABASE_PREPARED_STATEMENTS });
 }
