@@ -460,13 +460,17 @@ async function pgStatements(pg: Client): Promise<{ print: () => Promise<void> }>
   return {
     print: async () => {
       const r = await pg.query(
-        `SELECT calls, rows, total_exec_time::float8 AS ms, toplevel, left(regexp_replace(query, '\\s+', ' ', 'g'), 100) AS q
+        `SELECT calls, rows, total_exec_time::float8 AS ms, total_plan_time::float8 AS plan, toplevel, left(regexp_replace(query, '\\s+', ' ', 'g'), 100) AS q
         FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-        ORDER BY total_exec_time DESC LIMIT 20`,
+        ORDER BY total_exec_time + total_plan_time DESC LIMIT 20`,
       );
-      console.log("  Postgres statements of the warm rounds (calls, rows, total ms, T = top level / n = nested):");
+      console.log(
+        "  Postgres statements of the warm rounds (calls, rows, total ms executing, total ms planning (with track_planning), T = top level / n = nested):",
+      );
       for (const x of r.rows)
-        console.log(`  ${String(x.calls).padStart(7)} ${String(x.rows).padStart(7)} ${fmt(x.ms, 1).padStart(8)} ${x.toplevel ? "T" : "n"} ${x.q}`);
+        console.log(
+          `  ${String(x.calls).padStart(7)} ${String(x.rows).padStart(7)} ${fmt(x.ms, 1).padStart(8)} ${fmt(x.plan, 1).padStart(8)} ${x.toplevel ? "T" : "n"} ${x.q}`,
+        );
     },
   };
 }
