@@ -130,7 +130,7 @@ describe("raw statements through pg", () => {
     try {
       // Outside such a transaction a prepared statement is an ordinary one: no name, default planning.
       expect(await rawOf(one).$queryRaw(probe("probe_plain"))).toEqual([{ n: 42 }]);
-      expect(await inRawTransaction(one, async (tx) => (await tx.$queryRaw(probe("probe_tx")))[0])).toEqual({ n: 42 });
+      expect(await inRawTransaction(one, async (tx) => (await tx.$queryRaw<{ n: number }[]>(probe("probe_tx")))[0])).toEqual({ n: 42 });
       expect((await rawOf(one).$queryRaw<unknown[]>(session))[0]).toEqual({ names: [], mode: "auto", seqscan: "on" });
       // Inside one: parsed once under its name, the whole transaction planned generically without sequential scans.
       expect(await inHot(one, "probe_hot")).toEqual({ n: 42, names: ["probe_hot"], mode: "force_generic_plan", seqscan: "off" });
