@@ -140,6 +140,16 @@ describe("raw statements through pg", () => {
     } finally {
       await one.$disconnect();
     }
+    // A server connection that lost the statement (what PgBouncer before 1.21 does in transaction mode) says what to change.
+    const lost = createDb({ url: env.databaseUrl, poolSize: 1 });
+    try {
+      await inHot(lost, "probe_lost");
+      await rawOf(lost).$executeRaw`DEALLOCATE probe_lost`;
+      const err = await inHot(lost, "probe_lost").catch((e: unknown) => e);
+      expect(String((err as Error).message)).toMatch(/prepared statement "probe_lost" does not exist.*DATABASE_PREPARED_STATEMENTS=false/);
+    } finally {
+      await lost.$disconnect();
+    }
     // DATABASE_PREPARED_STATEMENTS=false (a pooler that cannot keep them): no names, no settings.
     const pooled = createDb({ url: env.databaseUrl, poolSize: 1, preparedStatements: false });
     try {

@@ -84,9 +84,16 @@ export interface TransactionOptions {
 }
 
 async function run(on: Queryable, sql: Prisma.Sql, named = false): Promise<pg.QueryResult> {
+  const name = named ? names.get(sql) : undefined;
   try {
-    return await on.query({ name: named ? names.get(sql) : undefined, text: sql.text, values: sql.values.map(param), types });
+    return await on.query({ name, text: sql.text, values: sql.values.map(param), types });
   } catch (err) {
+    // 26000 (invalid_sql_statement_name): the server connection does not hold the statement this
+    // client prepared, which is what a pooler in transaction mode that cannot keep them does.
+    if (name && err instanceof pg.DatabaseError && err.code === "26000") {
+      err.message +=
+        " (named prepared statements need a direct connection, a session-mode pooler or PgBouncer 1.21+ with max_prepared_statements; set DATABASE_PREPARED_STATEMENTS=false otherwise)";
+    }
     throw wrap(err);
   }
 }
