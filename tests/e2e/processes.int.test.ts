@@ -77,6 +77,12 @@ describe("service processes", () => {
       await waitHttp(`http://127.0.0.1:${port}/ready`, 60_000);
       const ready = await (await fetch(`http://127.0.0.1:${port}/ready`)).json();
       expect(ready).toMatchObject({ status: "ready", checks: { postgres: "ok", redis: "ok" } });
+      // The API answers before the other roles have loaded: a signal that reached a role still
+      // loading its modules would end it before it can stop gracefully (a CI run saw that).
+      await waitFor(() => start.output().includes("worker started") && start.output().includes("reconciler started"), {
+        timeoutMs: 60_000,
+        what: "worker and reconciler started",
+      });
       start.child.kill("SIGTERM");
       const { code } = await start.exited;
       expect(code).toBe(0);
