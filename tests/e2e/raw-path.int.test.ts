@@ -1,5 +1,15 @@
 import { admitBatch, resolveSimulation } from "@simbatch/core";
-import { createDb, DatabaseUnavailableError, inRawTransaction, isDatabaseUnavailable, prepared, Prisma, rawOf, type Db } from "@simbatch/db";
+import {
+  createDb,
+  DatabaseUnavailableError,
+  inPreparedTransaction,
+  inRawTransaction,
+  isDatabaseUnavailable,
+  prepared,
+  Prisma,
+  rawOf,
+  type Db,
+} from "@simbatch/db";
 import { TestEnv, withAdminClient } from "@simbatch/testing";
 import { freePort } from "../support/processes.ts";
 import { scripted } from "../support/stack.ts";
@@ -117,15 +127,10 @@ describe("raw statements through pg", () => {
         current_setting('plan_cache_mode') AS mode, current_setting('enable_seqscan') AS seqscan`;
     const probe = (name: string) => prepared(name, Prisma.sql`SELECT ${41}::int + 1 AS n`);
     const inHot = (on: Db, name: string) =>
-      inRawTransaction(
-        on,
-        async (tx) => {
-          const [row] = await tx.$queryRaw<{ n: number }[]>(probe(name));
-          return { n: row!.n, ...(await tx.$queryRaw<Record<string, unknown>[]>(session))[0] };
-        },
-        1,
-        { preparedPlans: true },
-      );
+      inPreparedTransaction(on, async (tx) => {
+        const [row] = await tx.$queryRaw<{ n: number }[]>(probe(name));
+        return { n: row!.n, ...(await tx.$queryRaw<Record<string, unknown>[]>(session))[0] };
+      });
     const one = createDb({ url: env.databaseUrl, poolSize: 1 });
     try {
       // Outside such a transaction a prepared statement is an ordinary one: no name, default planning.

@@ -1,5 +1,5 @@
 import { periodOf, type JobEvent } from "@simbatch/contracts";
-import { inRawTransaction, Prisma, type Raw } from "@simbatch/db";
+import { inPreparedTransaction, Prisma, type Raw } from "@simbatch/db";
 import type { JobOutcome } from "@simbatch/queue";
 import type { CoreDeps } from "./deps.ts";
 import { evaluateBatches } from "./batch-state.ts";
@@ -157,18 +157,13 @@ export async function applyEvents(deps: CoreDeps, events: JobEvent[]): Promise<A
   if (events.length === 0) return { applied: 0, capacityChanged: false };
   const { progress, terminal, started } = partitionEvents(events);
   const effects = new SideEffects();
-  const { outcomes, ...result } = await inRawTransaction(
-    deps.db,
-    async (tx) => {
-      const batches = new Set<string>(await applyProgress(tx, progress, effects));
-      const ended = await applyTerminal(tx, terminal, effects);
-      for (const id of [...ended.batches, ...(await pendingBatchesOf(tx, started))]) batches.add(id);
-      await evaluateBatches(deps, tx, batches, effects);
-      return { applied: ended.applied, capacityChanged: ended.applied > 0 || ended.endedByWorkers > 0 || started.length > 0, outcomes: ended.outcomes };
-    },
-    undefined,
-    { preparedPlans: true },
-  );
+  const { outcomes, ...result } = await inPreparedTransaction(deps.db, async (tx) => {
+    const batches = new Set<string>(await applyProgress(tx, progress, effects));
+    const ended = await applyTerminal(tx, terminal, effects);
+    for (const id of [...ended.batches, ...(await pendingBatchesOf(tx, started))]) batches.add(id);
+    await evaluateBatches(deps, tx, batches, effects);
+    return { applied: ended.applied, capacityChanged: ended.applied > 0 || ended.endedByWorkers > 0 || started.length > 0, outcomes: ended.outcomes };
+  });
   await effects.run(deps);
   // Metrics after commit: a crash or a Redis error here loses these counts (an undercount), never the jobs' state.
   await deps.jobMetrics.record(outcomes).catch((err: unknown) => deps.logger.warn("job metrics not recorded", { error: String(err) }));

@@ -1,5 +1,5 @@
 import { periodOf } from "@simbatch/contracts";
-import { Prisma, prepared, rawOf, type Db } from "@simbatch/db";
+import { inPreparedTransaction, Prisma, prepared, rawOf, type Db } from "@simbatch/db";
 import { activeById, attemptCharge, chargeEnded, reportedSpending } from "./sql.ts";
 
 /** Default cap on a job's attempts (MAX_JOB_ATTEMPTS). */
@@ -161,20 +161,19 @@ export async function claimJobs(db: Db, jobIds: string[], maxAttempts = DEFAULT_
   const now = new Date();
   const period = periodOf(now);
   // A prepared statement (planning it took a third of its time), in a transaction of its own for that.
-  const [out] = await rawOf(db).transaction(
-    (tx) =>
-      tx.$queryRaw<
-        {
-          claimed: ClaimRow[] | string | null;
-          started_batches: string[] | null;
-          skipped_batches: string[] | null;
-          exhausted: ExhaustedRow[] | string | null;
-          finished: { id: string; attempt: number }[] | string | null;
-        }[]
-      >(
-        prepared(
-          "claim_jobs",
-          Prisma.sql`
+  const [out] = await inPreparedTransaction(db, (tx) =>
+    tx.$queryRaw<
+      {
+        claimed: ClaimRow[] | string | null;
+        started_batches: string[] | null;
+        skipped_batches: string[] | null;
+        exhausted: ExhaustedRow[] | string | null;
+        finished: { id: string; attempt: number }[] | string | null;
+      }[]
+    >(
+      prepared(
+        "claim_jobs",
+        Prisma.sql`
     WITH cand AS (
       SELECT j.id, j.status::text AS status, j.attempts, j.owner_id, j.batch_id, j.request_id,
         (j.cost_micros - j.carried_cost_micros) AS attempt_cost, (j.tokens_used - j.carried_tokens) AS attempt_tokens,
@@ -232,10 +231,8 @@ export async function claimJobs(db: Db, jobIds: string[], maxAttempts = DEFAULT_
       (SELECT json_agg(json_build_object('id', x.job_id, 'attempt', x.attempt, 'cost', x.cost_micros, 'tokens', x.tokens, 'error', x.error_message,
         'request_id', (SELECT c.request_id FROM cand c WHERE c.id = x.job_id))) FROM exhausted x) AS exhausted,
       (SELECT json_agg(json_build_object('id', c.id, 'attempt', c.attempts)) FROM cand c WHERE c.ended) AS finished`,
-        ),
       ),
-    undefined,
-    { preparedPlans: true },
+    ),
   );
   const parse = <T>(v: T[] | string | null | undefined): T[] => (v == null ? [] : typeof v === "string" ? (JSON.parse(v) as T[]) : v);
   for (const r of parse(out?.claimed)) results.set(r.id, { kind: "claimed", job: toClaimedJob(r) });
@@ -416,12 +413,11 @@ async function writeResults(db: Db, items: PreparedResult[]): Promise<CompletedE
   const exports = items.flatMap((it) => it.exports.map((e) => ({ ...e, jobId: it.jobId, attempt: it.attempt })));
   // One statement text whatever the number of rows (arrays, not VALUES lists), so that it is
   // prepared once per connection and planned once (planning was a tenth of its time).
-  const ended = await rawOf(db).transaction(
-    (tx) =>
-      tx.$queryRaw<{ id: string; attempt: number; batch_id: string | null; template_id: string | null; duration_s: number | null }[]>(
-        prepared(
-          "end_completed_runs",
-          Prisma.sql`
+  const ended = await inPreparedTransaction(db, (tx) =>
+    tx.$queryRaw<{ id: string; attempt: number; batch_id: string | null; template_id: string | null; duration_s: number | null }[]>(
+      prepared(
+        "end_completed_runs",
+        Prisma.sql`
     WITH live AS (
       SELECT v.job_id, v.attempt, v.result, v.cost, v.tokens, v.at, v.period
       FROM unnest(${items.map((it) => it.jobId)}::text[], ${items.map((it) => it.attempt)}::int[], ${items.map((it) => it.json)}::jsonb[],
@@ -453,10 +449,8 @@ async function writeResults(db: Db, items: PreparedResult[]): Promise<CompletedE
       ON CONFLICT (job_id, format) DO UPDATE SET content_type = EXCLUDED.content_type, content = EXCLUDED.content, created_at = now()
     )
     SELECT id, attempt, batch_id, template_id, duration_s FROM ended`,
-        ),
       ),
-    undefined,
-    { preparedPlans: true },
+    ),
   );
   return ended.map((r) => ({
     jobId: r.id,

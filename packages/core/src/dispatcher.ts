@@ -1,6 +1,6 @@
 import { activeJob, waitingById } from "./sql.ts";
 import { periodOf } from "@simbatch/contracts";
-import { inRawTransaction, prepared, Prisma, type Raw } from "@simbatch/db";
+import { inPreparedTransaction, prepared, Prisma, type Raw } from "@simbatch/db";
 import type { Tier } from "@simbatch/config";
 import type { CoreDeps } from "./deps.ts";
 import { planDispatch, type Candidate, type PlanInput } from "./dispatch-plan.ts";
@@ -212,70 +212,65 @@ async function stopForQuota(tx: Raw, input: PlanInput, groups: string[], effects
 async function dispatchOnce(deps: CoreDeps): Promise<number> {
   const capacity = await deps.registry.capacity();
   const effects = new SideEffects();
-  const released = await inRawTransaction(
-    deps.db,
-    async (tx) => {
-      // The pass's statements read the few rows they need through index scans: a bitmap
-      // scan never marks the index entries of long-finished jobs dead (only a plain index
-      // scan does), so on a server that never vacuums (this machine's CI Postgres runs
-      // with autovacuum off) the busy count below re-read every such entry: 11,898 for
-      // 149 jobs in flight after a few bench rounds, 9 ms a pass and growing.
-      //
-      // Its statements are prepared (`prepared`: planned once per connection, generically
-      // and with sequential scans off too, see `preparedPlans` below): planning the
-      // candidate read took 0.9 ms a pass against 0.16 ms to run it.
-      await tx.$executeRaw`SELECT pg_advisory_xact_lock(${DISPATCH_LOCK}), set_config('enable_bitmapscan', 'off', true)`;
-      // Busy slots: jobs released or running, counted on their partial index (at most capacity + look-ahead rows).
-      const [busy] = await tx.$queryRaw<{ n: number; queued_priority: number | null }[]>(
-        prepared(
-          "dispatch_busy",
-          Prisma.sql`
+  const released = await inPreparedTransaction(deps.db, async (tx) => {
+    // The pass's statements read the few rows they need through index scans: a bitmap
+    // scan never marks the index entries of long-finished jobs dead (only a plain index
+    // scan does), so on a server that never vacuums (this machine's CI Postgres runs
+    // with autovacuum off) the busy count below re-read every such entry: 11,898 for
+    // 149 jobs in flight after a few bench rounds, 9 ms a pass and growing.
+    //
+    // Its statements are prepared (`prepared`: planned once per connection, generically
+    // and with sequential scans off too, see `inPreparedTransaction`): planning the
+    // candidate read took 0.9 ms a pass against 0.16 ms to run it.
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(${DISPATCH_LOCK}), set_config('enable_bitmapscan', 'off', true)`;
+    // Busy slots: jobs released or running, counted on their partial index (at most capacity + look-ahead rows).
+    const [busy] = await tx.$queryRaw<{ n: number; queued_priority: number | null }[]>(
+      prepared(
+        "dispatch_busy",
+        Prisma.sql`
       SELECT count(*)::int AS n, min(priority) FILTER (WHERE status = 'PENDING') AS queued_priority
       FROM simulation_jobs WHERE ${activeJob()}`,
-        ),
-      );
-      const window = capacity * (1 + LOOKAHEAD_PER_SLOT);
-      const free = Math.max(0, window - (busy?.n ?? 0));
-      // Overtaking jumps the lowest-priority queued job (with none queued there is nothing
-      // to jump): up to a window per pass, while jobs released or running stay within
-      // OVERTAKE_WINDOWS windows.
-      const overtake = {
-        free: busy?.queued_priority == null ? 0 : Math.min(window, Math.max(0, OVERTAKE_WINDOWS * window - (busy?.n ?? 0) - free)),
-        abovePriority: busy?.queued_priority ?? 100,
-      };
-      // Read what this pass may release: the free slots, plus a window of the jobs
-      // that may overtake (priorities run 0-100, so 101 is none).
-      const loaded = await loadInput(tx, deps, {
-        load: Math.max(free, 1),
-        window: Math.max(window, 1),
-        above: overtake.free > 0 ? overtake.abovePriority : 101,
-      });
-      const input: PlanInput = { ...loaded, free, overtake };
-      const plan = planDispatch(input);
-      for (const batchId of plan.budgetExhausted) {
-        await stopBatch(tx, batchId, "BUDGET_EXHAUSTED", "The next job does not fit in the remaining budget", effects);
-      }
-      const quotaBatches = await stopForQuota(tx, input, plan.quotaExhausted, effects);
-      const stopped = [...plan.budgetExhausted, ...quotaBatches];
-      if (stopped.length > 0) await evaluateBatches(deps, tx, stopped, effects);
-      if (plan.release.length === 0) return [];
-      // A job cancelled meanwhile (its row lock held by a cancel or a stop rule) is not
-      // updated here: enqueue only what this statement really released.
-      const marked = await tx.$queryRaw<{ id: string }[]>(
-        prepared(
-          "dispatch_release",
-          Prisma.sql`
+      ),
+    );
+    const window = capacity * (1 + LOOKAHEAD_PER_SLOT);
+    const free = Math.max(0, window - (busy?.n ?? 0));
+    // Overtaking jumps the lowest-priority queued job (with none queued there is nothing
+    // to jump): up to a window per pass, while jobs released or running stay within
+    // OVERTAKE_WINDOWS windows.
+    const overtake = {
+      free: busy?.queued_priority == null ? 0 : Math.min(window, Math.max(0, OVERTAKE_WINDOWS * window - (busy?.n ?? 0) - free)),
+      abovePriority: busy?.queued_priority ?? 100,
+    };
+    // Read what this pass may release: the free slots, plus a window of the jobs
+    // that may overtake (priorities run 0-100, so 101 is none).
+    const loaded = await loadInput(tx, deps, {
+      load: Math.max(free, 1),
+      window: Math.max(window, 1),
+      above: overtake.free > 0 ? overtake.abovePriority : 101,
+    });
+    const input: PlanInput = { ...loaded, free, overtake };
+    const plan = planDispatch(input);
+    for (const batchId of plan.budgetExhausted) {
+      await stopBatch(tx, batchId, "BUDGET_EXHAUSTED", "The next job does not fit in the remaining budget", effects);
+    }
+    const quotaBatches = await stopForQuota(tx, input, plan.quotaExhausted, effects);
+    const stopped = [...plan.budgetExhausted, ...quotaBatches];
+    if (stopped.length > 0) await evaluateBatches(deps, tx, stopped, effects);
+    if (plan.release.length === 0) return [];
+    // A job cancelled meanwhile (its row lock held by a cancel or a stop rule) is not
+    // updated here: enqueue only what this statement really released.
+    const marked = await tx.$queryRaw<{ id: string }[]>(
+      prepared(
+        "dispatch_release",
+        Prisma.sql`
       UPDATE simulation_jobs SET released_at = now()
       WHERE id = ANY(${plan.release.map((c) => c.id)}::text[]) AND ${waitingById}
       RETURNING id`,
-        ),
-      );
-      const ids = new Set(marked.map((r) => r.id));
-      return plan.release.filter((c) => ids.has(c.id));
-    },
-    undefined,
-    { preparedPlans: true },
-  );
+      ),
+    );
+    const ids = new Set(marked.map((r) => r.id));
+    return plan.release.filter((c) => ids.has(c.id));
+  });
   await effects.run(deps);
   if (released.length === 0) return 0;
   // One round trip for the whole release; each add is idempotent (BullMQ job id = row id).

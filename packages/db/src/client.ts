@@ -49,8 +49,13 @@ export function rawOf(db: DbOrTx): RawClient {
 }
 
 /** inTransaction on the direct path: for hot paths whose statements are all raw. */
-export function inRawTransaction<T>(db: Db, fn: (tx: Raw) => Promise<T>, attempts = 5, opts: TransactionOptions = {}): Promise<T> {
-  return rawOf(db).transaction(fn, attempts, opts);
+export function inRawTransaction<T>(db: Db, fn: (tx: Raw) => Promise<T>, attempts = 5): Promise<T> {
+  return rawOf(db).transaction(fn, attempts);
+}
+
+/** inRawTransaction whose `prepared` statements run by name (TransactionOptions.preparedPlans). */
+export function inPreparedTransaction<T>(db: Db, fn: (tx: Raw) => Promise<T>): Promise<T> {
+  return rawOf(db).transaction(fn, 5, { preparedPlans: true });
 }
 
 const RETRYABLE_SQLSTATES = new Set(["40001", "40P01"]);

@@ -52,8 +52,9 @@ const names = new WeakMap<Prisma.Sql, string>();
  * Marks a statement to run as a named prepared statement on the direct path: each
  * connection parses it once and keeps one generic plan for it instead of planning
  * every call. For hot statements whose planning costs as much as running them. Only
- * a transaction opened with `{ preparedPlans: true }` runs it by its name, under
- * settings that decide how that plan is made (PREPARED_PLAN_SETTINGS); anywhere else
+ * a transaction opened by `inPreparedTransaction` (`{ preparedPlans: true }`) runs it
+ * by its name, under settings that decide how that plan is made
+ * (PREPARED_PLAN_SETTINGS); anywhere else
  * (outside such a transaction, or on a Prisma client) it is an ordinary statement,
  * planned per call. The name must belong to one statement text.
  */
