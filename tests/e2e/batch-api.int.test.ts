@@ -94,6 +94,8 @@ describe("batch API routes", () => {
       [{ simulations: sims, parallel_jobs: 2.5 }, "parallel_jobs"],
       [{ simulations: sims, fail_fast: "yes" }, "fail_fast"],
       [{ simulations: sims, budget_cap_usd: 0 }, "budget_cap_usd"],
+      // Below one micro-dollar: would be stored as a cap of 0.
+      [{ simulations: sims, budget_cap_usd: 0.0000001 }, "budget_cap_usd"],
       [{ simulations: sims, budget_cap_usd: 1_000_001 }, "budget_cap_usd"],
       [{ simulations: sims, priority: 101 }, "priority"],
       [{ simulations: sims, priority: -1 }, "priority"],

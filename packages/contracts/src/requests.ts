@@ -75,20 +75,27 @@ export const SimulationRequestSchema = z
 export type SimulationRequest = z.infer<typeof SimulationRequestSchema>;
 
 const PRIORITY_WORDS: Record<string, number> = { low: 25, normal: 50, high: 75 };
-const priority = z.union([
-  z.number().int().min(0).max(100),
-  z
-    .string()
-    .transform((s) => s.toLowerCase())
-    .refine((s) => s in PRIORITY_WORDS, "must be an integer 0..100 or one of low, normal, high")
-    .transform((s) => PRIORITY_WORDS[s]!),
-]);
+const PRIORITY_RULE = "must be an integer 0..100 or one of low, normal, high";
+// One message for every way a priority can be wrong (50.5, 101, "urgent", "75", true):
+// a union's own message would only say that no branch matched.
+const priority = z.union(
+  [
+    z.number().int(PRIORITY_RULE).min(0, PRIORITY_RULE).max(100, PRIORITY_RULE),
+    z
+      .string()
+      .transform((s) => s.toLowerCase())
+      .refine((s) => s in PRIORITY_WORDS)
+      .transform((s) => PRIORITY_WORDS[s]!),
+  ],
+  { error: PRIORITY_RULE },
+);
 
 export const CreateBatchRequestSchema = z.object({
   simulations: z.array(z.unknown()).min(1, "must hold at least 1 simulation").max(100, "must hold at most 100 simulations"),
   parallel_jobs: opt(z.number().int().min(1).max(100)),
   fail_fast: opt(z.boolean()),
-  budget_cap_usd: opt(z.number().gt(0).max(1_000_000)),
+  // Money is kept in whole micro-dollars: a smaller cap would be stored as 0.
+  budget_cap_usd: opt(z.number().gte(0.000001, "must be at least 0.000001 (one micro-dollar)").max(1_000_000)),
   priority: opt(priority),
   metadata: opt(metadata),
   /**
@@ -110,8 +117,10 @@ export const CancelBatchRequestSchema = z.object({
 });
 
 const emptyAsUndefined = (v: unknown) => (v === "" ? undefined : v);
-const queryInt = (min: number, max: number) =>
-  z.preprocess(emptyAsUndefined, z.string().regex(/^\d+$/, "must be an integer").transform(Number).pipe(z.number().int().min(min).max(max)).optional());
+const queryInt = (min: number, max: number) => {
+  const rule = `must be an integer ${min}..${max}`;
+  return z.preprocess(emptyAsUndefined, z.string().regex(/^\d+$/, rule).transform(Number).pipe(z.number().int().min(min, rule).max(max, rule)).optional());
+};
 
 export const JOB_STATUSES = ["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"] as const;
 export const BATCH_STATUSES = ["PENDING", "RUNNING", "COMPLETED", "PARTIAL", "FAILED", "CANCELLED"] as const;
