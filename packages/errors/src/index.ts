@@ -73,14 +73,22 @@ export interface FieldIssue {
   message: string;
 }
 
-export const validationError = (issues: FieldIssue[]): AppError =>
-  new AppError("ValidationError", {
+/**
+ * A 422 listing each wrong field once: the first problem found at a path. A schema
+ * may report more than one for the same value, and the later ones mislead (a string
+ * where an array is expected also fails the array's length check, measured on the string).
+ */
+export const validationError = (all: FieldIssue[]): AppError => {
+  const seen = new Set<string>();
+  const issues = all.filter((i) => !seen.has(i.path) && seen.add(i.path));
+  return new AppError("ValidationError", {
     message:
       issues.length === 1
         ? `Invalid request: ${issues[0]!.path ? `${issues[0]!.path}: ` : ""}${issues[0]!.message}`
         : `Invalid request: ${issues.length} problems (see detail)`,
     detail: issues,
   });
+};
 
 export const notFound = (what: string): AppError => new AppError("NotFound", { message: `${what} not found` });
 export const forbidden = (what: string): AppError => new AppError("Forbidden", { message: `${what} belongs to another user` });
