@@ -98,9 +98,10 @@ describe("odd input never yields a 500", () => {
       "/simulations/sim_000000000000/exports/..",
       "/simulations/sim_000000000000/result",
     ];
-    // Malformed values are 422; ids of the wrong shape or of nothing are 404; a parameter
-    // the route does not take (status[]) is ignored like any unknown one.
+    // Malformed values are 422; ids of the wrong shape or of nothing, and paths that do not
+    // decode, are 404; a parameter the route does not take (status[]) is ignored like any unknown one.
     const want: Record<string, number> = {
+      "/simulations/%E0%A4%A": 404,
       "/simulations?status[]=x": 200,
       "/simulations/batch?status=PARTIAL&page=2": 200,
       "/simulations/sim_zzzzzzzzzzzz": 404,
@@ -114,6 +115,50 @@ describe("odd input never yields a 500", () => {
       const res = await stack.http().get(path).set("X-API-Key", key);
       expect({ path, status: res.status }).toEqual({ path, status: want[path] ?? 422 });
     }
+  });
+
+  it("answers a path that does not decode with 404 before auth, as the order of checks puts routes first", async () => {
+    for (const path of ["/simulations/%ZZ", "/simulations/templates/%ZZ", "/simulations/sim_000000000000/exports/%ZZ"]) {
+      const res = await stack.http().get(path);
+      expect({ path, status: res.status, error: res.body.error }).toEqual({ path, status: 404, error: "NotFound" });
+      expect(res.body.message).toMatch(/percent-encoding/);
+      expect(res.headers["x-request-id"]).toMatch(/^req_/);
+    }
+  });
+
+  it("tells an unreadable body (unsupported Content-Encoding) after auth, with a message naming it", async () => {
+    const post = (withKey: boolean, encoding: string, body: Buffer | string) => {
+      const req = stack.http().post("/simulations").set("Content-Type", "application/json").set("Content-Encoding", encoding);
+      return (withKey ? req.set("X-API-Key", key) : req).send(body);
+    };
+    const json = JSON.stringify({ template_id: "board_meeting" });
+    expect((await post(false, "zstd", json)).status).toBe(401);
+    const zstd = await post(true, "zstd", json);
+    expect({ status: zstd.status, error: zstd.body.error, detail: zstd.body.detail }).toEqual({
+      status: 422,
+      error: "ValidationError",
+      detail: [{ path: "", message: expect.stringContaining('Unsupported Content-Encoding "zstd"') }],
+    });
+    const notGzip = await post(true, "gzip", json);
+    expect({ status: notGzip.status, detail: notGzip.body.detail }).toEqual({
+      status: 422,
+      detail: [{ path: "", message: expect.stringContaining("it is not valid gzip data") }],
+    });
+  });
+
+  it("lists each wrong field once, with the message of what is wrong with it", async () => {
+    const res = await stack
+      .http()
+      .post("/simulations")
+      .set("X-API-Key", key)
+      .set("Content-Type", "application/json")
+      // Sent as text: a number past 2^53, which fails both the safe-integer and the range check.
+      .send(`{"template_id":"board_meeting","export_formats":"json","entity_count":99999999999999999999999}`);
+    expect(res.status).toBe(422);
+    expect(res.body.detail).toEqual([
+      { path: "entity_count", message: expect.any(String) },
+      { path: "export_formats", message: expect.stringContaining("expected array") },
+    ]);
   });
 
   it("answers 4xx for odd admin input", async () => {

@@ -73,6 +73,19 @@ describe("HTTP server timeouts", () => {
     expect(ms).toBeLessThan(3_000);
   });
 
+  it("answers headers over Node's limit with 431, the contract's error body and a request id", async () => {
+    const { data } = await slowClient(`GET / HTTP/1.1\r\nHost: x\r\nX-API-Key: ${"a".repeat(20_000)}\r\n\r\n`);
+    const [head, body] = data.split("\r\n\r\n");
+    expect(head).toMatch(/^HTTP\/1\.1 431 /);
+    const requestId = /\r\nX-Request-Id: (req_[0-9a-f]+)\r\n/.exec(head!)?.[1];
+    expect(JSON.parse(body!)).toEqual({ error: "PayloadTooLarge", message: expect.stringContaining("16 KiB"), detail: null, request_id: requestId });
+  });
+
+  it("answers a request that is not HTTP with 400 and closes the connection", async () => {
+    const { data } = await slowClient("HELLO\r\n\r\n");
+    expect(data).toMatch(/^HTTP\/1\.1 400 /);
+  });
+
   it("closes idle keep-alive connections after keepAliveTimeout", async () => {
     const { data, ms } = await slowClient("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     expect(data).toMatch(/^HTTP\/1\.1 200/);

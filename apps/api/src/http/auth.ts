@@ -20,7 +20,9 @@ export function requireApiKey(db: Db): RequestHandler {
  * Routes that take a body read it raw first (readBody, before auth, so 413 still
  * comes first); JSON is parsed here, after auth and the quotas, as the check order wants.
  */
-export const jsonBody: RequestHandler = (req, _res, next) => {
+export const jsonBody: RequestHandler = (req, res, next) => {
+  const unreadable = locals(res).unreadableBody;
+  if (unreadable) return next(validationError([{ path: "", message: unreadable }]));
   const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
   if (raw.length === 0 || raw.toString("utf8").trim() === "") {
     req.body = {};

@@ -1,5 +1,6 @@
 import { AppError } from "@simbatch/errors";
 import express, { type RequestHandler } from "express";
+import { locals } from "./request-context.ts";
 
 const tooLarge = (limit: number) =>
   new AppError("PayloadTooLarge", {
@@ -30,8 +31,20 @@ export function readBody(maxBodyBytes: number): RequestHandler {
   const raw = express.raw({ type: () => true, limit: maxBodyBytes });
   return (req, res, next) => {
     raw(req, res, (err?: unknown) => {
-      if ((err as { type?: string } | undefined)?.type === "entity.too.large") return next(tooLarge(maxBodyBytes));
-      next(err as Error | undefined);
+      if (!err) return next();
+      const e = err as { type?: string; encoding?: string; message?: string };
+      if (e.type === "entity.too.large") return next(tooLarge(maxBodyBytes));
+      // Any other unreadable body is the client's input problem: it is told after
+      // auth and the quotas (jsonBody), as the order of checks wants, not before them.
+      const encoding = req.header("content-encoding") ?? "identity";
+      locals(res).unreadableBody =
+        e.type === "encoding.unsupported"
+          ? `Unsupported Content-Encoding "${e.encoding}": send the body uncompressed, or as gzip, deflate or br`
+          : encoding !== "identity"
+            ? `Unreadable request body: it is not valid ${encoding} data (${e.message ?? "decompression failed"})`
+            : `Unreadable request body: ${e.message ?? "read failed"}`;
+      req.body = Buffer.alloc(0);
+      next();
     });
   };
 }

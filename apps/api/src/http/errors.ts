@@ -14,6 +14,8 @@ export function toAppError(err: unknown): AppError | null {
   const e = err as { type?: string; status?: number; limit?: number };
   if (e?.type === "entity.too.large") return new AppError("PayloadTooLarge", { message: `Request body exceeds the limit of ${e.limit} bytes` });
   if (e?.type === "entity.parse.failed") return validationError([{ path: "", message: "Malformed JSON body" }]);
+  // The router could not decode a path parameter (`/simulations/%ZZ`): no resource has such a name.
+  if (err instanceof URIError) return new AppError("NotFound", { message: "Not found: the path holds malformed percent-encoding" });
   if (e?.status && e.status >= 400 && e.status < 500) return new AppError("ValidationError", { message: "Invalid request", detail: [] });
   if (isDatabaseUnavailable(err) || isRedisUnavailable(err)) return serviceUnavailable(err);
   return null;

@@ -9,6 +9,8 @@ export interface Locals {
   requestId: string;
   log: Logger;
   user?: AuthedUser;
+  /** Why the body could not be read (an unsupported Content-Encoding, say): a 422 once auth has passed. */
+  unreadableBody?: string;
 }
 
 export const locals = (res: Response): Locals => res.locals as Locals;

@@ -1,4 +1,6 @@
 import { createServer, type RequestListener, type Server } from "node:http";
+import type { Duplex } from "node:stream";
+import { newRequestId } from "@simbatch/contracts";
 
 export interface HttpTimeouts {
   /** Time a client has to send the request headers (HTTP_HEADERS_TIMEOUT_MS, default 10 s); then 408 and the connection closes. */
@@ -28,5 +30,35 @@ export function createHttpServer(app: RequestListener, t: HttpTimeouts = DEFAULT
     app,
   );
   server.keepAliveTimeout = t.keepAliveTimeoutMs;
+  server.on("clientError", answerClientError);
   return server;
+}
+
+/**
+ * Requests Node refuses before they reach the app. A request line or headers over
+ * Node's limit (16 KiB) get the contract's error body and a request id, like every
+ * other refusal; the rest get Node's own answers (400, 408 after a timeout).
+ */
+function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  const headersSent = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+  if (socket.writable && !headersSent) {
+    if (err.code === "HPE_HEADER_OVERFLOW") {
+      const requestId = newRequestId();
+      const body = JSON.stringify({
+        error: "PayloadTooLarge",
+        message: "Request line and headers exceed 16 KiB",
+        detail: null,
+        request_id: requestId,
+      });
+      socket.write(
+        "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n" +
+          `X-Request-Id: ${requestId}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    } else if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") {
+      socket.write("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n");
+    } else {
+      socket.write("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+    }
+  }
+  socket.destroy(err);
 }
