@@ -278,3 +278,22 @@ describe("single simulations end to end", () => {
 });
 
 import type request from "supertest";
+
+describe("a run that fails after coalesced progress", () => {
+  // One progress event per minute at most: only a run's first step is sent as it happens.
+  const stack = new Stack({ workers: [1], progressIntervalMs: 60_000 });
+  beforeAll(() => stack.start());
+  afterAll(() => stack.stop());
+
+  it("shows the step it reached and what it was charged, not the last progress that happened to be sent", async () => {
+    const user = await stack.env.user("dana", "pro");
+    const res = await stack
+      .http()
+      .post("/simulations")
+      .set("X-API-Key", user.key)
+      .send(scripted({ steps: 10, fail_at_step: 10 }));
+    expect(res.status).toBe(202);
+    const job = await stack.waitJob(user.key, res.body.job_id, (j) => FINAL_JOB.has(j.status));
+    expect(job).toMatchObject({ status: "FAILED", progress_percent: 90, current_step: "step 9/10", cost_usd: 0.09, tokens_used: 900 });
+  });
+});

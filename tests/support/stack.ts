@@ -30,6 +30,8 @@ export interface StackOptions extends TestEnvOptions {
   sseMaxStreams?: number;
   /** Webhook delivery timeout (WEBHOOK_TIMEOUT_MS). Default 10 s. */
   webhookTimeoutMs?: number;
+  /** Workers' shortest gap between two progress events of a job (PROGRESS_INTERVAL_MS). Default 0: every step's. */
+  progressIntervalMs?: number;
 }
 
 /**
@@ -111,7 +113,7 @@ export class Stack {
       concurrency,
       stepDelayMs: 0,
       lockDurationMs: this.opts.lockDurationMs ?? 30_000,
-      progressIntervalMs: 0,
+      progressIntervalMs: this.opts.progressIntervalMs ?? 0,
       maxJobAttempts: this.opts.maxJobAttempts,
     });
     await w.start();

@@ -170,7 +170,10 @@ async function runWithReporting(
   let verdict: StopVerdict = "continue";
   let lastCost = 0;
   let lastSent = 0;
-  let finalProgress: EventBody | null = null;
+  // The latest progress not sent yet (coalesced away, or the last step's): a run that
+  // ends other than completed sends it before its end, so a failed or interrupted job
+  // shows the step it reached, not the last one that happened to be sent.
+  let unsent: EventBody | null = null;
   // Only a capped batch keeps a live spending total (its cap is fixed at creation).
   const capped = job.batchId && job.budgetCapMicros !== null ? { id: job.batchId, capMicros: job.budgetCapMicros } : null;
   const outcome = await deps.engine.run(toSpec(job), {
@@ -187,20 +190,19 @@ async function runWithReporting(
         progress: Math.min(99.99, (r.step / r.totalSteps) * 100),
         step: r.label,
       };
-      if (r.step === r.totalSteps) {
-        // The completed or failed event that follows carries the final spending; sent only if the run ends otherwise.
-        finalProgress = progress;
-        return;
-      }
+      unsent = progress;
+      // The completed event that follows the last step carries the final spending.
+      if (r.step === r.totalSteps) return;
       const now = Date.now();
       if (now - lastSent >= deps.progressIntervalMs) {
         lastSent = now;
+        unsent = null;
         await event(progress);
       }
     },
     shouldStop: async () => verdict !== "continue" || deps.shuttingDown(),
   });
-  if (finalProgress && outcome.kind === "interrupted") await event(finalProgress);
+  if (unsent && outcome.kind !== "completed") await event(unsent);
   if (outcome.kind === "interrupted" && verdict === "continue" && deps.shuttingDown()) return "shutdown";
   return { outcome, verdict };
 }
