@@ -87,7 +87,7 @@ export function batchRefusal(tier: Tier, q: QuotaState, l: TierLimits, estimates
   if (budgetCapMicros !== null && first > budgetCapMicros) {
     const total = estimatesMicros.reduce((a, e) => a + e, 0);
     return new AppError("BudgetTooLow", {
-      message: `Budget cap of ${usd(budgetCapMicros)} USD is below the first simulation's estimate of ${usd(first)} USD`,
+      message: `Budget cap of ${usd(budgetCapMicros)} USD is below the first simulation's estimate of ${usd(first)} USD (the batch's estimate, estimated_cost_usd, is ${usd(total)} USD)`,
       fields: { estimated_cost_usd: usd(total) },
     });
   }
