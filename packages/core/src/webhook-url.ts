@@ -33,7 +33,8 @@ export function webhookUrlProblem(raw: string, allowPrivate: boolean): string | 
   }
   if (url.username || url.password) return "must not carry credentials";
   if (allowPrivate) return null;
-  const host = url.hostname.replace(/^\[|\]$/g, "");
+  // A fully qualified name may end in a dot ("localhost."): it names the same host.
+  const host = url.hostname.replace(/^\[|\]$/g, "").replace(/\.+$/, "");
   if (ipaddr.isValid(host)) return isPublicAddress(host) ? null : "must not target a private, loopback or link-local address";
   if (LOCAL_NAMES.test(host) || !host.includes(".")) return "must not target a private, loopback or link-local address";
   return null;

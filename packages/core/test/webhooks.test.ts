@@ -51,6 +51,11 @@ describe("webhook targets", () => {
     expect(webhookUrlProblem("https://user:pw@hooks.example.com/x", false)).toMatch(/credentials/);
     expect(webhookUrlProblem("https://192.168.0.10/x", false)).toMatch(/private/);
     expect(webhookUrlProblem("https://intranet/x", false)).toMatch(/private/);
+    // A trailing dot names the same host.
+    for (const url of ["https://localhost./x", "https://LOCALHOST../x", "https://box.internal./x", "https://intranet./x"]) {
+      expect({ url, problem: webhookUrlProblem(url, false) }).toEqual({ url, problem: expect.stringMatching(/private/) });
+    }
+    expect(webhookUrlProblem("https://hooks.example.com./x", false)).toBeNull();
     expect(webhookUrlProblem("http://127.0.0.1:9999/x", true)).toBeNull();
     expect(webhookUrlProblem("ftp://example.com/x", true)).toMatch(/http/);
   });
