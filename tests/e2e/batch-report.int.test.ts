@@ -108,6 +108,8 @@ describe("batch report", () => {
     expect(r.duration_seconds.mean).toBeCloseTo(mean(durations), 6);
     expect(r.duration_seconds.p50).toBeCloseTo(percentileCont(durations, 0.5), 6);
     expect(r.duration_seconds.p90).toBeCloseTo(percentileCont(durations, 0.9), 6);
+    // No float8 noise on the wire (0.20700000000000002): at most nine decimals.
+    for (const v of Object.values(r.duration_seconds)) expect(String(v)).toMatch(/^\d+(\.\d{1,9})?$/);
     expect(r.duration_seconds.max).toBeCloseTo(Math.max(...durations), 6);
 
     const scores: number[] = results.map((x) => x.convergence_score);

@@ -66,8 +66,15 @@ interface SummaryRow {
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 /** A micro-dollar statistic (possibly fractional, e.g. an interpolated percentile) → USD rounded to the micro-dollar. */
 const microsStat = (v: unknown): number | null => (v === null || v === undefined ? null : usd(Math.round(Number(v))));
-/** Durations: exact (numeric) from millisecond timestamps; percentiles interpolated as Postgres does. */
-const seconds = num;
+/**
+ * Durations: exact (numeric) from millisecond timestamps; percentiles interpolated as
+ * Postgres does. Rounded to the nanosecond, which drops float8 noise (0.20700000000000002)
+ * and nothing a millisecond clock could have measured.
+ */
+const seconds = (v: unknown): number | null => {
+  const n = num(v);
+  return n === null ? null : Math.round(n * 1e9) / 1e9;
+};
 
 export async function batchReport(db: DbOrTx, batch: Batch): Promise<BatchReport> {
   // One statement, one snapshot: the counts, the charges and the statistics agree.
