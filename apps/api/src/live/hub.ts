@@ -25,9 +25,25 @@ export interface LiveHubOptions {
   refreshMs?: number;
 }
 
-/** One open SSE response. */
+/** An event for a stream; a later event with the same key replaces one not yet sent. */
+interface StreamEvent {
+  key: string;
+  event: string;
+  data: unknown;
+}
+
+/**
+ * One open SSE response. Events go out in groups (the snapshot, or what one
+ * refresh found), at most one group per minIntervalMs: a group that comes sooner
+ * waits, and what arrives while it waits joins it, an event replacing an unsent
+ * one of the same job or batch (each group then carries the latest state).
+ */
 class Stream {
   closed = false;
+  private pending = new Map<string, StreamEvent>();
+  private lastSentAt = -Infinity;
+  private timer: NodeJS.Timeout | null = null;
+  private ending = false;
 
   constructor(
     readonly res: Response,
@@ -35,18 +51,52 @@ class Stream {
     /** The user's stream slot this stream holds (StreamSlots). */
     readonly slotId: string,
     private nextId: number,
+    private readonly minIntervalMs: number,
   ) {}
 
-  send(event: string, data: unknown): void {
-    if (this.closed) return;
-    this.res.write(`id: ${this.nextId++}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  send(events: StreamEvent[]): void {
+    if (this.closed || this.ending || events.length === 0) return;
+    for (const e of events) {
+      this.pending.delete(e.key);
+      this.pending.set(e.key, e);
+    }
+    if (this.timer) return;
+    const wait = this.lastSentAt + this.minIntervalMs - Date.now();
+    if (wait <= 0) return this.flush();
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.flush();
+      if (this.ending) this.finish();
+    }, wait);
+  }
+
+  private flush(): void {
+    if (this.closed || this.pending.size === 0) return;
+    let text = "";
+    for (const e of this.pending.values()) text += `id: ${this.nextId++}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`;
+    this.pending.clear();
+    this.lastSentAt = Date.now();
+    if (!this.res.destroyed) this.res.write(text);
   }
 
   comment(text: string): void {
-    if (!this.closed) this.res.write(`: ${text}\n\n`);
+    if (!this.closed && !this.res.destroyed) this.res.write(`: ${text}\n\n`);
   }
 
-  end(): void {
+  /** Ends the response after the events still waiting for their turn; `now` sends them at once (shutdown, a gone client). */
+  end(now = false): void {
+    if (this.closed) return;
+    if (this.timer && !now) {
+      this.ending = true;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.flush();
+    this.finish();
+  }
+
+  private finish(): void {
     if (this.closed) return;
     this.closed = true;
     this.res.end();
@@ -136,7 +186,7 @@ export class LiveHub {
   /** Opens an SSE response (headers, status 200) for a stream; ids continue after Last-Event-ID when it is a number. */
   open(res: Response, userId: string, slotId: string, lastEventId: string | undefined): Stream {
     const last = Number(lastEventId);
-    const stream = new Stream(res, userId, slotId, Number.isSafeInteger(last) && last >= 0 ? last + 1 : 1);
+    const stream = new Stream(res, userId, slotId, Number.isSafeInteger(last) && last >= 0 ? last + 1 : 1, this.minIntervalMs);
     res.status(200);
     res.setHeader("Content-Type", "text/event-stream; charset=utf-8");
     res.setHeader("Cache-Control", "no-cache, no-transform");
@@ -160,13 +210,13 @@ export class LiveHub {
     const watch = this.watch(this.batches, id, stream);
     const view = batchViewOf(batch);
     if (batchFinished(batch)) {
-      stream.send("batch", view);
+      stream.send([{ key: "batch", event: "batch", data: view }]);
       return this.closeStream(this.batches, id, stream);
     }
     if (!watch.jobs) {
       watch.jobs = new Map((await batchJobSummaries(this.opts.db, id)).map((j) => [j.id, JSON.stringify(batchStreamJobView(j))]));
     }
-    stream.send("batch", view);
+    stream.send([{ key: "batch", event: "batch", data: view }]);
     watch.lastBatch ??= stableOf(view);
   }
 
@@ -174,7 +224,7 @@ export class LiveHub {
     await this.start();
     const watch = this.watch(this.jobs, job.id, stream);
     const view = jobView(job);
-    stream.send("job", view);
+    stream.send([{ key: "job", event: "job", data: view }]);
     watch.lastJob ??= JSON.stringify(view);
     if (JOB_FINAL_STATUSES.has(job.status)) this.closeStream(this.jobs, job.id, stream);
   }
@@ -187,7 +237,7 @@ export class LiveHub {
     }
     watch.streams.add(stream);
     const gone = () => {
-      this.closeStream(map, id, stream);
+      this.closeStream(map, id, stream, true);
       this.slots.release(stream.userId, stream.slotId).catch(() => undefined);
     };
     if (stream.res.closed || stream.res.destroyed) gone();
@@ -251,10 +301,9 @@ export class LiveHub {
     const batchChanged = stable !== watch.lastBatch;
     watch.lastBatch = stable;
     if (changed.length === 0 && !batchChanged && !batchFinished(batch)) return;
-    for (const s of watch.streams) {
-      for (const j of changed) s.send("job", batchStreamJobView(j));
-      s.send("batch", view);
-    }
+    const events: StreamEvent[] = changed.map((j) => ({ key: `job:${j.id}`, event: "job", data: batchStreamJobView(j) }));
+    events.push({ key: "batch", event: "batch", data: view });
+    for (const s of watch.streams) s.send(events);
     if (batchFinished(batch)) this.endAll(this.batches, id, watch);
   }
 
@@ -265,13 +314,13 @@ export class LiveHub {
     const s = JSON.stringify(view);
     if (s !== watch.lastJob) {
       watch.lastJob = s;
-      for (const st of watch.streams) st.send("job", view);
+      for (const st of watch.streams) st.send([{ key: "job", event: "job", data: view }]);
     }
     if (JOB_FINAL_STATUSES.has(job.status)) this.endAll(this.jobs, id, watch);
   }
 
-  private endAll(map: Map<string, Watch>, id: string, watch: Watch): void {
-    for (const s of [...watch.streams]) this.closeStream(map, id, s);
+  private endAll(map: Map<string, Watch>, id: string, watch: Watch, now = false): void {
+    for (const s of [...watch.streams]) this.closeStream(map, id, s, now);
   }
 
   private keepAlive(): void {
@@ -294,13 +343,14 @@ export class LiveHub {
   shutdown(): void {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    for (const [wid, w] of this.batches) this.endAll(this.batches, wid, w);
-    for (const [wid, w] of this.jobs) this.endAll(this.jobs, wid, w);
+    for (const [wid, w] of this.batches) this.endAll(this.batches, wid, w, true);
+    for (const [wid, w] of this.jobs) this.endAll(this.jobs, wid, w, true);
     this.unsubscribe?.();
   }
 
-  private closeStream(map: Map<string, Watch>, id: string, stream: Stream): void {
-    stream.end();
+  /** `now`: end without waiting for the stream's next turn (shutdown, a client gone). */
+  private closeStream(map: Map<string, Watch>, id: string, stream: Stream, now = false): void {
+    stream.end(now);
     const watch = map.get(id);
     if (!watch) return;
     watch.streams.delete(stream);
