@@ -43,6 +43,9 @@ describe("batch control", () => {
       expect(again.status).toBe(202);
       expect(again.headers["idempotent-replayed"]).toBe("true");
       expect(again.body).toEqual(first.body);
+      // The same bytes (key order included), so the same ETag.
+      expect(again.text).toBe(first.text);
+      expect(again.headers.etag).toBe(first.headers.etag);
       expect(await batchCount(u.id)).toBe(1);
       const sims = await stack.env.core.db.$queryRaw<{ n: bigint }[]>`SELECT simulations AS n FROM usage_totals WHERE user_id = ${u.id}`;
       expect(Number(sims[0]!.n)).toBe(2);
@@ -111,6 +114,7 @@ describe("batch control", () => {
       expect(s2.status).toBe(202);
       expect(s2.headers["idempotent-replayed"]).toBe("true");
       expect(s2.body.job_id).toBe(s1.body.job_id);
+      expect(s2.text).toBe(s1.text);
       expect(await stack.env.core.db.simulationJob.count({ where: { ownerId: a.id, batchId: null } })).toBe(1);
     });
 

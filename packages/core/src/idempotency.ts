@@ -77,7 +77,7 @@ export async function rememberResponse(tx: Raw, r: IdempotentRequest, res: Store
   const body = JSON.stringify(res.body);
   await tx.$executeRaw`
     INSERT INTO idempotency_keys (user_id, route, key, request_hash, response_status, response_body, created_at)
-    VALUES (${r.userId}, ${r.route}, ${r.key}, ${r.hash}, ${res.status}, ${body}::jsonb, ${now})
+    VALUES (${r.userId}, ${r.route}, ${r.key}, ${r.hash}, ${res.status}, ${body}::json, ${now})
     ON CONFLICT (user_id, route, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, response_status = EXCLUDED.response_status,
       response_body = EXCLUDED.response_body, created_at = EXCLUDED.created_at`;
 }
