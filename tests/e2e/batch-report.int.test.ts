@@ -182,6 +182,15 @@ describe("batch report", () => {
     expect(rows.map((row) => row[5])).toEqual(["1", "2", "3", "4", "5", "6", "1", "2"]);
   });
 
+  it("gives a completed run without config.seed the seed it ran with (its result's), so the row can be re-run", async () => {
+    const { body: b } = await stack.submitBatch(alice.key, { simulations: [{ template_id: "board_meeting" }] });
+    await stack.waitBatch(alice.key, b.batch_id, (x) => x.completed_at !== null);
+    const result = (await get(alice.key, `/simulations/${b.job_ids[0]}/result`)).body;
+    expect(typeof result.seed).toBe("number");
+    const [, row] = parseCsv((await get(alice.key, `/simulations/batch/${b.batch_id}/report?format=csv`)).text);
+    expect([row![2], row![5]]).toEqual(["COMPLETED", String(result.seed)]);
+  });
+
   it("leaves cells empty and statistics null where no job qualifies, and counts unfinished jobs", async () => {
     const { body: b } = await stack.submitBatch(alice.key, {
       simulations: [scripted({ steps: 400, step_ms: 50 }), scripted({ steps: 1 }), { description: 'a, "quoted" run', config: { seed: 9 } }],

@@ -204,14 +204,16 @@ export function csvField(v: string | number | null | undefined): string {
 
 /**
  * The CSV report: the header, then one row per job in job_ids order (CRLF line
- * ends, RFC 4180). seed is the job's config.seed; duration_seconds exists for a
+ * ends, RFC 4180). seed is the seed a completed run used (its result's, derived
+ * from the job id when the request gave none), else the job's config.seed; duration_seconds exists for a
  * job that started and ended; convergence_score and robustness_grade for a
  * completed job whose result has them. Only those fields are read from results.
  */
 export async function batchReportCsv(db: DbOrTx, batch: Batch): Promise<string> {
   const rows = await db.$queryRaw<CsvRow[]>`
     SELECT j.batch_index, j.id, j.status::text AS status, j.template_id, j.temporal_mode::text AS temporal_mode,
-      CASE WHEN jsonb_typeof(j.config -> 'seed') IN ('number', 'string') THEN j.config ->> 'seed' END AS seed,
+      COALESCE(CASE WHEN jsonb_typeof(r.result -> 'seed') = 'number' THEN r.result ->> 'seed' END,
+        CASE WHEN jsonb_typeof(j.config -> 'seed') IN ('number', 'string') THEN j.config ->> 'seed' END) AS seed,
       j.cost_micros, j.tokens_used,
       CASE WHEN j.started_at IS NOT NULL AND j.completed_at IS NOT NULL
         AND j.status IN ('COMPLETED', 'FAILED', 'CANCELLED') THEN extract(epoch FROM j.completed_at - j.started_at) END AS duration,
