@@ -43,12 +43,12 @@ describe("live progress streams", () => {
     for (const j of jobs) expect(Object.keys(j.data).sort()).toEqual(["cost_usd", "error_message", "job_id", "progress_percent", "status"]);
     expect(new Set(jobs.filter((j) => j.data.status === "COMPLETED").map((j) => j.data.job_id)).size).toBe(4);
     // Coalescing: events go out in groups (a refresh's job events, then its batch event),
-    // groups at least 250 ms apart, the snapshot's included (the margin is for delivery).
+    // groups at least 250 ms apart, the snapshot's included (the margin is for delivery: a clean-clone CI run under load saw 183 ms between two groups sent 250 ms apart).
     const batchTimes = c.events.filter((e) => e.event === "batch").map((e) => e.at);
-    for (let i = 1; i < batchTimes.length; i++) expect(batchTimes[i]! - batchTimes[i - 1]!).toBeGreaterThanOrEqual(200);
+    for (let i = 1; i < batchTimes.length; i++) expect(batchTimes[i]! - batchTimes[i - 1]!).toBeGreaterThanOrEqual(150);
     for (let i = 1; i < c.events.length; i++) {
       const gap = c.events[i]!.at - c.events[i - 1]!.at;
-      if (c.events[i - 1]!.event === "batch") expect(gap).toBeGreaterThanOrEqual(200);
+      if (c.events[i - 1]!.event === "batch") expect(gap).toBeGreaterThanOrEqual(150);
     }
     // Progress moved between snapshot and end.
     expect(c.events.filter((e) => e.event === "batch").length).toBeGreaterThan(2);
@@ -92,9 +92,9 @@ describe("live progress streams", () => {
     const c = await sse(`/simulations/${res.body.job_id}/events`);
     await c.untilEnded();
     expect(c.events[0]!.event).toBe("job");
-    // At most one event per 250 ms, counted from the snapshot (the margin is for delivery).
+    // At most one event per 250 ms, counted from the snapshot (the margin is for delivery, as above).
     expect(c.events.length).toBeGreaterThan(2);
-    for (let i = 1; i < c.events.length; i++) expect(c.events[i]!.at - c.events[i - 1]!.at).toBeGreaterThanOrEqual(200);
+    for (let i = 1; i < c.events.length; i++) expect(c.events[i]!.at - c.events[i - 1]!.at).toBeGreaterThanOrEqual(150);
     expect(c.events.every((e) => e.event === "job")).toBe(true);
     const last = c.events[c.events.length - 1]!.data;
     expect(last).toMatchObject({ job_id: res.body.job_id, status: "COMPLETED", progress_percent: 100 });
