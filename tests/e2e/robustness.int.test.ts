@@ -70,6 +70,100 @@ describe("odd input never yields a 500", () => {
     expect(res.body.detail).toEqual([{ path: "simulations.0.metadata.note", message: "must not contain NUL (\\u0000) characters" }]);
   });
 
+  it("refuses unpaired UTF-16 surrogates (no UTF-8 text holds them) with 422 naming where they are, on every body route", async () => {
+    const post = (path: string, raw: string, admin = false) => {
+      const req = stack.http().post(path).set("Content-Type", "application/json");
+      return (admin ? req.set("Authorization", "Bearer robust-admin-token-0123456789abcdef01") : req.set("X-API-Key", key)).send(raw);
+    };
+    const lone = "a\\ud800b"; // the JSON escape, as a client that cut a pair in two would send it
+    const cases: [string, string, string, boolean?][] = [
+      ["/simulations", `{"description":"${lone}"}`, "description"],
+      ["/simulations", `{"template_id":"board_meeting","metadata":{"${lone}":1}}`, `metadata.a\ud800b`],
+      ["/simulations/batch", `{"simulations":[{"template_id":"board_meeting"}],"metadata":{"note":"\\udc00"}}`, "metadata.note"],
+      ["/simulations/batch/batch_000000000000/cancel", `{"reason":"${lone}"}`, "reason"],
+      ["/admin/users/odd/api-keys", `{"name":"${lone}"}`, "name", true],
+      ["/admin/users/odd/usage-adjustments", `{"reason":"${lone}","api_calls":1}`, "reason", true],
+    ];
+    for (const [path, raw, field, admin] of cases) {
+      const res = await post(path, raw, admin);
+      expect({ path, status: res.status, detail: res.body.detail }).toEqual({
+        path,
+        status: 422,
+        detail: [{ path: field, message: expect.stringContaining("unpaired UTF-16 surrogates") }],
+      });
+    }
+    // A pair written as two escapes is one character, and is stored and echoed as such.
+    const ok = await post("/simulations", `{"template_id":"board_meeting","metadata":{"note":"\\ud83d\\ude00"}}`);
+    expect({ status: ok.status, note: ok.body.metadata?.note }).toEqual({ status: 202, note: "\u{1F600}" });
+  });
+
+  it("refuses a body that is not UTF-8 with 422, rather than storing U+FFFD in place of its bytes", async () => {
+    const raw = Buffer.concat([Buffer.from('{"template_id":"board_meeting","metadata":{"note":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}}')]);
+    // serialize() as is: superagent would send a Buffer under a JSON type as {"type":"Buffer",...}.
+    const res = await stack
+      .http()
+      .post("/simulations")
+      .set("X-API-Key", key)
+      .set("Content-Type", "application/json")
+      .serialize((b: unknown) => b as string)
+      .send(raw);
+    expect({ status: res.status, detail: res.body.detail }).toEqual({ status: 422, detail: [{ path: "", message: "Request body is not valid UTF-8" }] });
+  });
+
+  it("refuses the key __proto__, which would otherwise vanish from the stored metadata, with 422", async () => {
+    const raw = `{"template_id":"board_meeting","metadata":{"__proto__":{"x":1},"kept":true}}`;
+    const res = await stack.http().post("/simulations").set("X-API-Key", key).set("Content-Type", "application/json").send(raw);
+    expect({ status: res.status, detail: res.body.detail }).toEqual({
+      status: 422,
+      detail: [{ path: "metadata.__proto__", message: "__proto__ is a reserved key" }],
+    });
+  });
+
+  it("answers OPTIONS as any method a path does not take: 405 with Allow on a known path, 404 elsewhere, before auth", async () => {
+    const known = await stack.http().options("/simulations/batch");
+    expect({ status: known.status, error: known.body.error, allow: known.headers.allow, type: known.headers["content-type"] }).toEqual({
+      status: 405,
+      error: "MethodNotAllowed",
+      allow: "POST, GET",
+      type: expect.stringContaining("application/json"),
+    });
+    const unknown = await stack.http().options("/nothing/here");
+    expect({ status: unknown.status, error: unknown.body.error }).toEqual({ status: 404, error: "NotFound" });
+  });
+
+  it("refuses a query parameter given twice with 422 rather than ignoring the filter", async () => {
+    for (const path of [
+      "/simulations/templates?category=persona&category=persona",
+      "/simulations?status=RUNNING&status=PENDING",
+      "/simulations/batch?page=1&page=2",
+    ]) {
+      const res = await stack.http().get(path).set("X-API-Key", key);
+      expect({ path, status: res.status, messages: (res.body.detail ?? []).map((d: { message: string }) => d.message) }).toEqual({
+        path,
+        status: 422,
+        messages: ["must be given once"],
+      });
+    }
+    const one = await stack.http().get("/simulations/templates?category=%20Persona%20").set("X-API-Key", key);
+    expect(one.status).toBe(200);
+    expect(new Set(one.body.templates.map((t: { category: string }) => t.category))).toEqual(new Set(["persona"]));
+  });
+
+  it("names the rule, not a number's safe-integer bound, for huge integers", async () => {
+    const page = await stack.http().get("/simulations?page=99999999999999999999").set("X-API-Key", key);
+    expect(page.body.detail).toEqual([{ path: "page", message: "must be an integer 1..1000000" }]);
+    const adjust = await stack
+      .http()
+      .post("/admin/users/odd/usage-adjustments")
+      .set("Authorization", "Bearer robust-admin-token-0123456789abcdef01")
+      .set("Content-Type", "application/json")
+      .send('{"reason":"r","api_calls":1e300}');
+    expect({ status: adjust.status, detail: adjust.body.detail }).toEqual({
+      status: 422,
+      detail: [{ path: "api_calls", message: "must be an integer from -1000000000 to 1000000000" }],
+    });
+  });
+
   it("refuses bodies nested deeper than 32 levels, however deep, with 422", async () => {
     for (const depth of [40, 30_000]) {
       const raw = `{"template_id":"board_meeting","metadata":{"a":${"[".repeat(depth)}${"]".repeat(depth)}}}`;

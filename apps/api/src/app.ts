@@ -115,8 +115,12 @@ export function createApp(deps: ApiDeps, live: LiveHub = liveHub(deps)): Express
     app.use(QUEUE_BOARD_PATH, browserAuth, queueBoard(deps.queues.all(), deps.redisPrefix));
   }
 
+  // No route takes OPTIONS (no CORS: the API is for servers and the CLI; the dashboards are same-origin):
+  // it is 405 with Allow, as any other method a path does not take, not the router's automatic 200.
+  const fallback = routes.fallback();
+  app.use((req, res, next) => (req.method === "OPTIONS" ? fallback(req, res, next) : next()));
   app.use(router);
-  app.use(routes.fallback());
+  app.use(fallback);
   app.use(errorHandler);
   return app;
 }

@@ -20,7 +20,9 @@ export const CreateUserSchema = z.object({
 export const UpdateUserSchema = z.object({ tier });
 export const CreateKeySchema = z.object({ name: z.string().max(100).nullish() });
 
-const count = z.number().int().min(-1_000_000_000).max(1_000_000_000);
+const countRule = "must be an integer from -1000000000 to 1000000000";
+// One message for every wrong value: zod's own for int() names its safe-integer bound (for 1e300, say).
+const count = z.number().int(countRule).min(-1_000_000_000, countRule).max(1_000_000_000, countRule);
 export const UsageAdjustmentSchema = z
   .object({
     period: z.string().regex(PERIOD_RE, "must be YYYY-MM").nullish(),

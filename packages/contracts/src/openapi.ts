@@ -8,6 +8,7 @@ import {
   CreateBatchRequestSchema,
   ListBatchesQuerySchema,
   ListJobsQuerySchema,
+  ListTemplatesQuerySchema,
   SimulationRequestSchema,
   UsageHistoryQuerySchema,
 } from "./requests.ts";
@@ -79,7 +80,16 @@ function routes(): Route[] {
       ok: { status: 200, schema: "Ready" },
       errors: { 503: ["ServiceUnavailable"] },
     },
-    { method: "get", path: "/simulations/templates", summary: "List templates", tag: "templates", auth: "key", ok: { status: 200, schema: "TemplateList" } },
+    {
+      method: "get",
+      path: "/simulations/templates",
+      summary: "List templates",
+      tag: "templates",
+      auth: "key",
+      query: ListTemplatesQuerySchema,
+      ok: { status: 200, schema: "TemplateList" },
+      errors: { 422: ["ValidationError"] },
+    },
     {
       method: "get",
       path: "/simulations/templates/{template_id}",

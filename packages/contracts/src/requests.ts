@@ -7,9 +7,9 @@ const EXPORT_FORMATS = ["json", "markdown", "pdf"] as const;
 const opt = <T extends z.ZodType>(schema: T) => schema.nullish();
 
 /** Enum words are case-insensitive. */
-const upperEnum = <T extends readonly [string, ...string[]]>(values: T) =>
+const upperEnum = <T extends readonly [string, ...string[]]>(values: T, params?: Parameters<typeof z.string>[0]) =>
   z
-    .string()
+    .string(params)
     .transform((s) => s.toUpperCase())
     .pipe(z.enum(values));
 const lowerEnum = <T extends readonly [string, ...string[]]>(values: T) =>
@@ -117,9 +117,12 @@ export const CancelBatchRequestSchema = z.object({
 });
 
 const emptyAsUndefined = (v: unknown) => (v === "" ? undefined : v);
+/** A query parameter given twice (`?a=1&a=2`) arrives as a list: say so, not "expected string". */
+const onceOnly = { error: (issue: { input?: unknown }) => (Array.isArray(issue.input) ? "must be given once" : "must be a string") };
 const queryInt = (min: number, max: number) => {
   const rule = `must be an integer ${min}..${max}`;
-  return z.preprocess(emptyAsUndefined, z.string().regex(/^\d+$/, rule).transform(Number).pipe(z.number().int().min(min, rule).max(max, rule)).optional());
+  // The regex already makes it an integer; zod's int() would add a safe-integer bound whose message is not the rule.
+  return z.preprocess(emptyAsUndefined, z.string(onceOnly).regex(/^\d+$/, rule).transform(Number).pipe(z.number().min(min, rule).max(max, rule)).optional());
 };
 
 export const JOB_STATUSES = ["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"] as const;
@@ -129,7 +132,12 @@ export const pageQuery = {
   page: queryInt(1, 1_000_000),
   page_size: queryInt(1, 100),
 };
-export const statusQuery = <T extends readonly [string, ...string[]]>(values: T) => z.preprocess(emptyAsUndefined, upperEnum(values).optional());
+export const statusQuery = <T extends readonly [string, ...string[]]>(values: T) => z.preprocess(emptyAsUndefined, upperEnum(values, onceOnly).optional());
+
+/** GET /simulations/templates: `category` (case-insensitive, surrounding blanks ignored). */
+export const ListTemplatesQuerySchema = z.object({
+  category: z.preprocess(emptyAsUndefined, z.string(onceOnly).trim().toLowerCase().optional()),
+});
 
 export const ListJobsQuerySchema = z.object({
   status: statusQuery(JOB_STATUSES),

@@ -24,13 +24,19 @@ export const jsonBody: RequestHandler = (req, res, next) => {
   const unreadable = locals(res).unreadableBody;
   if (unreadable) return next(validationError([{ path: "", message: unreadable }]));
   const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-  if (raw.length === 0 || raw.toString("utf8").trim() === "") {
+  let text: string;
+  try {
+    text = utf8.decode(raw);
+  } catch {
+    return next(validationError([{ path: "", message: "Request body is not valid UTF-8" }]));
+  }
+  if (text.trim() === "") {
     req.body = {};
     return next();
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(raw.toString("utf8"));
+    parsed = JSON.parse(text);
   } catch {
     return next(validationError([{ path: "", message: "Malformed JSON body" }]));
   }
@@ -43,25 +49,42 @@ export const jsonBody: RequestHandler = (req, res, next) => {
   next();
 };
 
+/** Strict: a body that is not UTF-8 is refused, not stored with U+FFFD in place of its bytes. */
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
 export const MAX_BODY_DEPTH = 32;
+
+/** A lone UTF-16 surrogate (a JSON "\ud800" escape with no pair): no UTF-8 text, so Postgres refuses it. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** Why a key or string value cannot be stored, or null when it can. */
+function unstorable(s: string): string | null {
+  if (s.includes("\u0000")) return "must not contain NUL (\\u0000) characters";
+  if (LONE_SURROGATE.test(s)) return "must not contain unpaired UTF-16 surrogates (\\ud800-\\udfff escapes without their pair)";
+  return null;
+}
 
 /**
  * Walks the body once, iteratively (a deeply nested body must not blow the
- * stack): refuses nesting past MAX_BODY_DEPTH, and keys or strings holding
- * U+0000, which Postgres text and jsonb cannot store.
+ * stack): refuses nesting past MAX_BODY_DEPTH; keys or strings holding U+0000
+ * or an unpaired surrogate, which Postgres text and json cannot store; and the
+ * key `__proto__`, which a JavaScript object cannot hold as data (it would be
+ * dropped without a word).
  */
 function inspectBody(body: unknown): { path: string; message: string } | null {
   const stack: { value: unknown; path: string[] }[] = [{ value: body, path: [] }];
   while (stack.length > 0) {
     const { value, path } = stack.pop()!;
     if (typeof value === "string") {
-      if (value.includes("\u0000")) return { path: path.join("."), message: "must not contain NUL (\\u0000) characters" };
+      const problem = unstorable(value);
+      if (problem) return { path: path.join("."), message: problem };
       continue;
     }
     if (value === null || typeof value !== "object") continue;
     if (path.length >= MAX_BODY_DEPTH) return { path: path.join("."), message: `nesting deeper than ${MAX_BODY_DEPTH} levels` };
     for (const [k, v] of Object.entries(value)) {
-      if (k.includes("\u0000")) return { path: [...path, k].join("."), message: "must not contain NUL (\\u0000) characters" };
+      const problem = k === "__proto__" ? "__proto__ is a reserved key" : unstorable(k);
+      if (problem) return { path: [...path, k].join("."), message: problem };
       stack.push({ value: v, path: [...path, k] });
     }
   }

@@ -1,8 +1,9 @@
-import { usd } from "@simbatch/contracts";
+import { ListTemplatesQuerySchema, usd } from "@simbatch/contracts";
 import type { TemplateInfo } from "@simbatch/engine";
 import { notFound } from "@simbatch/errors";
 import type { RequestHandler } from "express";
 import type { ApiDeps } from "../deps.ts";
+import { parse } from "../http/validate.ts";
 
 export const templateView = (t: TemplateInfo) => ({
   template_id: t.template_id,
@@ -21,7 +22,7 @@ export const templateView = (t: TemplateInfo) => ({
 export function templateHandlers(deps: ApiDeps) {
   const list: RequestHandler = (req, res) => {
     const all = deps.catalog.list();
-    const category = typeof req.query.category === "string" ? req.query.category.trim().toLowerCase() : "";
+    const { category } = parse(ListTemplatesQuerySchema, req.query);
     const templates = category ? all.filter((t) => t.category === category) : all;
     res.json({ templates: templates.map(templateView), total: templates.length, categories: [...new Set(all.map((t) => t.category))] });
   };
