@@ -164,6 +164,97 @@ describe("odd input never yields a 500", () => {
     });
   });
 
+  it("refuses a priority word that is an Object.prototype key (constructor, __proto__) with 422, on create and dry run", async () => {
+    for (const priority of ["constructor", "__proto__", "CONSTRUCTOR", "hasOwnProperty"]) {
+      for (const path of ["/simulations/batch", "/simulations/batch?dry_run=true"]) {
+        const res = await stack
+          .http()
+          .post(path)
+          .set("X-API-Key", key)
+          .send({ simulations: [{ template_id: "board_meeting" }], priority });
+        expect({ priority, path, status: res.status, detail: res.body.detail }).toEqual({
+          priority,
+          path,
+          status: 422,
+          detail: [{ path: "priority", message: "must be an integer 0..100 or one of low, normal, high" }],
+        });
+      }
+    }
+  });
+
+  it("names every wrong field of a batch at once: its own and each simulation's", async () => {
+    const res = await stack
+      .http()
+      .post("/simulations/batch")
+      .set("X-API-Key", key)
+      .send({
+        simulations: [{ template_id: "board_meeting", entity_count: "2" }, { template_id: "x" }, { description: 5 }],
+        priority: "zz",
+        parallel_jobs: -1,
+      });
+    expect(res.status).toBe(422);
+    expect(res.body.detail.map((d: { path: string }) => d.path).sort()).toEqual([
+      "parallel_jobs",
+      "priority",
+      "simulations.0.entity_count",
+      "simulations.1.template_id",
+      "simulations.2.description",
+    ]);
+  });
+
+  it("refuses numbers past a double's range (1e400) with 422 where they are, rather than storing null", async () => {
+    for (const [path, raw, field] of [
+      ["/simulations", '{"description":"x","metadata":{"big":1e400}}', "metadata.big"],
+      ["/simulations/batch", '{"simulations":[{"template_id":"board_meeting"}],"metadata":{"n":-1e400}}', "metadata.n"],
+    ]) {
+      const res = await stack.http().post(path!).set("X-API-Key", key).set("Content-Type", "application/json").send(raw!);
+      expect({ path, status: res.status, detail: res.body.detail }).toEqual({
+        path,
+        status: 422,
+        detail: [{ path: field, message: expect.stringContaining("out of range") }],
+      });
+    }
+  });
+
+  it("answers a path holding NUL (%00) with 404 before auth, never a 500 from Postgres", async () => {
+    const bearer = "Bearer robust-admin-token-0123456789abcdef01";
+    const job = await stack.http().post("/simulations").set("X-API-Key", key).send({ template_id: "board_meeting" });
+    expect(job.status).toBe(202);
+    const cases: [string, string, unknown?][] = [
+      ["get", `/simulations/${job.body.job_id}/exports/%00`],
+      ["get", "/simulations/templates/a%00b"],
+      ["patch", "/admin/users/a%00b", { tier: "pro" }],
+      ["post", "/admin/users/a%00b/api-keys", {}],
+      ["post", "/admin/users/a%00b/usage-adjustments", { api_calls: 1, reason: "x" }],
+      ["delete", "/admin/api-keys/key_%00"],
+    ];
+    for (const [method, path, body] of cases) {
+      const req = stack
+        .http()
+        [method as "get"](path)
+        .set(path.startsWith("/admin") ? "Authorization" : "X-API-Key", path.startsWith("/admin") ? bearer : key);
+      const res = await (body === undefined ? req : req.send(body as object));
+      expect({ path, status: res.status, error: res.body.error }).toEqual({ path, status: 404, error: "NotFound" });
+    }
+    const anonymous = await stack.http().get("/simulations/sim_%00");
+    expect(anonymous.status).toBe(404);
+  });
+
+  it("tells exactly one of concurrent creates of a new user that it created it (201), the others 200", async () => {
+    const statuses = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        stack
+          .http()
+          .post("/admin/users")
+          .set("Authorization", "Bearer robust-admin-token-0123456789abcdef01")
+          .send({ user_id: "raced", tier: i % 2 ? "pro" : "basic" })
+          .then((r) => r.status),
+      ),
+    );
+    expect(statuses.filter((s) => s === 201)).toHaveLength(1);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(7);
+  });
+
   it("refuses bodies nested deeper than 32 levels, however deep, with 422", async () => {
     for (const depth of [40, 30_000]) {
       const raw = `{"template_id":"board_meeting","metadata":{"a":${"[".repeat(depth)}${"]".repeat(depth)}}}`;

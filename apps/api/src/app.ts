@@ -1,3 +1,4 @@
+import { AppError } from "@simbatch/errors";
 import express, { type Express } from "express";
 import type { ApiDeps } from "./deps.ts";
 import { requireAdmin } from "./http/admin-auth.ts";
@@ -119,6 +120,8 @@ export function createApp(deps: ApiDeps, live: LiveHub = liveHub(deps)): Express
   // it is 405 with Allow, as any other method a path does not take, not the router's automatic 200.
   const fallback = routes.fallback();
   app.use((req, res, next) => (req.method === "OPTIONS" ? fallback(req, res, next) : next()));
+  // No id, name or format holds NUL (Postgres text cannot), so a path with %00 names nothing: 404 before auth, like one that does not decode.
+  app.use((req, _res, next) => (/%00/.test(req.path) ? next(new AppError("NotFound", { message: "Not found: the path holds a NUL (%00)" })) : next()));
   app.use(router);
   app.use(fallback);
   app.use(errorHandler);

@@ -42,6 +42,16 @@ describe("HTTP server timeouts", () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
+  /** The status line, and the error body whose request_id must be the X-Request-Id header's. */
+  function errorAnswer(data: string): { status: string; body: unknown } {
+    const [head, body] = data.split("\r\n\r\n");
+    const requestId = /\r\nX-Request-Id: (req_[0-9a-f]+)\r\n/.exec(head!)?.[1];
+    const parsed = JSON.parse(body!) as { request_id?: string };
+    expect(requestId).toBeDefined();
+    expect(parsed.request_id).toBe(requestId);
+    return { status: head!.split("\r\n")[0]!, body: parsed };
+  }
+
   /** Opens a connection, writes `chunks` as told, resolves with what came back and how long the server kept it open. */
   function slowClient(first: string): Promise<{ data: string; ms: number }> {
     return new Promise((resolve) => {
@@ -63,7 +73,10 @@ describe("HTTP server timeouts", () => {
 
   it("drops a client that never finishes its headers (408, connection closed)", async () => {
     const { data, ms } = await slowClient("GET / HTTP/1.1\r\nHost: x\r\n");
-    expect(data).toMatch(/^HTTP\/1\.1 408/);
+    expect(errorAnswer(data)).toEqual({
+      status: "HTTP/1.1 408 Request Timeout",
+      body: { error: "RequestTimeout", message: expect.any(String), detail: null, request_id: expect.any(String) },
+    });
     expect(ms).toBeLessThan(3_000);
   });
 
@@ -75,15 +88,21 @@ describe("HTTP server timeouts", () => {
 
   it("answers headers over Node's limit with 431, the contract's error body and a request id", async () => {
     const { data } = await slowClient(`GET / HTTP/1.1\r\nHost: x\r\nX-API-Key: ${"a".repeat(20_000)}\r\n\r\n`);
-    const [head, body] = data.split("\r\n\r\n");
-    expect(head).toMatch(/^HTTP\/1\.1 431 /);
-    const requestId = /\r\nX-Request-Id: (req_[0-9a-f]+)\r\n/.exec(head!)?.[1];
-    expect(JSON.parse(body!)).toEqual({ error: "PayloadTooLarge", message: expect.stringContaining("16 KiB"), detail: null, request_id: requestId });
+    expect(errorAnswer(data)).toEqual({
+      status: "HTTP/1.1 431 Request Header Fields Too Large",
+      body: { error: "PayloadTooLarge", message: expect.stringContaining("16 KiB"), detail: null, request_id: expect.any(String) },
+    });
   });
 
   it("answers a request that is not HTTP with 400 and closes the connection", async () => {
-    const { data } = await slowClient("HELLO\r\n\r\n");
-    expect(data).toMatch(/^HTTP\/1\.1 400 /);
+    for (const raw of ["HELLO\r\n\r\n", "GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n"]) {
+      const { data } = await slowClient(raw);
+      expect({ raw, ...errorAnswer(data) }).toEqual({
+        raw,
+        status: "HTTP/1.1 400 Bad Request",
+        body: { error: "BadRequest", message: expect.stringContaining("Malformed HTTP request"), detail: null, request_id: expect.any(String) },
+      });
+    }
   });
 
   it("closes idle keep-alive connections after keepAliveTimeout", async () => {

@@ -84,14 +84,20 @@ const priority = z.union(
     z
       .string()
       .transform((s) => s.toLowerCase())
-      .refine((s) => s in PRIORITY_WORDS)
+      .refine((s) => Object.hasOwn(PRIORITY_WORDS, s))
       .transform((s) => PRIORITY_WORDS[s]!),
   ],
   { error: PRIORITY_RULE },
 );
 
+/** The most simulations one batch request may hold (a tier may allow fewer: BatchTooLarge). */
+export const MAX_BATCH_SIMULATIONS = 100;
+
 export const CreateBatchRequestSchema = z.object({
-  simulations: z.array(z.unknown()).min(1, "must hold at least 1 simulation").max(100, "must hold at most 100 simulations"),
+  simulations: z
+    .array(z.unknown())
+    .min(1, "must hold at least 1 simulation")
+    .max(MAX_BATCH_SIMULATIONS, `must hold at most ${MAX_BATCH_SIMULATIONS} simulations`),
   parallel_jobs: opt(z.number().int().min(1).max(100)),
   fail_fast: opt(z.boolean()),
   // Money is kept in whole micro-dollars: a smaller cap would be stored as 0.

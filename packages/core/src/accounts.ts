@@ -36,9 +36,12 @@ export async function upsertUser(
   userId: string,
   tier: Tier | null,
 ): Promise<{ created: boolean; user: { user_id: string; tier: Tier; created_at: string } }> {
-  const existing = await db.user.findUnique({ where: { id: userId } });
-  const user = await db.user.upsert({ where: { id: userId }, create: { id: userId, tier: tier ?? "free" }, update: tier ? { tier } : {} });
-  return { created: !existing, user: { user_id: user.id, tier: user.tier as Tier, created_at: iso(user.createdAt) } };
+  // One statement, so that of concurrent creates of one id exactly one is told "created" (xmax is 0 only on a row this statement inserted).
+  const [row] = await rawOf(db).$queryRaw<{ id: string; tier: Tier; created_at: Date; created: boolean }[]>`
+    INSERT INTO users (id, tier) VALUES (${userId}, ${tier ?? "free"}::"Tier")
+    ON CONFLICT (id) DO UPDATE SET tier = COALESCE(${tier}::"Tier", users.tier), updated_at = now()
+    RETURNING id, tier::text AS tier, created_at, (xmax = 0) AS created`;
+  return { created: row!.created, user: { user_id: row!.id, tier: row!.tier, created_at: iso(row!.created_at) } };
 }
 
 /** Sets a user's tier; an unknown user is a 404, any other failure (the database down) propagates. */

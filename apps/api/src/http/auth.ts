@@ -66,7 +66,8 @@ function unstorable(s: string): string | null {
 
 /**
  * Walks the body once, iteratively (a deeply nested body must not blow the
- * stack): refuses nesting past MAX_BODY_DEPTH; keys or strings holding U+0000
+ * stack): refuses nesting past MAX_BODY_DEPTH; numbers too large for a double;
+ * keys or strings holding U+0000
  * or an unpaired surrogate, which Postgres text and json cannot store; and the
  * key `__proto__`, which a JavaScript object cannot hold as data (it would be
  * dropped without a word).
@@ -80,6 +81,8 @@ function inspectBody(body: unknown): { path: string; message: string } | null {
       if (problem) return { path: path.join("."), message: problem };
       continue;
     }
+    // 1e400 parses as Infinity, which JSON can only write back as null: refused, not echoed as null.
+    if (typeof value === "number" && !Number.isFinite(value)) return { path: path.join("."), message: "number out of range (beyond a 64-bit float)" };
     if (value === null || typeof value !== "object") continue;
     if (path.length >= MAX_BODY_DEPTH) return { path: path.join("."), message: `nesting deeper than ${MAX_BODY_DEPTH} levels` };
     for (const [k, v] of Object.entries(value)) {

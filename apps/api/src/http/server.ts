@@ -35,30 +35,35 @@ export function createHttpServer(app: RequestListener, t: HttpTimeouts = DEFAULT
 }
 
 /**
- * Requests Node refuses before they reach the app. A request line or headers over
- * Node's limit (16 KiB) get the contract's error body and a request id, like every
- * other refusal; the rest get Node's own answers (400, 408 after a timeout).
+ * Requests Node refuses before they reach the app get the contract's error body
+ * and a request id, like every other refusal, and the connection closes: a
+ * request line or headers over Node's limit (16 KiB) is 431 `PayloadTooLarge`,
+ * a client too slow to send its request 408 `RequestTimeout`, and a request
+ * that is not HTTP (a header line without a colon, bad chunked framing, an
+ * invalid Content-Length) 400 `BadRequest` (docs/api-decisions.md).
  */
 function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
   const headersSent = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
   if (socket.writable && !headersSent) {
     if (err.code === "HPE_HEADER_OVERFLOW") {
-      const requestId = newRequestId();
-      const body = JSON.stringify({
-        error: "PayloadTooLarge",
-        message: "Request line and headers exceed 16 KiB",
-        detail: null,
-        request_id: requestId,
-      });
-      socket.write(
-        "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n" +
-          `X-Request-Id: ${requestId}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-      );
+      socket.write(rawError("431 Request Header Fields Too Large", "PayloadTooLarge", "Request line and headers exceed 16 KiB"));
     } else if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") {
-      socket.write("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n");
+      socket.write(
+        rawError("408 Request Timeout", "RequestTimeout", "The request did not arrive in time: headers and body must be sent within the server's timeouts"),
+      );
     } else {
-      socket.write("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+      socket.write(rawError("400 Bad Request", "BadRequest", "Malformed HTTP request (its request line, headers or body framing could not be parsed)"));
     }
   }
   socket.destroy(err);
+}
+
+/** A whole HTTP response with the contract's error body, written to a socket the app never saw. */
+function rawError(statusLine: string, error: string, message: string): string {
+  const requestId = newRequestId();
+  const body = JSON.stringify({ error, message, detail: null, request_id: requestId });
+  return (
+    `HTTP/1.1 ${statusLine}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `X-Request-Id: ${requestId}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  );
 }

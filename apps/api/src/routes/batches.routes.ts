@@ -4,6 +4,7 @@ import {
   CreateBatchQuerySchema,
   CreateBatchRequestSchema,
   ListBatchesQuerySchema,
+  MAX_BATCH_SIMULATIONS,
   usdToMicros,
 } from "@simbatch/contracts";
 import {
@@ -34,7 +35,7 @@ import type { RequestHandler, Response } from "express";
 import type { ApiDeps } from "../deps.ts";
 import { user } from "../http/auth.ts";
 import { locals } from "../http/request-context.ts";
-import { parse } from "../http/validate.ts";
+import { parse, toIssues } from "../http/validate.ts";
 import { batchListView, batchResultLine, batchViewOf, deliveriesView, dryRunView, jobView } from "@simbatch/views";
 import { idempotentRequest, sendReplay } from "../http/idempotency.ts";
 import { kickDispatch } from "./simulations.routes.ts";
@@ -49,17 +50,23 @@ export function batchHandlers(deps: ApiDeps) {
     const u = user(res);
     const dryRun = parse(CreateBatchQuerySchema, req.query).dry_run ?? false;
     const idemRequest = dryRun ? null : idempotentRequest(req, u.id, "POST /simulations/batch");
-    const body = parse(CreateBatchRequestSchema, req.body);
-    const issues: FieldIssue[] = [];
+    // One 422 names every wrong field: the batch's own and each simulation's, whichever fail.
+    const top = CreateBatchRequestSchema.safeParse(req.body);
+    const issues: FieldIssue[] = top.success ? [] : toIssues(top.error);
     const sims: ResolvedSimulation[] = [];
-    body.simulations.forEach((raw, i) => {
-      const r = resolveSimulation(deps.catalog, raw, `simulations.${i}`);
-      if (r.ok) sims.push(r.value);
-      else issues.push(...r.issues);
-    });
-    const webhookProblem = body.webhook_url == null ? null : webhookUrlProblem(body.webhook_url, deps.config.webhookAllowPrivate ?? false);
+    const rawSims = (req.body as { simulations?: unknown }).simulations;
+    if (Array.isArray(rawSims) && rawSims.length <= MAX_BATCH_SIMULATIONS) {
+      rawSims.forEach((raw, i) => {
+        const r = resolveSimulation(deps.catalog, raw, `simulations.${i}`);
+        if (r.ok) sims.push(r.value);
+        else issues.push(...r.issues);
+      });
+    }
+    const webhookUrl = top.success ? top.data.webhook_url : null;
+    const webhookProblem = webhookUrl == null ? null : webhookUrlProblem(webhookUrl, deps.config.webhookAllowPrivate ?? false);
     if (webhookProblem) issues.push({ path: "webhook_url", message: webhookProblem });
-    if (issues.length > 0) throw validationError(issues);
+    if (!top.success || issues.length > 0) throw validationError(issues);
+    const body = top.data;
     const opts: BatchOptions = {
       parallelJobs: body.parallel_jobs ?? 3,
       failFast: body.fail_fast ?? false,
