@@ -225,6 +225,24 @@ describe("batch control", () => {
       expect(done.status).toBe("COMPLETED");
     });
 
+    it("dates paused_at after every start it did not prevent, when the pause races the batch's first claims", async () => {
+      // Created and paused at once, concurrently: claims of released jobs run while the pauses wait for the dispatch lock.
+      const ids = await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          const res = await create(pro.key, { simulations: [quick(), quick(), quick(), quick()], parallel_jobs: 4 });
+          const paused = await stack.http().post(`/simulations/batch/${res.body.batch_id}/pause`).set("X-API-Key", pro.key);
+          expect(paused.status).toBe(200);
+          return { id: res.body.batch_id as string, pausedAt: new Date(paused.body.paused_at) };
+        }),
+      );
+      for (const { id, pausedAt } of ids) {
+        await stack.waitBatch(pro.key, id, (b) => b.progress.running_jobs === 0);
+        const late = (await stack.batchRows(id)).filter((r) => r.startedAt && r.startedAt > pausedAt).map((r) => r.id);
+        expect({ id, late }).toEqual({ id, late: [] });
+        await stack.http().post(`/simulations/batch/${id}/cancel`).set("X-API-Key", pro.key).send({});
+      }
+    });
+
     it("survives a restart of the API and the reconciler, and a paused batch can be cancelled", async () => {
       const res = await create(pro.key, { simulations: [quick(), quick(), quick()], parallel_jobs: 1 });
       const id = res.body.batch_id;

@@ -24,9 +24,11 @@ export async function pauseBatch(deps: CoreDeps, userId: string, batchId: string
       throw invalidState(`Batch ${batchId} is ${row?.status ?? "gone"}; only PENDING or RUNNING batches can be paused`);
     }
     if (!row.paused) {
-      await tx.$executeRaw`UPDATE batches SET paused = true, paused_at = now() WHERE id = ${batchId}`;
       const unreleased = await tx.$queryRaw<{ id: string }[]>`
         UPDATE simulation_jobs SET released_at = NULL WHERE batch_id = ${batchId} AND status = 'PENDING' AND released_at IS NOT NULL RETURNING id`;
+      // paused_at is read after that statement, which waited for any claim of those jobs in flight: every job
+      // that started despite the pause started before it (now() is the transaction's start, before the lock's wait).
+      await tx.$executeRaw`UPDATE batches SET paused = true, paused_at = clock_timestamp() WHERE id = ${batchId}`;
       for (const r of unreleased) effects.unqueueJobs.add(r.id);
       // Slots the unreleased jobs held are free for other work.
       if (unreleased.length > 0) effects.wantDispatch = true;
