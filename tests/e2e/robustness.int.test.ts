@@ -136,6 +136,7 @@ describe("odd input never yields a 500", () => {
       "/simulations/templates?category=persona&category=persona",
       "/simulations?status=RUNNING&status=PENDING",
       "/simulations/batch?page=1&page=2",
+      "/simulations/batch/batch_000000000000/report?format=csv&format=json",
     ]) {
       const res = await stack.http().get(path).set("X-API-Key", key);
       expect({ path, status: res.status, messages: (res.body.detail ?? []).map((d: { message: string }) => d.message) }).toEqual({
@@ -144,6 +145,12 @@ describe("odd input never yields a 500", () => {
         messages: ["must be given once"],
       });
     }
+    const dry = await stack
+      .http()
+      .post("/simulations/batch?dry_run=true&dry_run=true")
+      .set("X-API-Key", key)
+      .send({ simulations: [{ template_id: "board_meeting" }] });
+    expect({ status: dry.status, detail: dry.body.detail }).toEqual({ status: 422, detail: [{ path: "dry_run", message: "must be given once" }] });
     const one = await stack.http().get("/simulations/templates?category=%20Persona%20").set("X-API-Key", key);
     expect(one.status).toBe(200);
     expect(new Set(one.body.templates.map((t: { category: string }) => t.category))).toEqual(new Set(["persona"]));

@@ -12,9 +12,9 @@ const upperEnum = <T extends readonly [string, ...string[]]>(values: T, params?:
     .string(params)
     .transform((s) => s.toUpperCase())
     .pipe(z.enum(values));
-const lowerEnum = <T extends readonly [string, ...string[]]>(values: T) =>
+const lowerEnum = <T extends readonly [string, ...string[]]>(values: T, params?: Parameters<typeof z.string>[0]) =>
   z
-    .string()
+    .string(params)
     .transform((s) => s.toLowerCase())
     .pipe(z.enum(values));
 
@@ -162,7 +162,7 @@ export const CreateBatchQuerySchema = z.object({
   dry_run: z.preprocess(
     (v) => (v === "" ? undefined : typeof v === "string" ? v.toLowerCase() : v),
     z
-      .enum(["true", "false"], { message: "must be true or false" })
+      .enum(["true", "false"], { error: (issue) => (Array.isArray(issue.input) ? "must be given once" : "must be true or false") })
       .transform((v) => v === "true")
       .optional(),
   ),
@@ -174,5 +174,5 @@ export const UsageHistoryQuerySchema = z.object({ periods: queryInt(1, 24) });
 export const REPORT_FORMATS = ["json", "markdown", "csv"] as const;
 /** GET /simulations/batch/{id}/report: `format` json (default), markdown or csv, case-insensitive. */
 export const BatchReportQuerySchema = z.object({
-  format: z.preprocess(emptyAsUndefined, lowerEnum(REPORT_FORMATS).optional()).meta({ description: "json (default), markdown or csv; case-insensitive" }),
+  format: z.preprocess(emptyAsUndefined, lowerEnum(REPORT_FORMATS, onceOnly).optional()).meta({ description: "json (default), markdown or csv; case-insensitive" }),
 });

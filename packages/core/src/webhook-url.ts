@@ -1,6 +1,8 @@
 import { lookup } from "node:dns/promises";
 import ipaddr from "ipaddr.js";
 
+const IPV4_COMPATIBLE = ipaddr.parseCIDR("::/96") as [ipaddr.IPv6, number];
+
 /**
  * Where webhooks may go. Without WEBHOOK_ALLOW_PRIVATE_NETWORKS a target must be
  * https and public: every address it names or resolves to must be ordinary
@@ -10,7 +12,11 @@ import ipaddr from "ipaddr.js";
  */
 export function isPublicAddress(address: string): boolean {
   if (!ipaddr.isValid(address)) return false;
-  return ipaddr.process(address).range() === "unicast";
+  const ip = ipaddr.process(address);
+  // ::/96 holds the deprecated IPv4-compatible addresses (RFC 4291 2.5.5.1; ::127.0.0.1 is loopback
+  // on some stacks), which ipaddr.js calls unicast: none is a public host's, so all are refused.
+  if (ip.kind() === "ipv6" && (ip as ipaddr.IPv6).match(IPV4_COMPATIBLE)) return false;
+  return ip.range() === "unicast";
 }
 
 /** Names that are local by definition (RFC 6761 and common internal suffixes), refused without resolving them. */

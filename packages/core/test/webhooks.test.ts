@@ -39,6 +39,9 @@ describe("webhook targets", () => {
       "fe80::1",
       "fd12::1",
       "::ffff:127.0.0.1",
+      "::127.0.0.1",
+      "::7f00:1",
+      "::8.8.8.8",
       "224.0.0.1",
     ]) {
       expect(isPublicAddress(priv)).toBe(false);
@@ -51,6 +54,7 @@ describe("webhook targets", () => {
     expect(webhookUrlProblem("https://user:pw@hooks.example.com/x", false)).toMatch(/credentials/);
     expect(webhookUrlProblem("https://192.168.0.10/x", false)).toMatch(/private/);
     expect(webhookUrlProblem("https://intranet/x", false)).toMatch(/private/);
+    expect(webhookUrlProblem("https://[::127.0.0.1]/x", false)).toMatch(/private/);
     // A trailing dot names the same host.
     for (const url of ["https://localhost./x", "https://LOCALHOST../x", "https://box.internal./x", "https://intranet./x"]) {
       expect({ url, problem: webhookUrlProblem(url, false) }).toEqual({ url, problem: expect.stringMatching(/private/) });
