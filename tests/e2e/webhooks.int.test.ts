@@ -1,6 +1,7 @@
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Webhook } from "standardwebhooks";
+import { beginDelivery, finishDelivery, INTERRUPTED_ATTEMPT } from "@simbatch/core";
 import { waitFor } from "@simbatch/testing";
 import { Stack, scripted } from "../support/stack.ts";
 
@@ -126,10 +127,58 @@ describe("webhooks", () => {
     // A crash after the end's commit and before the enqueue: nothing in the queue, the row still owed.
     await waitFor(async () => (await stack.env.core.webhooks.queue.getJobState(`msg_${id}`)) === "completed", { what: "the delivery job's end" });
     await stack.env.core.webhooks.queue.remove(`msg_${id}`);
+    // Such a crash comes before any attempt, so its log is empty too (a logged delivery is never sent again).
     await stack.env.core.db.$executeRaw`UPDATE batches SET webhook_enqueued_at = NULL WHERE id = ${id}`;
+    await stack.env.core.db.$executeRaw`DELETE FROM webhook_deliveries WHERE batch_id = ${id}`;
     await stack.reconciler.sweepOnce();
     await waitFor(() => r.got.length >= 3, { what: "the owed delivery" });
     expect(r.got[2]!.headers["webhook-id"]).toBe(`msg_${id}`);
+  });
+
+  it("logs an attempt before sending it: one a stopped deliverer left in flight stays in the log, and the next is numbered after it", async () => {
+    // The first POST is held open until the test lets it answer 500; the rest answer 200.
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let posts = 0;
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        posts++;
+        if (posts === 1) void held.then(() => res.writeHead(500).end());
+        else res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    closers.push(() => server.close());
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+    const res = await stack.submitBatch(u.key, { simulations: [scripted({ steps: 1 })], webhook_url: url });
+    const id = res.body.batch_id;
+    await waitFor(() => posts === 1, { what: "the first POST" });
+    // Attempt 1 was logged before it was sent.
+    expect((await deliveries(id)).map((d) => [d.attempt, d.status_code, d.error])).toEqual([[1, null, INTERRUPTED_ATTEMPT]]);
+    // What a deliverer killed mid-POST leaves (as for a stalled queue job run again): its row, no answer.
+    expect(await beginDelivery(stack.env.core.db, { webhookId: `msg_${id}`, batchId: id, type: "batch.completed" })).toBe(2);
+    release();
+    await waitFor(async () => (await deliveries(id)).some((d) => d.delivered), { what: "the delivery", timeoutMs: 20_000 });
+    const log = await deliveries(id);
+    expect(log.map((d) => [d.attempt, d.status_code, d.error, d.delivered])).toEqual([
+      [1, 500, "receiver answered 500", false],
+      [2, null, INTERRUPTED_ATTEMPT, false],
+      [3, 200, null, true],
+    ]);
+    expect(posts).toBe(2);
+  });
+
+  it("opens no attempt once an event was delivered or eight attempts are logged, whatever the queue's own count", async () => {
+    const db = stack.env.core.db;
+    const batchId = (await stack.submitBatch(u.key, { simulations: [scripted({ steps: 1 })] })).body.batch_id as string;
+    const open = (webhookId: string) => beginDelivery(db, { webhookId, batchId, type: "batch.completed" });
+    const attempts: (number | null)[] = [];
+    for (let i = 0; i < 9; i++) attempts.push(await open("msg_capped"));
+    expect(attempts).toEqual([1, 2, 3, 4, 5, 6, 7, 8, null]);
+    expect(await open("msg_delivered")).toBe(1);
+    await finishDelivery(db, { webhookId: "msg_delivered", attempt: 1, statusCode: 204, error: null, delivered: true });
+    expect(await open("msg_delivered")).toBeNull();
   });
 
   it("refuses webhook_url values a deployment without private networks must not call", async () => {

@@ -5,7 +5,8 @@ import {
   guardedLookup,
   isPublicAddress,
   loadBatchAggregate,
-  recordDelivery,
+  beginDelivery,
+  finishDelivery,
   signatureHeader,
   signingSecrets,
   WEBHOOK_MAX_ATTEMPTS,
@@ -44,11 +45,11 @@ export class WebhookDeliverer {
   constructor(private readonly opts: WebhookDelivererOptions) {}
 
   start(): void {
-    this.worker = this.opts.deps.webhooks.consume(this.opts.connection, (data, attempt) => this.deliver(data, attempt), this.opts.concurrency);
+    this.worker = this.opts.deps.webhooks.consume(this.opts.connection, (data) => this.deliver(data), this.opts.concurrency);
     this.worker.on("error", (err) => this.opts.deps.logger.warn("webhook consumer error", { error: err.message }));
   }
 
-  async deliver(data: WebhookJobData, attempt: number): Promise<void> {
+  async deliver(data: WebhookJobData): Promise<void> {
     const { deps } = this.opts;
     const batch = await deps.db.batch.findUnique({ where: { id: data.batchId } });
     if (!batch?.webhookUrl) return; // nothing to announce any more
@@ -63,12 +64,16 @@ export class WebhookDeliverer {
       "webhook-timestamp": String(timestamp),
       "webhook-signature": signatureHeader(secrets, data.webhookId, timestamp, body),
     };
+    // The attempt is in the log before the POST leaves: a stop mid-flight leaves a row that says so.
+    const attempt = await beginDelivery(deps.db, { webhookId: data.webhookId, batchId: data.batchId, type: data.type });
+    if (attempt === null) {
+      deps.logger.info("webhook already delivered or out of attempts; nothing sent", { webhook_id: data.webhookId, batch_id: data.batchId });
+      return;
+    }
     const answer = await this.post(batch.webhookUrl, body, headers);
     const delivered = answer.statusCode !== null && answer.statusCode >= 200 && answer.statusCode < 300;
-    await recordDelivery(deps.db, {
+    await finishDelivery(deps.db, {
       webhookId: data.webhookId,
-      batchId: data.batchId,
-      type: data.type,
       attempt,
       statusCode: answer.statusCode,
       error: delivered ? null : (answer.error ?? `receiver answered ${answer.statusCode}`),
@@ -79,8 +84,11 @@ export class WebhookDeliverer {
       deps.logger.info("webhook delivered", log);
       return;
     }
-    if (attempt >= WEBHOOK_MAX_ATTEMPTS) deps.logger.error("webhook delivery gave up", { ...log, error: answer.error });
-    else deps.logger.warn("webhook delivery failed; retrying", { ...log, error: answer.error });
+    if (attempt >= WEBHOOK_MAX_ATTEMPTS) {
+      deps.logger.error("webhook delivery gave up", { ...log, error: answer.error });
+      return;
+    }
+    deps.logger.warn("webhook delivery failed; retrying", { ...log, error: answer.error });
     throw new Error(answer.error ?? `receiver answered ${answer.statusCode}`);
   }
 

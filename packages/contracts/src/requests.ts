@@ -174,5 +174,7 @@ export const UsageHistoryQuerySchema = z.object({ periods: queryInt(1, 24) });
 export const REPORT_FORMATS = ["json", "markdown", "csv"] as const;
 /** GET /simulations/batch/{id}/report: `format` json (default), markdown or csv, case-insensitive. */
 export const BatchReportQuerySchema = z.object({
-  format: z.preprocess(emptyAsUndefined, lowerEnum(REPORT_FORMATS, onceOnly).optional()).meta({ description: "json (default), markdown or csv; case-insensitive" }),
+  format: z
+    .preprocess(emptyAsUndefined, lowerEnum(REPORT_FORMATS, onceOnly).optional())
+    .meta({ description: "json (default), markdown or csv; case-insensitive" }),
 });

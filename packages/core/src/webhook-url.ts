@@ -13,8 +13,9 @@ const IPV4_COMPATIBLE = ipaddr.parseCIDR("::/96") as [ipaddr.IPv6, number];
 export function isPublicAddress(address: string): boolean {
   if (!ipaddr.isValid(address)) return false;
   const ip = ipaddr.process(address);
-  // ::/96 holds the deprecated IPv4-compatible addresses (RFC 4291 2.5.5.1; ::127.0.0.1 is loopback
-  // on some stacks), which ipaddr.js calls unicast: none is a public host's, so all are refused.
+  // ::/96 holds the deprecated IPv4-compatible addresses (RFC 4291 2.5.5.1). ipaddr.js judges the
+  // dotted form (::127.0.0.1) as the IPv4 it carries but calls the hex form (::7f00:1) unicast; no
+  // public host has one, so the hex form is refused.
   if (ip.kind() === "ipv6" && (ip as ipaddr.IPv6).match(IPV4_COMPATIBLE)) return false;
   return ip.range() === "unicast";
 }

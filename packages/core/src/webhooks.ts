@@ -105,23 +105,36 @@ export async function announceOwedWebhooks(deps: Pick<CoreDeps, "db" | "webhooks
   );
 }
 
-export interface DeliveryRecord {
-  webhookId: string;
-  batchId: string;
-  type: string;
-  attempt: number;
-  statusCode: number | null;
-  error: string | null;
-  delivered: boolean;
+/** What the log says of an attempt until its answer is written: in flight, or its sender stopped (a crash, a deploy). */
+export const INTERRUPTED_ATTEMPT = "no answer recorded: the attempt is in flight, or its deliverer stopped before the answer came";
+
+/**
+ * Opens the next attempt of a webhook in its log, before anything is sent: its
+ * number follows the log's (not the queue's count, which a stalled job keeps), so
+ * every POST a receiver sees has its row and the cap counts POSTs. Null when the
+ * event was delivered already or WEBHOOK_MAX_ATTEMPTS attempts are logged: nothing
+ * is to be sent.
+ */
+export async function beginDelivery(db: DbOrTx, d: { webhookId: string; batchId: string; type: string }): Promise<number | null> {
+  const [row] = await db.$queryRaw<{ attempt: number }[]>`
+    WITH prior AS (
+      SELECT coalesce(max(attempt), 0) AS n, coalesce(bool_or(delivered), false) AS done FROM webhook_deliveries WHERE webhook_id = ${d.webhookId}
+    )
+    INSERT INTO webhook_deliveries (webhook_id, batch_id, type, attempt, status_code, error, delivered)
+    SELECT ${d.webhookId}, ${d.batchId}, ${d.type}, prior.n + 1, NULL, ${INTERRUPTED_ATTEMPT}, false
+    FROM prior WHERE NOT prior.done AND prior.n < ${WEBHOOK_MAX_ATTEMPTS}
+    RETURNING attempt`;
+  return row?.attempt ?? null;
 }
 
-/** Logs one attempt (a repeated attempt number, after a crash mid-delivery, overwrites its row). */
-export async function recordDelivery(db: DbOrTx, d: DeliveryRecord): Promise<void> {
+/** Writes an attempt's answer into the row beginDelivery opened. */
+export async function finishDelivery(
+  db: DbOrTx,
+  d: { webhookId: string; attempt: number; statusCode: number | null; error: string | null; delivered: boolean },
+): Promise<void> {
   await db.$executeRaw`
-    INSERT INTO webhook_deliveries (webhook_id, batch_id, type, attempt, status_code, error, delivered)
-    VALUES (${d.webhookId}, ${d.batchId}, ${d.type}, ${d.attempt}, ${d.statusCode}, ${d.error}, ${d.delivered})
-    ON CONFLICT (webhook_id, attempt) DO UPDATE SET status_code = EXCLUDED.status_code, error = EXCLUDED.error,
-      delivered = EXCLUDED.delivered, created_at = now()`;
+    UPDATE webhook_deliveries SET status_code = ${d.statusCode}, error = ${d.error}, delivered = ${d.delivered}, created_at = now()
+    WHERE webhook_id = ${d.webhookId} AND attempt = ${d.attempt}`;
 }
 
 export interface DeliveryRow {
@@ -140,8 +153,12 @@ export async function batchDeliveries(db: DbOrTx, batchId: string): Promise<Deli
     SELECT webhook_id, type, attempt, status_code, error, delivered, created_at FROM webhook_deliveries WHERE batch_id = ${batchId} ORDER BY id`;
 }
 
-/** Delivery attempts that failed, in all (operators' metric). */
+/**
+ * Delivery attempts that failed, in all (operators' metric, a counter): an attempt
+ * with no answer written yet is not one, or the count would fall when it succeeds.
+ */
 export async function failedDeliveries(db: DbOrTx): Promise<number> {
-  const [row] = await db.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_deliveries WHERE NOT delivered`;
+  const [row] = await db.$queryRaw<{ n: number }[]>`
+    SELECT count(*)::int AS n FROM webhook_deliveries WHERE NOT delivered AND error IS DISTINCT FROM ${INTERRUPTED_ATTEMPT}`;
   return row?.n ?? 0;
 }

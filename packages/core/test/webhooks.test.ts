@@ -41,7 +41,6 @@ describe("webhook targets", () => {
       "::ffff:127.0.0.1",
       "::127.0.0.1",
       "::7f00:1",
-      "::8.8.8.8",
       "224.0.0.1",
     ]) {
       expect(isPublicAddress(priv)).toBe(false);
