@@ -1,4 +1,5 @@
 import { expireIdempotencyKeys } from "@simbatch/core";
+import { waitFor } from "@simbatch/testing";
 import { Stack, scripted } from "../support/stack.ts";
 
 const quick = () => scripted({ steps: 1, step_ms: 5 });
@@ -241,6 +242,24 @@ describe("batch control", () => {
         expect({ id, late }).toEqual({ id, late: [] });
         await stack.http().post(`/simulations/batch/${id}/cancel`).set("X-API-Key", pro.key).send({});
       }
+    });
+
+    it("runs a job again at resume when a worker fetched it after the pause took it back (no wait for the sweep's repair)", async () => {
+      // parallel_jobs 1: the second job waits while the first runs, so the pause finds it PENDING.
+      const res = await create(pro.key, { simulations: [slow(40), quick()], parallel_jobs: 1 });
+      const id = res.body.batch_id;
+      const jobId = res.body.job_ids[1] as string;
+      await stack.waitBatch(pro.key, id, (b) => b.progress.running_jobs > 0);
+      expect((await stack.http().post(`/simulations/batch/${id}/pause`).set("X-API-Key", pro.key)).status).toBe(200);
+      expect((await stack.batchRows(id))[1]!.status).toBe("PENDING");
+      // What a worker that fetched the BullMQ job before the pause removed it does: the claim finds the job taken back, skips it.
+      await stack.env.core.queue.add({ jobId, priority: 50, requestId: null });
+      await waitFor(async () => !["waiting", "prioritized", "active"].includes(await stack.env.core.queue.state(jobId)), { what: "the skip" });
+      expect((await stack.batchRows(id))[1]!.status).toBe("PENDING");
+      await stack.http().post(`/simulations/batch/${id}/resume`).set("X-API-Key", pro.key);
+      // The sweep's repair (REPAIR_AFTER_MS, 60 s here) would also run it; this must not need it.
+      const done = await stack.waitBatch(pro.key, id, (b) => b.completed_at !== null, 15_000);
+      expect(done.status).toBe("COMPLETED");
     });
 
     it("survives a restart of the API and the reconciler, and a paused batch can be cancelled", async () => {

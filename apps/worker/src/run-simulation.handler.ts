@@ -76,6 +76,10 @@ export function createRunSimulationHandler(deps: HandlerDeps) {
     const claim = await deps.claim(jobId);
     if (claim.kind === "not-runnable") {
       deps.logger.info("job not runnable; skipped", { job_id: jobId, status: claim.status, request_id: requestId });
+      // Still waiting (a pause took it back after this worker fetched it): the BullMQ job must not outlive this
+      // skip, or its id, which is the row's, would make the next release's add a no-op and the job would wait
+      // for the sweep's repair. BullMQ reads the option when it completes the job, in the same script.
+      if (claim.status === "PENDING") bullJob.opts.removeOnComplete = true;
       return { outcome: "skipped" };
     }
     const record = async (o: OutcomeToRecord) => (deps.recordOutcome ? durably(deps, "recording an outcome", () => deps.recordOutcome!(o)) : true);
