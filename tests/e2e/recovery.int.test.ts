@@ -1,3 +1,5 @@
+import { RELEASED_MISSING_GRACE_MS } from "@simbatch/core";
+import { waitFor } from "@simbatch/testing";
 import { Stack, scripted } from "../support/stack.ts";
 
 /** Postgres is the truth: what Redis loses, the sweep puts back. */
@@ -37,8 +39,12 @@ describe("sweep repairs drift between Postgres and Redis", () => {
     await stack.env.core.db.simulationJob.update({ where: { id: jobId }, data: { releasedAt: new Date() } });
     expect(await stack.env.core.queue.state(jobId)).toBe("missing");
     await stack.addWorker(1);
-    const report = await stack.reconciler.sweepOnce();
-    expect(report.requeued).toBe(1);
+    // The first sweep notes it missing; one RELEASED_MISSING_GRACE_MS later (a claim in flight would have committed) it is re-queued.
+    const first = await stack.reconciler.sweepOnce();
+    expect(first.requeued).toBe(0);
+    const started = Date.now();
+    await waitFor(async () => (await stack.reconciler.sweepOnce()).requeued === 1, { what: "the re-queue", intervalMs: 200 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(RELEASED_MISSING_GRACE_MS - 250);
     const job = await stack.waitJob(alice.key, jobId, (j) => j.status === "COMPLETED");
     expect(job.attempts).toBe(1);
     const charges = await stack.env.core.db.ledgerEntry.count({ where: { jobId } });

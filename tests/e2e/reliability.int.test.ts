@@ -266,7 +266,8 @@ describe("sweep scans rotate past their limit", () => {
     const running = async () => db.batch.count({ where: { id: { in: batches }, status: "RUNNING" } });
     const seen: [number, number][] = [];
     for (let pass = 0; pass < 5; pass++) {
-      await sweep(stack.env.core, { scanLimit: 2, repairAfterMs: 60_000 }, state);
+      // releasedGraceMs 0: this is about the scans' rotation; the grace has its own test (recovery).
+      await sweep(stack.env.core, { scanLimit: 2, repairAfterMs: 60_000, releasedGraceMs: 0 }, state);
       seen.push([await queued(), await running()]);
     }
     // 10 in-flight jobs, 2 per pass: one released job re-queued per pass; 5 open batches, 2 per pass (then the cursor wraps).

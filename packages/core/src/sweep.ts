@@ -13,6 +13,8 @@ import { expireIdempotencyKeys } from "./idempotency.ts";
 export const DEFAULT_REPAIR_AFTER_MS = 60_000;
 /** Batches re-derived per sweep transaction. */
 const SWEEP_CHUNK = 50;
+/** How long a released job must be seen missing from BullMQ before the sweep re-queues it (a claim in flight commits well within it). */
+export const RELEASED_MISSING_GRACE_MS = 2_000;
 /** Rows each scan reads per sweep; the cursor goes on from there next time. */
 const DEFAULT_SCAN_LIMIT = 1000;
 
@@ -23,6 +25,11 @@ export interface SweepOptions {
    * this long (as seen by this sweeper) is re-queued. Default 60 s.
    */
   repairAfterMs?: number;
+  /**
+   * A released (PENDING) job BullMQ has not held this long is re-queued: a worker may hold it with
+   * its claim in flight while Redis has lost its BullMQ job. Default RELEASED_MISSING_GRACE_MS, at most repairAfterMs.
+   */
+  releasedGraceMs?: number;
   /** In-flight jobs and open batches read per sweep (each scan rotates). Default 1000. */
   scanLimit?: number;
 }
@@ -85,7 +92,7 @@ function outcomeEvent(j: InFlightRow): JobEvent {
  * - an attempt whose outcome its worker recorded is never run again; when its
  *   event has not been applied `repairAfterMs` after the outcome (stream lost,
  *   entry stuck), the outcome itself is applied (guarded and idempotent like the event);
- * - a released job BullMQ does not hold is re-queued; a RUNNING job with no
+ * - a released job BullMQ has not held for RELEASED_MISSING_GRACE_MS is re-queued; a RUNNING job with no
  *   outcome is re-queued when BullMQ finished it (its attempt ended without an
  *   outcome: an error outside the engine; the claim caps attempts) or has not
  *   held it for `repairAfterMs` (Redis lost it; the worker, if alive, had time to finish);
@@ -121,10 +128,14 @@ export async function sweep(deps: CoreDeps, opts: SweepOptions = {}, state = new
     }
     const bull = await deps.queue.state(job.id);
     let lost: boolean;
-    if (bull === "missing" && job.status === "RUNNING") {
+    if (bull === "missing") {
+      // RUNNING: its worker, if alive, had repairAfterMs to finish. PENDING (released): a worker may
+      // hold it with its claim in flight while Redis has lost its BullMQ job (a wipe): re-queued at
+      // once, a second claim would supersede the live attempt, so it must stay missing a moment first.
+      const grace = job.status === "RUNNING" ? repairAfterMs : Math.min(repairAfterMs, opts.releasedGraceMs ?? RELEASED_MISSING_GRACE_MS);
       const since = state.missingSince.get(job.id) ?? now;
       state.missingSince.set(job.id, since);
-      lost = now - since >= repairAfterMs;
+      lost = now - since >= grace;
     } else {
       state.missingSince.delete(job.id);
       lost = bull === "missing" || bull === "completed" || bull === "failed";
