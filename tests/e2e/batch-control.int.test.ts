@@ -230,7 +230,8 @@ describe("batch control", () => {
       // Created and paused at once, concurrently: claims of released jobs run while the pauses wait for the dispatch lock.
       const ids = await Promise.all(
         Array.from({ length: 8 }, async () => {
-          const res = await create(pro.key, { simulations: [quick(), quick(), quick(), quick()], parallel_jobs: 4 });
+          // 1 s jobs: the pause must find the batch unfinished however slow the machine (quick ones could end first: 400).
+          const res = await create(pro.key, { simulations: [slow(), slow(), slow(), slow()], parallel_jobs: 4 });
           const paused = await stack.http().post(`/simulations/batch/${res.body.batch_id}/pause`).set("X-API-Key", pro.key);
           expect(paused.status).toBe(200);
           return { id: res.body.batch_id as string, pausedAt: new Date(paused.body.paused_at) };

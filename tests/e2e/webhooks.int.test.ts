@@ -1,7 +1,7 @@
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Webhook } from "standardwebhooks";
-import { beginDelivery, finishDelivery, INTERRUPTED_ATTEMPT } from "@simbatch/core";
+import { beginDelivery, finishDelivery, UNANSWERED_ATTEMPT } from "@simbatch/core";
 import { waitFor } from "@simbatch/testing";
 import { Stack, scripted } from "../support/stack.ts";
 
@@ -155,7 +155,7 @@ describe("webhooks", () => {
     const id = res.body.batch_id;
     await waitFor(() => posts === 1, { what: "the first POST" });
     // Attempt 1 was logged before it was sent.
-    expect((await deliveries(id)).map((d) => [d.attempt, d.status_code, d.error])).toEqual([[1, null, INTERRUPTED_ATTEMPT]]);
+    expect((await deliveries(id)).map((d) => [d.attempt, d.status_code, d.error])).toEqual([[1, null, UNANSWERED_ATTEMPT]]);
     // What a deliverer killed mid-POST leaves (as for a stalled queue job run again): its row, no answer.
     expect(await beginDelivery(stack.env.core.db, { webhookId: `msg_${id}`, batchId: id, type: "batch.completed" })).toBe(2);
     release();
@@ -163,7 +163,7 @@ describe("webhooks", () => {
     const log = await deliveries(id);
     expect(log.map((d) => [d.attempt, d.status_code, d.error, d.delivered])).toEqual([
       [1, 500, "receiver answered 500", false],
-      [2, null, INTERRUPTED_ATTEMPT, false],
+      [2, null, UNANSWERED_ATTEMPT, false],
       [3, 200, null, true],
     ]);
     expect(posts).toBe(2);

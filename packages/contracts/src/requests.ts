@@ -123,8 +123,9 @@ export const CancelBatchRequestSchema = z.object({
 });
 
 const emptyAsUndefined = (v: unknown) => (v === "" ? undefined : v);
-/** A query parameter given twice (`?a=1&a=2`) arrives as a list: say so, not "expected string". */
-const onceOnly = { error: (issue: { input?: unknown }) => (Array.isArray(issue.input) ? "must be given once" : "must be a string") };
+/** A query parameter given twice (`?a=1&a=2`) arrives as a list: say so, else `message`. */
+const onceOr = (message: string) => ({ error: (issue: { input?: unknown }) => (Array.isArray(issue.input) ? "must be given once" : message) });
+const onceOnly = onceOr("must be a string");
 const queryInt = (min: number, max: number) => {
   const rule = `must be an integer ${min}..${max}`;
   // The regex already makes it an integer; zod's int() would add a safe-integer bound whose message is not the rule.
@@ -162,7 +163,7 @@ export const CreateBatchQuerySchema = z.object({
   dry_run: z.preprocess(
     (v) => (v === "" ? undefined : typeof v === "string" ? v.toLowerCase() : v),
     z
-      .enum(["true", "false"], { error: (issue) => (Array.isArray(issue.input) ? "must be given once" : "must be true or false") })
+      .enum(["true", "false"], onceOr("must be true or false"))
       .transform((v) => v === "true")
       .optional(),
   ),

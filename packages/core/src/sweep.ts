@@ -138,7 +138,7 @@ export async function sweep(deps: CoreDeps, opts: SweepOptions = {}, state = new
       lost = now - since >= grace;
     } else {
       state.missingSince.delete(job.id);
-      lost = bull === "missing" || bull === "completed" || bull === "failed";
+      lost = bull === "completed" || bull === "failed";
     }
     if (lost && (await deps.queue.readd({ jobId: job.id, priority: job.priority, requestId: job.request_id }))) {
       requeued++;

@@ -106,7 +106,7 @@ export async function announceOwedWebhooks(deps: Pick<CoreDeps, "db" | "webhooks
 }
 
 /** What the log says of an attempt until its answer is written: in flight, or its sender stopped (a crash, a deploy). */
-export const INTERRUPTED_ATTEMPT = "no answer recorded: the attempt is in flight, or its deliverer stopped before the answer came";
+export const UNANSWERED_ATTEMPT = "no answer recorded: the attempt is in flight, or its deliverer stopped before the answer came";
 
 /**
  * Opens the next attempt of a webhook in its log, before anything is sent: its
@@ -121,7 +121,7 @@ export async function beginDelivery(db: DbOrTx, d: { webhookId: string; batchId:
       SELECT coalesce(max(attempt), 0) AS n, coalesce(bool_or(delivered), false) AS done FROM webhook_deliveries WHERE webhook_id = ${d.webhookId}
     )
     INSERT INTO webhook_deliveries (webhook_id, batch_id, type, attempt, status_code, error, delivered)
-    SELECT ${d.webhookId}, ${d.batchId}, ${d.type}, prior.n + 1, NULL, ${INTERRUPTED_ATTEMPT}, false
+    SELECT ${d.webhookId}, ${d.batchId}, ${d.type}, prior.n + 1, NULL, ${UNANSWERED_ATTEMPT}, false
     FROM prior WHERE NOT prior.done AND prior.n < ${WEBHOOK_MAX_ATTEMPTS}
     RETURNING attempt`;
   return row?.attempt ?? null;
@@ -159,6 +159,6 @@ export async function batchDeliveries(db: DbOrTx, batchId: string): Promise<Deli
  */
 export async function failedDeliveries(db: DbOrTx): Promise<number> {
   const [row] = await db.$queryRaw<{ n: number }[]>`
-    SELECT count(*)::int AS n FROM webhook_deliveries WHERE NOT delivered AND error IS DISTINCT FROM ${INTERRUPTED_ATTEMPT}`;
+    SELECT count(*)::int AS n FROM webhook_deliveries WHERE NOT delivered AND error IS DISTINCT FROM ${UNANSWERED_ATTEMPT}`;
   return row?.n ?? 0;
 }

@@ -67,10 +67,9 @@ function unstorable(s: string): string | null {
 /**
  * Walks the body once, iteratively (a deeply nested body must not blow the
  * stack): refuses nesting past MAX_BODY_DEPTH; numbers too large for a double;
- * keys or strings holding U+0000
- * or an unpaired surrogate, which Postgres text and json cannot store; and the
- * key `__proto__`, which a JavaScript object cannot hold as data (it would be
- * dropped without a word).
+ * keys or strings holding U+0000 or an unpaired surrogate, which Postgres text
+ * and json cannot store; and the key `__proto__`, which a JavaScript object
+ * cannot hold as data (it would be dropped without a word).
  */
 function inspectBody(body: unknown): { path: string; message: string } | null {
   const stack: { value: unknown; path: string[] }[] = [{ value: body, path: [] }];
