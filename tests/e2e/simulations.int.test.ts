@@ -44,6 +44,12 @@ describe("single simulations end to end", () => {
     expect(md.headers["content-type"]).toMatch(/^text\/markdown/);
     const pdf = await stack.http().get(`/simulations/${job.job_id}/exports/pdf`).set("X-API-Key", alice.key);
     expect(pdf.status).toBe(404);
+    // Exports are rendered from the stored result on download: none is stored, and the JSON export is that result.
+    const stored = await stack.env.core.db.simulationResult.findUniqueOrThrow({ where: { jobId: job.job_id } });
+    const json = await stack.http().get(`/simulations/${job.job_id}/exports/json`).set("X-API-Key", alice.key);
+    expect(json.status).toBe(200);
+    expect(JSON.parse(json.text)).toEqual(stored.result);
+    expect(await stack.env.core.db.simulationExport.count({ where: { jobId: job.job_id } })).toBe(0);
     const ledger = await stack.env.core.db.ledgerEntry.findMany({ where: { jobId: job.job_id } });
     expect(ledger).toHaveLength(1);
     expect(Number(ledger[0]!.costMicros)).toBe(Math.round(job.cost_usd * 1e6));
@@ -54,19 +60,26 @@ describe("single simulations end to end", () => {
     expect(res.body.export_formats).toEqual(["pdf", "json"]);
     const job = await stack.waitJob(alice.key, res.body.job_id, (j) => FINAL_JOB.has(j.status));
     expect(job.status).toBe("COMPLETED");
-    const pdf = await stack
-      .http()
-      .get(`/simulations/${job.job_id}/exports/pdf`)
-      .set("X-API-Key", alice.key)
-      .buffer(true)
-      .parse((r, cb) => {
-        const chunks: Buffer[] = [];
-        r.on("data", (c: Buffer) => chunks.push(c));
-        r.on("end", () => cb(null, Buffer.concat(chunks)));
-      });
+    const download = () =>
+      stack
+        .http()
+        .get(`/simulations/${job.job_id}/exports/pdf`)
+        .set("X-API-Key", alice.key)
+        .buffer(true)
+        .parse((r, cb) => {
+          const chunks: Buffer[] = [];
+          r.on("data", (c: Buffer) => chunks.push(c));
+          r.on("end", () => cb(null, Buffer.concat(chunks)));
+        });
+    const pdf = await download();
     expect(pdf.status).toBe(200);
     expect(pdf.headers["content-type"]).toBe("application/pdf");
     expect((pdf.body as Buffer).subarray(0, 5).toString()).toBe("%PDF-");
+    // Rendered on each download from the stored result: the same bytes and ETag every time.
+    const again = await download();
+    expect((again.body as Buffer).equals(pdf.body as Buffer)).toBe(true);
+    expect(again.headers["etag"]).toBeTruthy();
+    expect(again.headers["etag"]).toBe(pdf.headers["etag"]);
     const result = await stack.http().get(`/simulations/${job.job_id}/result`).set("X-API-Key", alice.key);
     expect(Object.keys(result.body.narrative_exports).sort()).toEqual(["json", "pdf"]);
     expect(result.body.timepoints).toHaveLength(4);

@@ -130,7 +130,6 @@ export function createRunSimulationHandler(deps: HandlerDeps) {
           jobId: job.id,
           attempt: job.attempt,
           result: outcome.result,
-          exports: outcome.exports,
           costMicros: outcome.costMicros,
           tokens: outcome.tokens,
           at,

@@ -31,7 +31,8 @@ export interface BatchResultsOptions {
 /**
  * One page, one statement: the next jobs of the batch after `after` (keyset on
  * batch_index, index simulation_jobs(batch_id, batch_index)), with the stored
- * result of completed ones as JSON text and their export formats. The inner
+ * result of completed ones as JSON text and their export formats (those the job
+ * asked for: exports are rendered from the result on download). The inner
  * query takes at most `rows` jobs; the outer keeps those whose preceding results
  * fit in `bytes`. The result is rendered once per row (OFFSET 0 keeps the lateral
  * subquery from being flattened into two renderings).
@@ -45,7 +46,7 @@ async function resultPage(db: DbOrTx, batchId: string, after: number, rows: numb
         SELECT j.batch_index, j.id, j.status::text AS status, j.template_id, j.temporal_mode::text AS temporal_mode, j.cost_micros,
           j.tokens_used, j.error_message, t.result_text, COALESCE(octet_length(t.result_text), 0)::bigint AS size,
           CASE WHEN t.result_text IS NULL THEN ARRAY[]::text[]
-            ELSE ARRAY(SELECT e.format FROM simulation_exports e WHERE e.job_id = j.id ORDER BY e.format) END AS formats
+            ELSE ARRAY(SELECT DISTINCT f FROM unnest(j.export_formats) f ORDER BY f) END AS formats
         FROM simulation_jobs j
         LEFT JOIN LATERAL (
           SELECT r.result::text AS result_text FROM simulation_results r WHERE r.job_id = j.id AND j.status = 'COMPLETED' OFFSET 0

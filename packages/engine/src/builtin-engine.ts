@@ -1,4 +1,3 @@
-import { renderExports } from "./exports/render.ts";
 import { builtinNarrator } from "./narrate.ts";
 import { DEFAULT_BUILTIN_MODEL, pricePerMillion } from "./pricing.ts";
 import { runSimulation } from "./simulation.ts";
@@ -27,8 +26,6 @@ export class BuiltinEngine implements SimulationEngine {
   }
 
   async run(spec: SimulationSpec, ctx: RunContext): Promise<RunOutcome> {
-    const out = await runSimulation(spec, ctx, { narrator: builtinNarrator, usdPerMillion: this.usdPerMillion, model: this.model });
-    if (out.kind !== "completed") return out;
-    return { ...out, exports: await renderExports(out.result, spec.exportFormats) };
+    return runSimulation(spec, ctx, { narrator: builtinNarrator, usdPerMillion: this.usdPerMillion, model: this.model });
   }
 }

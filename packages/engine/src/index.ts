@@ -7,7 +7,7 @@ export { BuiltinEngine, type BuiltinEngineOptions } from "./builtin-engine.ts";
 export { OpenAIEngine, type OpenAIOptions } from "./openai-engine.ts";
 export { createEngine, type EngineOptions } from "./engine-factory.ts";
 export { PRICE_TABLE, DEFAULT_BUILTIN_MODEL, pricePerMillion, tokensToMicros, countTokens } from "./pricing.ts";
-export { renderExports, CONTENT_TYPES } from "./exports/render.ts";
+export { renderExport, CONTENT_TYPES } from "./exports/render.ts";
 export { MAX_RESULT_BYTES } from "./result-cap.ts";
 export { SCENARIOS, scenarioFor } from "./scenarios/index.ts";
 export { gradeFor } from "./convergence.ts";

@@ -1,4 +1,3 @@
-import { renderExports } from "./exports/render.ts";
 import { moodWord, stanceWord, type DialogLine, type NarrationRequest, type Narrator } from "./narrate.ts";
 import { chatCompletion, type ChatMessage, type OpenAIOptions } from "./openai-client.ts";
 import { pricePerMillion } from "./pricing.ts";
@@ -66,8 +65,6 @@ export class OpenAIEngine implements SimulationEngine {
       // The summary is written locally from the final state: no call, no charge.
       summaryTokens: () => 0,
     };
-    const out = await runSimulation(spec, ctx, { narrator, usdPerMillion: this.usdPerMillion, model: this.opts.model });
-    if (out.kind !== "completed") return out;
-    return { ...out, exports: await renderExports(out.result, spec.exportFormats) };
+    return runSimulation(spec, ctx, { narrator, usdPerMillion: this.usdPerMillion, model: this.opts.model });
   }
 }

@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseScriptedConfig } from "./run-config.ts";
 import { usdToMicros } from "./estimate.ts";
-import { renderExports } from "./exports/render.ts";
 import type { RunContext, RunOutcome, SimulationEngine, SimulationSpec } from "./types.ts";
 
 /**
@@ -39,7 +38,6 @@ export class ScriptedEngine implements SimulationEngine {
       convergence_score: null,
       robustness_grade: null,
     };
-    const exports = await renderExports(result, spec.exportFormats);
-    return { kind: "completed", steps: cfg.steps, costMicros, tokens, result, exports };
+    return { kind: "completed", steps: cfg.steps, costMicros, tokens, result };
   }
 }

@@ -199,7 +199,7 @@ export async function runSimulation(spec: SimulationSpec, ctx: RunContext, opts:
     ...modeExtras(mode, sc, n, timepoints, branches, decisions, first, stateOf),
     truncated: false,
   };
-  return { kind: "completed", ...spend(n), result: capResult(result), exports: [] };
+  return { kind: "completed", ...spend(n), result: capResult(result) };
 }
 
 function relationships(members: CastMember[], first: World, last: World) {

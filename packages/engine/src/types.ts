@@ -61,7 +61,7 @@ export interface SimulationResultPayload {
 }
 
 export type RunOutcome =
-  | { kind: "completed"; steps: number; costMicros: number; tokens: number; result: SimulationResultPayload; exports: ExportFile[] }
+  | { kind: "completed"; steps: number; costMicros: number; tokens: number; result: SimulationResultPayload }
   | { kind: "failed"; steps: number; costMicros: number; tokens: number; errorMessage: string }
   | { kind: "interrupted"; steps: number; costMicros: number; tokens: number };
 

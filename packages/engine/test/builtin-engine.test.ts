@@ -1,4 +1,4 @@
-import { BuiltinEngine, CATALOG, countTokens, estimateCostMicros, PRICE_TABLE, DEFAULT_BUILTIN_MODEL, TEMPORAL_MODES } from "../src/index.ts";
+import { BuiltinEngine, CATALOG, countTokens, estimateCostMicros, PRICE_TABLE, DEFAULT_BUILTIN_MODEL, renderExport, TEMPORAL_MODES } from "../src/index.ts";
 import type { RunOutcome, SimulationResultPayload } from "../src/index.ts";
 import { recordingCtx, specFor } from "./helpers.ts";
 
@@ -156,14 +156,17 @@ describe("BuiltinEngine entities, exports and size", () => {
     expect(desc.result["title"]).toContain("flood barrier");
   });
 
-  it("renders json, markdown and a real pdf", async () => {
+  it("renders its result as json, markdown and a real pdf, the same bytes every time", async () => {
     const out = await complete("showcase/board_meeting", { exportFormats: ["json", "markdown", "pdf"] });
-    const by = Object.fromEntries(out.exports.map((e) => [e.format, e]));
+    const files = await Promise.all((["json", "markdown", "pdf"] as const).map((f) => renderExport(out.result, f)));
+    const by = Object.fromEntries(files.map((e) => [e.format, e]));
     expect(JSON.parse(by["json"]!.content.toString())).toEqual(JSON.parse(JSON.stringify(out.result)));
     expect(by["markdown"]).toMatchObject({ contentType: "text/markdown" });
     expect(by["markdown"]!.content.toString()).toContain("# Board Meeting");
     expect(by["pdf"]!.contentType).toBe("application/pdf");
     expect(by["pdf"]!.content.subarray(0, 5).toString()).toBe("%PDF-");
+    // Exports are rendered on download, so a result must always give the same bytes.
+    expect((await renderExport(out.result, "pdf")).content.equals(by["pdf"]!.content)).toBe(true);
   });
 
   it("keeps the largest runs under the result cap", async () => {

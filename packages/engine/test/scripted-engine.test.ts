@@ -44,18 +44,7 @@ describe("ScriptedEngine", () => {
   });
 });
 
-describe("ScriptedEngine exports", () => {
-  it("renders every requested format through the shared renderer", async () => {
-    const { c } = ctx();
-    const out = await new ScriptedEngine().run({ ...spec({ steps: 1 }), exportFormats: ["json", "markdown", "pdf"] }, c);
-    if (out.kind !== "completed") throw new Error(out.kind);
-    expect(out.exports.map((e) => [e.format, e.contentType])).toEqual([
-      ["json", "application/json"],
-      ["markdown", "text/markdown"],
-      ["pdf", "application/pdf"],
-    ]);
-  });
-
+describe("ScriptedEngine timing", () => {
   it("ignores SIM_STEP_MS pacing: its timing is exactly step_ms", async () => {
     jest.useFakeTimers();
     try {

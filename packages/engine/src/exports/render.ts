@@ -8,13 +8,13 @@ export const CONTENT_TYPES: Record<ExportFormat, string> = {
   pdf: "application/pdf",
 };
 
-/** Every requested format of one result; shared by all engines so exports look alike. */
-export async function renderExports(result: SimulationResultPayload, formats: readonly ExportFormat[]): Promise<ExportFile[]> {
-  const out: ExportFile[] = [];
-  for (const format of [...new Set(formats)]) {
-    out.push({ format, contentType: CONTENT_TYPES[format], content: await render(result, format) });
-  }
-  return out;
+/**
+ * One export of a result. A pure function of the stored result (the PDF's dates
+ * are fixed), so exports are rendered when they are downloaded, never stored:
+ * the same result always gives the same bytes.
+ */
+export async function renderExport(result: SimulationResultPayload, format: ExportFormat): Promise<ExportFile> {
+  return { format, contentType: CONTENT_TYPES[format], content: await render(result, format) };
 }
 
 async function render(result: SimulationResultPayload, format: ExportFormat): Promise<Buffer> {
