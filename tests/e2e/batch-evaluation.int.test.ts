@@ -36,7 +36,7 @@ describe("batch evaluation locks only batches that move", () => {
   const end = (ids: string[]) =>
     storeResults(
       db(),
-      ids.map((jobId) => ({ jobId, attempt: 1, result: { ok: true }, costMicros: 10, tokens: 1 })),
+      ids.map((jobId) => ({ jobId, attempt: 1, result: { ok: true }, exports: [], costMicros: 10, tokens: 1 })),
     );
   /**
    * Whether some backend waits for a lock in an evaluation's locked read (asked on a connection of its own: inside

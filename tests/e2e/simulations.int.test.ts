@@ -75,7 +75,9 @@ describe("single simulations end to end", () => {
     expect(pdf.status).toBe(200);
     expect(pdf.headers["content-type"]).toBe("application/pdf");
     expect((pdf.body as Buffer).subarray(0, 5).toString()).toBe("%PDF-");
-    // Rendered on each download from the stored result: the same bytes and ETag every time.
+    // The worker stored the PDF (costly to typeset); the JSON export is rendered on download. Same bytes and ETag each time.
+    const stored = await stack.env.core.db.simulationExport.findMany({ where: { jobId: job.job_id }, select: { format: true } });
+    expect(stored).toEqual([{ format: "pdf" }]);
     const again = await download();
     expect((again.body as Buffer).equals(pdf.body as Buffer)).toBe(true);
     expect(again.headers["etag"]).toBeTruthy();

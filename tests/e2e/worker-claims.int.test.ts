@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { applyEvents, ClaimBatcher, claimJob, claimJobs, recordOutcomes, ResultWriter, storeResult, storeResults, type CompletedEnd } from "@simbatch/core";
 import type { JobEvent } from "@simbatch/contracts";
 import type { Db } from "@simbatch/db";
@@ -174,11 +175,16 @@ describe("claims and results", () => {
     expect((await db().batch.findUniqueOrThrow({ where: { id: batchId } })).status).toBe("CANCELLED");
   });
 
-  it("ends a completed attempt with its charge and result only for the attempt that holds the job", async () => {
+  it("ends a completed attempt with its charge, result and exports only for the attempt that holds the job", async () => {
     const { batchId, jobIds } = await releasedBatch(2);
     const [id, other] = jobIds as [string, string];
     await claimJobs(db(), [id, other]); // attempt 1 of both
     await claimJob(db(), id); // the job was redelivered: attempt 2 holds it
+    const pdf = Buffer.concat([Buffer.from("%PDF-1.4\n"), randomBytes(4096), Buffer.from([0, 255, 0, 92, 39])]);
+    const exportsOf = (tag: string) => [
+      { format: "json", contentType: "application/json", content: Buffer.from(JSON.stringify({ tag })) },
+      { format: "pdf", contentType: "application/pdf", content: pdf },
+    ];
 
     // Attempt 1 finishing late is refused, in the same statement as another job's end that succeeds.
     const c = counting(db());
@@ -186,13 +192,14 @@ describe("claims and results", () => {
     const writer = new ResultWriter(c.db, (e) => ends.push(...e));
     const at = new Date();
     const [stale, fresh] = await Promise.all([
-      writer.store({ jobId: id, attempt: 1, result: { tag: "stale" }, costMicros: 7, tokens: 1, at }),
-      writer.store({ jobId: other, attempt: 1, result: { tag: "other" }, costMicros: 30_000, tokens: 12, at }),
+      writer.store({ jobId: id, attempt: 1, result: { tag: "stale" }, exports: exportsOf("stale"), costMicros: 7, tokens: 1, at }),
+      writer.store({ jobId: other, attempt: 1, result: { tag: "other" }, exports: exportsOf("other"), costMicros: 30_000, tokens: 12, at }),
     ]);
     expect(c.statements()).toBe(1);
     expect([stale, fresh]).toEqual([false, true]);
     expect(ends).toEqual([{ jobId: other, attempt: 1, batchId, templateId: "test/scripted", durationSeconds: expect.any(Number) }]);
     expect(await db().simulationResult.findUnique({ where: { jobId: id } })).toBeNull();
+    expect(await db().simulationExport.count({ where: { jobId: id } })).toBe(0);
     // The one statement ended the fresh attempt and charged it; the stale one is untouched and uncharged.
     expect(await db().simulationJob.findUniqueOrThrow({ where: { id: other } })).toMatchObject({
       status: "COMPLETED",
@@ -208,28 +215,35 @@ describe("claims and results", () => {
     ]);
     expect(await db().jobAttemptOutcome.count({ where: { jobId: { in: [id, other] } } })).toBe(0);
 
-    // Attempt 2 ends; text round-trips exactly (it travels as an array element: quotes, backslashes, braces, commas).
+    // Attempt 2 ends; bytes and text round-trip exactly (they travel as array elements: quotes, backslashes, braces, commas).
     const second = 'second: "quoted", \\back\\slash, {braces}, NULL, é ✓\n';
-    expect(await storeResult(db(), id, 2, { tag: second })).toBe(true);
+    expect(await storeResult(db(), id, 2, { tag: second }, exportsOf(second))).toBe(true);
     const row = await db().simulationResult.findUniqueOrThrow({ where: { jobId: id } });
     expect(row).toMatchObject({ attempt: 2, result: { tag: second } });
+    const stored = await db().simulationExport.findUniqueOrThrow({ where: { jobId_format: { jobId: id, format: "pdf" } } });
+    expect(Buffer.from(stored.content).equals(pdf)).toBe(true);
+    expect(stored.contentType).toBe("application/pdf");
     expect((await db().simulationJob.findUniqueOrThrow({ where: { id } })).status).toBe("COMPLETED");
 
     // Attempt 1 again, or attempt 2 replayed: refused (the job has ended), nothing overwritten or charged twice.
-    expect(await storeResult(db(), id, 1, { tag: "stale" })).toBe(false);
-    expect(await storeResult(db(), id, 2, { tag: "replay" }, { costMicros: 99, tokens: 9 })).toBe(false);
+    expect(await storeResult(db(), id, 1, { tag: "stale" }, exportsOf("stale"))).toBe(false);
+    expect(await storeResult(db(), id, 2, { tag: "replay" }, exportsOf("replay"), { costMicros: 99, tokens: 9 })).toBe(false);
     expect((await db().simulationResult.findUniqueOrThrow({ where: { jobId: id } })).result).toEqual({ tag: second });
+    const json = await db().simulationExport.findUniqueOrThrow({ where: { jobId_format: { jobId: id, format: "json" } } });
+    expect(JSON.parse(Buffer.from(json.content).toString())).toEqual({ tag: second });
     expect(await db().ledgerEntry.count({ where: { jobId: id } })).toBe(1);
 
     // Even were the job row to say RUNNING at attempt 1 again, a stored later attempt's result is never replaced by an earlier one.
     await db().$executeRaw`UPDATE simulation_jobs SET status = 'RUNNING', attempts = 1, completed_at = NULL WHERE id = ${id}`;
-    await storeResults(db(), [{ jobId: id, attempt: 1, result: { tag: "older" } }]);
+    await storeResults(db(), [{ jobId: id, attempt: 1, result: { tag: "older" }, exports: exportsOf("older") }]);
     expect((await db().simulationResult.findUniqueOrThrow({ where: { jobId: id } })).attempt).toBe(2);
 
-    // A later attempt replaces an earlier one's result in place.
+    // A later attempt replaces the exports of an earlier one in place (same formats).
     await db().$executeRaw`UPDATE simulation_jobs SET status = 'RUNNING', attempts = 3, completed_at = NULL WHERE id = ${id}`;
-    expect(await storeResult(db(), id, 3, { tag: "third" })).toBe(true);
-    expect(await db().simulationResult.findUniqueOrThrow({ where: { jobId: id } })).toMatchObject({ attempt: 3, result: { tag: "third" } });
+    expect(await storeResult(db(), id, 3, { tag: "third" }, exportsOf("third"))).toBe(true);
+    expect(await db().simulationExport.count({ where: { jobId: id } })).toBe(2);
+    const third = await db().simulationExport.findUniqueOrThrow({ where: { jobId_format: { jobId: id, format: "json" } } });
+    expect(JSON.parse(Buffer.from(third.content).toString())).toEqual({ tag: "third" });
   });
 
   it("ends a completion the reconciler hears of without the ended flag (a worker of an earlier release), once", async () => {
@@ -250,7 +264,7 @@ describe("claims and results", () => {
     expect(
       await recordOutcomes(db(), [{ jobId: jobIds[0]!, attempt: 1, status: "FAILED", costMicros: 0, tokens: 0, errorMessage: "boom", at: new Date() }]),
     ).toEqual(new Set([`${jobIds[0]!}:1`]));
-    expect(await storeResult(db(), jobIds[0]!, 1, { x: 1 })).toBe(false);
+    expect(await storeResult(db(), jobIds[0]!, 1, { x: 1 }, [])).toBe(false);
     expect((await db().simulationJob.findUniqueOrThrow({ where: { id: jobIds[0]! } })).status).toBe("RUNNING");
   });
 
@@ -258,6 +272,6 @@ describe("claims and results", () => {
     const { jobIds } = await releasedBatch(1);
     await claimJob(db(), jobIds[0]!);
     await db().$executeRaw`UPDATE simulation_jobs SET status = 'CANCELLED', completed_at = now() WHERE id = ${jobIds[0]!}`;
-    expect(await storeResult(db(), jobIds[0]!, 1, { x: 1 })).toBe(false);
+    expect(await storeResult(db(), jobIds[0]!, 1, { x: 1 }, [])).toBe(false);
   });
 });

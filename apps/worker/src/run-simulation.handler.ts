@@ -1,7 +1,7 @@
 import { RunSimulationPayloadSchema, type JobEvent } from "@simbatch/contracts";
-import type { ClaimedJob, ClaimResult, OutcomeToRecord, ResultToStore } from "@simbatch/core";
+import { STORED_EXPORT_FORMATS, type ClaimedJob, type ClaimResult, type OutcomeToRecord, type ResultToStore } from "@simbatch/core";
 import type { Db } from "@simbatch/db";
-import type { ExportFormat, RunOutcome, SimulationEngine, SimulationSpec, TemporalMode } from "@simbatch/engine";
+import { renderExport, type ExportFormat, type RunOutcome, type SimulationEngine, type SimulationSpec, type TemporalMode } from "@simbatch/engine";
 import type { Logger } from "@simbatch/logger";
 import { UnrecoverableError, type EventStream, type Job, type StopSignals, type StopVerdict } from "@simbatch/queue";
 
@@ -125,11 +125,15 @@ export function createRunSimulationHandler(deps: HandlerDeps) {
     // completed attempt is ended and charged with its result, in one statement.
     const at = new Date();
     if (outcome.kind === "completed") {
+      // Only the costly formats are rendered here and stored; the API renders the others from the result on download.
+      const formats = STORED_EXPORT_FORMATS.filter((f) => job.exportFormats.includes(f));
+      const exports = await Promise.all(formats.map((f) => renderExport(outcome.result, f)));
       const stored = await durably(deps, "ending a completed run", () =>
         deps.storeResult({
           jobId: job.id,
           attempt: job.attempt,
           result: outcome.result,
+          exports,
           costMicros: outcome.costMicros,
           tokens: outcome.tokens,
           at,

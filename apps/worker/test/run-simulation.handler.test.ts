@@ -73,6 +73,16 @@ describe("run-simulation handler", () => {
     );
   });
 
+  it("stores only the exports too costly to render per download (pdf), rendered from the run's result", async () => {
+    const h = harness({ claim: { kind: "claimed", job: { ...claimed(1, { steps: 1 }), exportFormats: ["markdown", "pdf", "json"] } } });
+    await h.run();
+    expect(h.stores[0]!.exports.map((e) => [e.format, e.contentType])).toEqual([["pdf", "application/pdf"]]);
+    expect(h.stores[0]!.exports[0]!.content.subarray(0, 5).toString()).toBe("%PDF-");
+    const plain = harness({ claim: { kind: "claimed", job: claimed(1, { steps: 1 }) } });
+    await plain.run();
+    expect(plain.stores[0]!.exports).toEqual([]);
+  });
+
   it("asks for stop signals after every step but the last; a capped batch's last step still adds its spending", async () => {
     const uncapped = harness({ claim: { kind: "claimed", job: claimed(1, { steps: 3 }) } });
     await uncapped.run();

@@ -353,6 +353,7 @@ export interface ResultToStore {
   jobId: string;
   attempt: number;
   result: unknown;
+  exports: { format: string; contentType: string; content: Buffer }[];
   /** The attempt's spending, charged with the result. */
   costMicros?: number;
   tokens?: number;
@@ -360,7 +361,7 @@ export interface ResultToStore {
   at?: Date;
 }
 
-/** A result ready to write: serialized once. */
+/** A result ready to write: serialized once, exports one per format. */
 interface PreparedResult {
   jobId: string;
   attempt: number;
@@ -368,16 +369,22 @@ interface PreparedResult {
   tokens: number;
   at: Date;
   json: string;
+  exports: { format: string; contentType: string; content: Buffer }[];
+  bytes: number;
 }
 
 function prepare(it: ResultToStore): PreparedResult {
+  const json = JSON.stringify(it.result);
+  const exports = [...new Map(it.exports.map((e) => [e.format, e])).values()];
   return {
     jobId: it.jobId,
     attempt: it.attempt,
     costMicros: it.costMicros ?? 0,
     tokens: it.tokens ?? 0,
     at: it.at ?? new Date(),
-    json: JSON.stringify(it.result),
+    json,
+    exports,
+    bytes: json.length + exports.reduce((n, e) => n + e.content.length, 0),
   };
 }
 
@@ -394,8 +401,8 @@ export interface CompletedEnd {
 /**
  * Ends completed attempts (distinct job ids) in one statement: the job goes
  * RUNNING -> COMPLETED with its spending, the attempt is charged (a ledger row
- * unique on job and attempt) and the result is upserted on job_id (exports are
- * rendered from it when they are downloaded, never stored). Guarded:
+ * unique on job and attempt), the result is upserted on job_id and its exports
+ * on (job_id, format) (a job's formats are the same in every attempt). Guarded:
  * only a job still RUNNING in that same attempt, with no outcome recorded for
  * it, is ended (its row is locked, so a concurrent re-claim waits for the end
  * or, having won, makes it refuse), and a result never replaces a later
@@ -403,6 +410,7 @@ export interface CompletedEnd {
  * statement, as they do for the reconciler's ends. Returns the attempts ended.
  */
 async function writeResults(db: Db, items: PreparedResult[]): Promise<CompletedEnd[]> {
+  const exports = items.flatMap((it) => it.exports.map((e) => ({ ...e, jobId: it.jobId, attempt: it.attempt })));
   // One statement text whatever the number of rows (arrays, not VALUES lists), so that it is
   // prepared once per connection and planned once (planning was a tenth of its time).
   const ended = await inPreparedTransaction(db, (tx) =>
@@ -432,6 +440,13 @@ async function writeResults(db: Db, items: PreparedResult[]): Promise<CompletedE
       SELECT id, attempt, result FROM ended
       ON CONFLICT (job_id) DO UPDATE SET attempt = EXCLUDED.attempt, result = EXCLUDED.result
       WHERE r.attempt <= EXCLUDED.attempt
+    ), ex AS (
+      INSERT INTO simulation_exports (job_id, format, content_type, content)
+      SELECT e.job_id, e.format, e.content_type, e.content
+      FROM unnest(${exports.map((e) => e.jobId)}::text[], ${exports.map((e) => e.attempt)}::int[], ${exports.map((e) => e.format)}::text[],
+        ${exports.map((e) => e.contentType)}::text[], ${exports.map((e) => e.content)}::bytea[]) AS e(job_id, attempt, format, content_type, content)
+      JOIN ended ON ended.id = e.job_id AND ended.attempt = e.attempt
+      ON CONFLICT (job_id, format) DO UPDATE SET content_type = EXCLUDED.content_type, content = EXCLUDED.content, created_at = now()
     )
     SELECT id, attempt, batch_id, template_id, duration_s FROM ended`,
       ),
@@ -467,9 +482,9 @@ export async function storeResults(db: Db, items: ResultToStore[]): Promise<Map<
     bytes = 0;
   };
   for (const it of items.map(prepare)) {
-    if (chunk.length > 0 && (bytes + it.json.length > MAX_WRITE_BYTES || chunk.some((c) => c.jobId === it.jobId))) await flush();
+    if (chunk.length > 0 && (bytes + it.bytes > MAX_WRITE_BYTES || chunk.some((c) => c.jobId === it.jobId))) await flush();
     chunk.push(it);
-    bytes += it.json.length;
+    bytes += it.bytes;
   }
   await flush();
   return stored;
@@ -481,9 +496,10 @@ export async function storeResult(
   jobId: string,
   attempt: number,
   result: unknown,
+  exports: { format: string; contentType: string; content: Buffer }[],
   spending: { costMicros: number; tokens: number } = { costMicros: 0, tokens: 0 },
 ): Promise<boolean> {
-  return (await storeResults(db, [{ jobId, attempt, result, ...spending }])).has(`${jobId}:${attempt}`);
+  return (await storeResults(db, [{ jobId, attempt, result, exports, ...spending }])).has(`${jobId}:${attempt}`);
 }
 
 /**
