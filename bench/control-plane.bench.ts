@@ -287,14 +287,21 @@ async function main(): Promise<void> {
     const commands = process.env.BENCH_REDIS_COMMANDS ? new RedisCommands() : null;
     const pairs: { raw: number; e2e: number; transport: number }[] = [];
     const spent = { api: 0, worker: 0, reconciler: 0, postgres: 0, redis: 0 };
+    // Commits of the bench's database over the warm rounds: unlike the rates and CPU, a count that
+    // does not move with the machine's speed, so a change in transactions per job shows in one run
+    // (Postgres publishes each backend's counts within about a second, which bounds its error).
+    const commits = async () => Number((await svc.pg.query("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")).rows[0].xact_commit);
+    let committed = 0;
     for (let i = 0; i < PAIRS; i++) {
       const rawRate = await rawBullmqRound(RAW_JOBS);
       const transport = await transportRound(RAW_JOBS);
       const before = cpu();
+      const commitsBefore = await commits();
       await commands?.start();
       const rate = await e2eRound(`e2e-${i}`);
       await commands?.stop();
       const after = cpu();
+      committed += (await commits()) - commitsBefore;
       for (const k of Object.keys(spent) as (keyof typeof spent)[]) spent[k] += after[k] - before[k];
       pairs.push({ raw: rawRate, e2e: rate, transport });
     }
@@ -390,6 +397,7 @@ async function main(): Promise<void> {
     );
     console.log(`  CPU per job over the warm end-to-end rounds (ms):`);
     for (const k of Object.keys(spent) as (keyof typeof spent)[]) row(`    ${k}`, fmt(spent[k] / jobs, 2));
+    row("Postgres transactions per job, warm end-to-end rounds", fmt(committed / jobs, 2));
   } finally {
     await svc.pg.end();
     if (process.env.BENCH_PROF_DIR) {
