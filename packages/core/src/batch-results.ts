@@ -1,4 +1,5 @@
 import type { DbOrTx } from "@simbatch/db";
+import { exportFormatsOf } from "./results.ts";
 
 /** Rows per page at most. */
 export const RESULT_PAGE_ROWS = 50;
@@ -31,8 +32,8 @@ export interface BatchResultsOptions {
 /**
  * One page, one statement: the next jobs of the batch after `after` (keyset on
  * batch_index, index simulation_jobs(batch_id, batch_index)), with the stored
- * result of completed ones as JSON text and their export formats (those the job
- * asked for: exports are rendered from the result on download). The inner
+ * result of completed ones as JSON text and the export formats they asked for
+ * (batchResultRows lists them as the result route does, exportFormatsOf). The inner
  * query takes at most `rows` jobs; the outer keeps those whose preceding results
  * fit in `bytes`. The result is rendered once per row (OFFSET 0 keeps the lateral
  * subquery from being flattened into two renderings).
@@ -46,7 +47,7 @@ async function resultPage(db: DbOrTx, batchId: string, after: number, rows: numb
         SELECT j.batch_index, j.id, j.status::text AS status, j.template_id, j.temporal_mode::text AS temporal_mode, j.cost_micros,
           j.tokens_used, j.error_message, t.result_text, COALESCE(octet_length(t.result_text), 0)::bigint AS size,
           CASE WHEN t.result_text IS NULL THEN ARRAY[]::text[]
-            ELSE ARRAY(SELECT DISTINCT f FROM unnest(j.export_formats) f ORDER BY f) END AS formats
+            ELSE j.export_formats END AS formats
         FROM simulation_jobs j
         LEFT JOIN LATERAL (
           SELECT r.result::text AS result_text FROM simulation_results r WHERE r.job_id = j.id AND j.status = 'COMPLETED' OFFSET 0
@@ -78,7 +79,7 @@ export async function* batchResultRows(db: DbOrTx, batchId: string, opts: BatchR
     for (let i = 0; i < page.length; i++) {
       const row = page[i]!;
       page[i] = undefined; // the page lets go of the row's text once handed out
-      yield row;
+      yield { ...row, formats: exportFormatsOf(row.formats) };
     }
   }
 }

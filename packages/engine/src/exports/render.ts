@@ -9,9 +9,9 @@ export const CONTENT_TYPES: Record<ExportFormat, string> = {
 };
 
 /**
- * One export of a result. A pure function of the stored result (the PDF's dates
- * are fixed), so exports are rendered when they are downloaded, never stored:
- * the same result always gives the same bytes.
+ * One export of a result: a pure function of it (the PDF's dates are fixed), so
+ * an export rendered when downloaded gives the same bytes every time (see
+ * STORED_EXPORT_FORMATS in packages/core for which formats are stored instead).
  */
 export async function renderExport(result: SimulationResultPayload, format: ExportFormat): Promise<ExportFile> {
   return { format, contentType: CONTENT_TYPES[format], content: await render(result, format) };
