@@ -53,6 +53,9 @@ describe("chaos: faults mid-batch, with the roles as processes", () => {
       LOG_LEVEL: "warn",
       SIM_STEP_MS: "0",
       RATE_LIMIT_ENABLED: "false",
+      // A role frozen inside a transaction holds the batch and user rows that every job end needs until
+      // Postgres ends its idle session (10 s by default; shorter here, like the repair timeouts).
+      DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: "3000",
     };
     port = await freePort();
     key = (await env.user("chaos", "enterprise")).key;

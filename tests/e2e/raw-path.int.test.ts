@@ -4,6 +4,7 @@ import {
   DatabaseUnavailableError,
   inPreparedTransaction,
   inRawTransaction,
+  inTransaction,
   isDatabaseUnavailable,
   prepared,
   Prisma,
@@ -118,6 +119,60 @@ describe("raw statements through pg", () => {
     await victim.$disconnect();
     // A SQL error is the caller's bug, never an outage.
     expect(isDatabaseUnavailable(await rawOf(db).$queryRaw`SELECT nope`.catch((e: unknown) => e))).toBe(false);
+  });
+
+  it("ends a session left idle inside a transaction, so a stopped process cannot hold its row locks", async () => {
+    await db.$executeRaw`CREATE TABLE raw_idle (k int PRIMARY KEY, v int)`;
+    await db.$executeRaw`INSERT INTO raw_idle VALUES (1, 0)`;
+    const stalled = createDb({ url: env.databaseUrl, poolSize: 1, idleInTransactionTimeoutMs: 300 });
+    const limit = Prisma.sql`SELECT current_setting('idle_in_transaction_session_timeout') AS t`;
+    try {
+      // Both kinds of transaction: the direct path's and Prisma's (cancel, pause, single admissions).
+      for (const [kind, open] of [
+        ["raw", inRawTransaction],
+        ["prisma", inTransaction],
+      ] as const) {
+        let locked!: () => void;
+        const isLocked = new Promise<void>((r) => (locked = r));
+        let resume!: () => void;
+        const resumed = new Promise<void>((r) => (resume = r));
+        const stopped = open(
+          stalled,
+          async (tx) => {
+            expect(await tx.$queryRaw(limit)).toEqual([{ t: "300ms" }]);
+            await tx.$executeRaw`UPDATE raw_idle SET v = -1 WHERE k = 1`;
+            locked();
+            await resumed; // the process "stops" here, holding the row lock
+            await tx.$executeRaw`UPDATE raw_idle SET v = -2 WHERE k = 1`;
+          },
+          1,
+        ).catch((e: unknown) => e);
+        await Promise.race([isLocked, stopped.then((e) => Promise.reject(new Error(`${kind}: ended before it took the lock: ${String(e)}`)))]);
+        // Another writer of the row gets through once Postgres ends the idle session (it would wait forever
+        // otherwise; its own lock_timeout turns that into a failure of this test).
+        await inRawTransaction(db, async (tx) => {
+          await tx.$executeRaw`SET LOCAL lock_timeout = '15s'`;
+          await tx.$executeRaw`UPDATE raw_idle SET v = v + 1 WHERE k = 1`;
+        });
+        resume();
+        expect(isDatabaseUnavailable(await stopped)).toBe(true);
+        // Nothing of the stopped transaction was kept, and its pool goes on with a new connection.
+        expect(await rawOf(db).$queryRaw`SELECT v FROM raw_idle`).toEqual([{ v: kind === "raw" ? 1 : 2 }]);
+        const next = rawOf(stalled).$queryRaw`SELECT 1 AS one`;
+        const stuck = new Promise((r) => setTimeout(() => r("no connection in 10 s: the pool lost its only one"), 10_000).unref());
+        expect(await Promise.race([next, stuck])).toEqual([{ one: 1 }]);
+      }
+      // The limit is the transaction's own: the session (and any other client of a pooled server connection) keeps its default.
+      expect(await rawOf(stalled).$queryRaw(limit)).toEqual([{ t: "0" }]);
+    } finally {
+      await stalled.$disconnect();
+    }
+    const unlimited = createDb({ url: env.databaseUrl, poolSize: 1, idleInTransactionTimeoutMs: 0 });
+    try {
+      expect(await inRawTransaction(unlimited, (tx) => tx.$queryRaw(limit))).toEqual([{ t: "0" }]);
+    } finally {
+      await unlimited.$disconnect();
+    }
   });
 
   it("runs a prepared statement by name, planned generically with sequential scans off, only in a transaction that asks for it", async () => {

@@ -30,6 +30,13 @@ export const CommonEnvSchema = z.object({
    * planned per call.
    */
   DATABASE_PREPARED_STATEMENTS: bool.default(true),
+  /**
+   * Postgres ends a role's session left idle inside one of its transactions for longer
+   * than this, releasing its locks (a process stopped mid-transaction would otherwise
+   * hold the batch and user rows every job end needs). Set per transaction, so it
+   * holds behind a pooler and touches no other client. 0: no limit.
+   */
+  DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: int(0, 86_400_000).default(10_000),
   /** One Redis server; with REDIS_CLUSTER_NODES, only its credentials and scheme (`rediss:` = TLS) are used. */
   REDIS_URL: z.string().url().default("redis://127.0.0.1:6379"),
   /** Seed nodes of a Redis Cluster, `host:port,host:port`; set → every Redis connection is a Cluster client. */

@@ -76,6 +76,32 @@ export function prepared(name: string, sql: Prisma.Sql): Prisma.Sql {
 export const PREPARED_PLAN_SETTINGS =
   "SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)";
 
+/**
+ * Default of `idleInTransactionTimeoutMs` (DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS): our
+ * transactions never wait on anything but their own statements and a few milliseconds of
+ * this process's work between them, so a session idle inside one for this long belongs to
+ * a process that stopped (SIGSTOP, a paused VM, a debugger) while it held row locks that
+ * every worker's job end and every release need.
+ */
+export const DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS = 10_000;
+
+/**
+ * What BEGIN's round trip also sends: the idle-in-transaction limit for this transaction
+ * only (so it holds through a pooler in transaction mode, and touches no other client of
+ * the database) and, for `preparedPlans`, PREPARED_PLAN_SETTINGS. Exported for tests.
+ */
+export function beginStatement(idleTimeoutMs: number, preparedPlans: boolean): string {
+  const parts = ["BEGIN"];
+  if (idleTimeoutMs > 0) parts.push(idleTimeoutSetting(idleTimeoutMs));
+  if (preparedPlans) parts.push(PREPARED_PLAN_SETTINGS);
+  return parts.join("; ");
+}
+
+/** A statement that limits how long this transaction's session may sit idle in it (0: no limit). */
+export function idleTimeoutSetting(ms: number): string {
+  return `SELECT set_config('idle_in_transaction_session_timeout', '${Math.max(0, Math.floor(ms))}', true)`;
+}
+
 export interface TransactionOptions {
   /**
    * Run `prepared` statements by name, every statement planned as PREPARED_PLAN_SETTINGS
@@ -117,13 +143,16 @@ const RETRYABLE = new Set(["40001", "40P01"]);
 export class RawDb implements Raw {
   private readonly direct: Raw;
   private readonly preparedStatements: boolean;
+  /** How long a session may sit idle inside one of this client's transactions before Postgres ends it; 0: no limit. */
+  readonly idleInTransactionTimeoutMs: number;
   /** `preparedStatements` false: `{ preparedPlans: true }` opens a plain transaction (behind a pooler that cannot keep them). */
   constructor(
     private readonly pool: pg.Pool,
-    opts: { preparedStatements?: boolean } = {},
+    opts: { preparedStatements?: boolean; idleInTransactionTimeoutMs?: number } = {},
   ) {
     this.direct = rawOn(pool);
     this.preparedStatements = opts.preparedStatements ?? true;
+    this.idleInTransactionTimeoutMs = opts.idleInTransactionTimeoutMs ?? DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS;
   }
   $queryRaw<T = unknown>(query: TemplateStringsArray | Prisma.Sql, ...values: unknown[]): Promise<T> {
     return this.direct.$queryRaw<T>(query, ...values);
@@ -151,8 +180,8 @@ export class RawDb implements Raw {
       client.on("error", onError);
       try {
         const named = Boolean(opts.preparedPlans) && this.preparedStatements;
-        // Without parameters a query goes by the simple protocol, so both statements take one round trip.
-        await run(client, named ? Prisma.raw(`BEGIN; ${PREPARED_PLAN_SETTINGS}`) : Prisma.sql`BEGIN`);
+        // Without parameters a query goes by the simple protocol, so its statements take one round trip.
+        await run(client, Prisma.raw(beginStatement(this.idleInTransactionTimeoutMs, named)));
         const out = await fn(rawOn(client, named));
         await run(client, Prisma.sql`COMMIT`);
         return out;

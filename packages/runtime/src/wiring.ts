@@ -35,6 +35,8 @@ export interface WiringOptions {
   dbPoolSize?: number;
   /** DATABASE_PREPARED_STATEMENTS; default true. */
   dbPreparedStatements?: boolean;
+  /** DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS; default 10 s. */
+  dbIdleInTransactionTimeoutMs?: number;
   /** WEBHOOK_RETRY_BASE_MS; default 5 s. */
   webhookRetryBaseMs?: number;
 }
@@ -54,7 +56,12 @@ export interface Wired extends CoreDeps {
  * admin CLI and the test stack call it, never `new` the clients themselves).
  */
 export function wireCore(opts: WiringOptions): Wired {
-  const db = createDb({ url: opts.databaseUrl, poolSize: opts.dbPoolSize, preparedStatements: opts.dbPreparedStatements });
+  const db = createDb({
+    url: opts.databaseUrl,
+    poolSize: opts.dbPoolSize,
+    preparedStatements: opts.dbPreparedStatements,
+    idleInTransactionTimeoutMs: opts.dbIdleInTransactionTimeoutMs,
+  });
   const redisTarget: RedisTarget = { url: opts.redisUrl, clusterNodes: opts.redisClusterNodes ?? null };
   const redis = createRedis(redisTarget, opts.redisRole);
   const keys = redisKeys(opts.redisPrefix);
@@ -98,6 +105,7 @@ export function wireFromEnv(env: CommonEnv, rawEnv: Record<string, string | unde
   return wireCore({
     databaseUrl: env.DATABASE_URL,
     dbPreparedStatements: env.DATABASE_PREPARED_STATEMENTS,
+    dbIdleInTransactionTimeoutMs: env.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
     redisUrl: env.REDIS_URL,
     redisClusterNodes: env.REDIS_CLUSTER_NODES,
     redisPrefix: env.REDIS_PREFIX,
@@ -121,7 +129,12 @@ export interface WiredWorker {
 
 export function wireWorker(env: WorkerEnv): WiredWorker {
   const logger = createLogger({ service: "worker", level: env.LOG_LEVEL });
-  const db = createDb({ url: env.DATABASE_URL, poolSize: Math.min(20, env.WORKER_CONCURRENCY + 2), preparedStatements: env.DATABASE_PREPARED_STATEMENTS });
+  const db = createDb({
+    url: env.DATABASE_URL,
+    poolSize: Math.min(20, env.WORKER_CONCURRENCY + 2),
+    preparedStatements: env.DATABASE_PREPARED_STATEMENTS,
+    idleInTransactionTimeoutMs: env.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+  });
   const redisTarget = redisTargetOf(env);
   const redis = createRedis(redisTarget, "consumer");
   const engine = createEngine({
@@ -159,5 +172,10 @@ export function redisTargetOf(env: CommonEnv): RedisTarget {
 
 /** The admin CLI's Postgres client (a small pool: one command, then exit). */
 export function wireAdminCli(env: CommonEnv): Db {
-  return createDb({ url: env.DATABASE_URL, poolSize: 2, preparedStatements: env.DATABASE_PREPARED_STATEMENTS });
+  return createDb({
+    url: env.DATABASE_URL,
+    poolSize: 2,
+    preparedStatements: env.DATABASE_PREPARED_STATEMENTS,
+    idleInTransactionTimeoutMs: env.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+  });
 }
