@@ -1,7 +1,7 @@
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { Prisma, PrismaClient } from "./generated/client.ts";
-import { idleTimeoutSetting, RawDb, type Raw, type TransactionOptions } from "./raw.ts";
+import { idleTimeoutStatement, RawDb, type Raw, type TransactionOptions } from "./raw.ts";
 
 export type Db = PrismaClient;
 export type Tx = Prisma.TransactionClient;
@@ -118,7 +118,7 @@ export async function inTransaction<T>(db: DbOrTx, fn: (tx: Tx) => Promise<T>, a
   const body =
     idleMs > 0
       ? async (tx: Tx) => {
-          await tx.$queryRawUnsafe(idleTimeoutSetting(idleMs));
+          await tx.$queryRawUnsafe(idleTimeoutStatement(idleMs));
           return fn(tx);
         }
       : fn;
