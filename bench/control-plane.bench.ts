@@ -292,16 +292,22 @@ async function main(): Promise<void> {
     // (Postgres publishes each backend's counts within about a second, which bounds its error).
     const commits = async () => Number((await svc.pg.query("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")).rows[0].xact_commit);
     let committed = 0;
+    // WAL flushes (fsync of the WAL, by backends at commit and by the WAL writer), server-wide: each one
+    // is a system call whose kernel time is Postgres CPU (~9% of it in a perf profile of this bench).
+    const walSyncs = async () => Number((await svc.pg.query("SELECT wal_sync FROM pg_stat_wal")).rows[0].wal_sync);
+    let synced = 0;
     for (let i = 0; i < PAIRS; i++) {
       const rawRate = await rawBullmqRound(RAW_JOBS);
       const transport = await transportRound(RAW_JOBS);
       const before = cpu();
       const commitsBefore = await commits();
+      const syncsBefore = await walSyncs();
       await commands?.start();
       const rate = await e2eRound(`e2e-${i}`);
       await commands?.stop();
       const after = cpu();
       committed += (await commits()) - commitsBefore;
+      synced += (await walSyncs()) - syncsBefore;
       for (const k of Object.keys(spent) as (keyof typeof spent)[]) spent[k] += after[k] - before[k];
       pairs.push({ raw: rawRate, e2e: rate, transport });
     }
@@ -398,6 +404,7 @@ async function main(): Promise<void> {
     console.log(`  CPU per job over the warm end-to-end rounds (ms):`);
     for (const k of Object.keys(spent) as (keyof typeof spent)[]) row(`    ${k}`, fmt(spent[k] / jobs, 2));
     row("Postgres transactions per job, warm end-to-end rounds", fmt(committed / jobs, 2));
+    row("WAL flushes per job (whole server), same rounds", fmt(synced / jobs, 2));
   } finally {
     await svc.pg.end();
     if (process.env.BENCH_PROF_DIR) {
