@@ -101,6 +101,36 @@ describe("reliability", () => {
     expect(await sqlCheck()).toMatchObject({ drift: noDrift, money: { mismatches: [] } });
   });
 
+  it("a release Postgres lost in a crash (a pass commits without waiting for its WAL flush) only delays its jobs", async () => {
+    const sim = scripted({ steps: 1, cost_usd_per_step: 0.01, tokens_per_step: 10 });
+    stack.reconciler.freeze(true);
+    let ids: string[];
+    try {
+      const res = await stack.submitBatch(u.key, { simulations: [sim, sim], parallel_jobs: 2 });
+      expect(res.status).toBe(202);
+      ids = res.body.job_ids as string[];
+      // What such a crash leaves: BullMQ holds the jobs a pass released, Postgres no longer has the release.
+      await stack.env.core.queue.addMany(ids.map((jobId) => ({ jobId, priority: 50, requestId: null })));
+      // A worker refuses them (their rows are not released) and drops them from BullMQ.
+      await waitFor(async () => (await Promise.all(ids.map((id) => stack.env.core.queue.state(id)))).every((s) => s === "missing") || false, {
+        timeoutMs: 20_000,
+        what: "unreleased jobs refused",
+      });
+      expect(await db().simulationJob.count({ where: { id: { in: ids }, status: "PENDING", releasedAt: null, attempts: 0 } })).toBe(2);
+    } finally {
+      stack.reconciler.freeze(false);
+    }
+    // The next pass releases them again and its add puts them back: each runs once and is charged once.
+    await waitFor(async () => (await db().simulationJob.count({ where: { id: { in: ids }, status: "COMPLETED" } })) === 2 || false, {
+      timeoutMs: 20_000,
+      what: "jobs completed",
+    });
+    const rows = await db().simulationJob.findMany({ where: { id: { in: ids } } });
+    for (const r of rows) expect(r).toMatchObject({ status: "COMPLETED", attempts: 1, costMicros: 10_000n });
+    expect(await db().ledgerEntry.count({ where: { jobId: { in: ids } } })).toBe(2);
+    expect(await sqlCheck()).toMatchObject({ drift: noDrift, money: { mismatches: [] } });
+  });
+
   it("an error outside the engine is retried up to MAX_JOB_ATTEMPTS, then FAILED with a message, charged what its attempts reported", async () => {
     const res = await stack
       .http()

@@ -61,7 +61,9 @@ export class ReconcilerRuntime {
     await this.stream.ensureGroup();
     // Admissions and cancels ask for a pass over pub/sub (requestDispatch).
     this.wake = duplicateRedis(this.opts.streamRedis);
-    this.wake.on("message", () => this.kickDispatch());
+    this.wake.on("message", () => {
+      if (!this.frozen) this.kickDispatch();
+    });
     this.wake.on("error", (err: Error) => this.log.warn("dispatch wake subscription error", { error: err.message }));
     await this.wake.subscribe(redisKeys(this.opts.redisPrefix).dispatchWake);
     this.running = true;

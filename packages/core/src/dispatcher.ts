@@ -204,6 +204,19 @@ async function stopForQuota(tx: Raw, input: PlanInput, groups: string[], effects
 }
 
 /**
+ * How a pass that only releases jobs commits: `synchronous_commit = off`, so it does not wait
+ * for (nor pay the system call of) its own WAL flush; the WAL writer flushes it within
+ * 3 x `wal_writer_delay` (200 ms by default), and any later synchronous commit (a worker's
+ * claim of a released job among them) flushes it first. Only a Postgres crash in that window
+ * loses a release, and a lost release only delays its jobs: a worker refuses a BullMQ job
+ * whose row is not released ("not runnable") and drops it, and the next pass releases the
+ * job again and adds it back (tests/e2e/reliability.int.test.ts). Counters and budgets are written
+ * in the same transaction, so they roll back with it. Nothing that must survive (a stop, a
+ * cancel, a claim, a charge) commits this way.
+ */
+const RELEASE_COMMIT = "off";
+
+/**
  * One pass: releases waiting jobs into BullMQ as worker capacity (plus the
  * look-ahead), batch slots, tier concurrency and budgets allow. The decision is
  * made under one advisory lock; the rows are marked released in that transaction
@@ -222,7 +235,10 @@ async function dispatchOnce(deps: CoreDeps): Promise<number> {
     // Its statements are prepared (`prepared`: planned once per connection, generically
     // and with sequential scans off too, see `inPreparedTransaction`): planning the
     // candidate read took 0.9 ms a pass against 0.16 ms to run it.
-    await tx.$executeRaw`SELECT pg_advisory_xact_lock(${DISPATCH_LOCK}), set_config('enable_bitmapscan', 'off', true)`;
+    //
+    // A pass that only releases commits without waiting for its WAL flush (see RELEASE_COMMIT
+    // below); one that stops a batch or cancels jobs sets it back before it writes.
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(${DISPATCH_LOCK}), set_config('enable_bitmapscan', 'off', true), set_config('synchronous_commit', ${RELEASE_COMMIT}, true)`;
     // Busy slots: jobs released or running, counted on their partial index (at most capacity + look-ahead rows).
     const [busy] = await tx.$queryRaw<{ n: number; queued_priority: number | null }[]>(
       prepared(
@@ -250,6 +266,7 @@ async function dispatchOnce(deps: CoreDeps): Promise<number> {
     });
     const input: PlanInput = { ...loaded, free, overtake };
     const plan = planDispatch(input);
+    if (plan.budgetExhausted.length > 0 || plan.quotaExhausted.length > 0) await tx.$executeRaw`SELECT set_config('synchronous_commit', 'on', true)`;
     for (const batchId of plan.budgetExhausted) {
       await stopBatch(tx, batchId, "BUDGET_EXHAUSTED", "The next job does not fit in the remaining budget", effects);
     }
