@@ -145,6 +145,27 @@ describe("batch priority and fairness on one worker slot", () => {
     expect(await startOrder([L, N, H])).toEqual([`${L}:0`, `${H}:0`, `${H}:1`, `${N}:0`, `${N}:1`, `${L}:1`, `${L}:2`]);
   });
 
+  it("at equal priority, starts a second user's job ahead of what the look-ahead already queued for the first", async () => {
+    const first = await stack.env.user("first", "enterprise");
+    const second = await stack.env.user("second", "pro");
+    // On the one slot, the look-ahead releases three of the first user's jobs at once: one runs, two wait in BullMQ.
+    const a = await stack.submitBatch(first.key, { simulations: jobs(4, { steps: 4, step_ms: 60 }), parallel_jobs: 4 });
+    await stack.waitJob(first.key, a.body.job_ids[0], (j) => j.status === "RUNNING");
+    const b = await stack.submitBatch(second.key, { simulations: jobs(1, { steps: 1, step_ms: 5 }) });
+    for (const [u, x] of [
+      [first, a],
+      [second, b],
+    ] as const)
+      await stack.waitBatch(u.key, x.body.batch_id, (y) => y.status === "COMPLETED");
+    const [A, B] = [a.body.batch_id, b.body.batch_id];
+    // Released when the first job ended (the first user then had two in flight, the second none), the second
+    // user's job goes ahead of the first user's third, queued since the start; in order of release alone it
+    // would start after it.
+    const order = await startOrder([A, B]);
+    expect(order.indexOf(`${B}:0`)).toBeLessThan(order.indexOf(`${A}:2`));
+    expect(order.slice(0, 2)).toEqual([`${A}:0`, `${A}:1`]);
+  });
+
   it("does not hold one user's 2-job batch behind another user's 100-job batch at equal priority", async () => {
     const big = await stack.env.user("big", "enterprise");
     const small = await stack.env.user("small", "pro");

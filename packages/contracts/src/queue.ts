@@ -10,8 +10,22 @@ export const RunSimulationPayloadSchema = z.object({
 });
 export type RunSimulationPayload = z.infer<typeof RunSimulationPayloadSchema>;
 
-/** Batch priority 0..100 (higher first) → BullMQ priority (1 is served first). */
-export const toBullPriority = (priority: number): number => 101 - Math.min(100, Math.max(0, Math.round(priority)));
+/**
+ * How many places of fair share one batch priority spans in a BullMQ priority (below
+ * BullMQ's limit of 2^21 - 1 with 101 priorities).
+ */
+export const FAIR_SHARE_SPAN = 10_000;
+
+/**
+ * Batch priority 0..100 (higher first) and fair-share place → BullMQ priority (lower is
+ * served first). The priority decides first. Within one priority, `share` is how many jobs
+ * the owner had released or running when this one was released: BullMQ serves the jobs of
+ * an owner with fewer in flight first, so a second user's jobs go ahead of those the
+ * look-ahead already queued for a first user (contract: equal priorities share the workers
+ * fairly). Equal places are served in the order they were added.
+ */
+export const toBullPriority = (priority: number, share = 0): number =>
+  (101 - Math.min(100, Math.max(0, Math.round(priority)))) * FAIR_SHARE_SPAN + Math.min(FAIR_SHARE_SPAN - 1, Math.max(0, Math.floor(share)));
 
 /** Redis key names, all under the deployment's prefix. */
 export const redisKeys = (prefix: string) => ({

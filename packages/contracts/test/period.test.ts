@@ -1,4 +1,12 @@
-import { CreateBatchRequestSchema, daysRemaining, periodOf, secondsToNextPeriod, SimulationRequestSchema, toBullPriority } from "../src/index.ts";
+import {
+  CreateBatchRequestSchema,
+  daysRemaining,
+  periodOf,
+  secondsToNextPeriod,
+  SimulationRequestSchema,
+  toBullPriority,
+  FAIR_SHARE_SPAN,
+} from "../src/index.ts";
 
 describe("billing periods", () => {
   it("uses the UTC calendar month", () => {
@@ -36,9 +44,14 @@ describe("request schemas", () => {
     expect(SimulationRequestSchema.safeParse({}).success).toBe(false);
   });
 
-  it("maps priority onto BullMQ's order (1 first)", () => {
-    expect(toBullPriority(100)).toBe(1);
-    expect(toBullPriority(0)).toBe(101);
+  it("maps priority, then fair-share place, onto BullMQ's order (lower first, within its limit)", () => {
+    expect(toBullPriority(100)).toBeGreaterThanOrEqual(1);
     expect(toBullPriority(75)).toBeLessThan(toBullPriority(50));
+    // Priority decides whatever the place: a higher priority's last place before a lower one's first.
+    expect(toBullPriority(51, FAIR_SHARE_SPAN * 10)).toBeLessThan(toBullPriority(50, 0));
+    // Within a priority, fewer jobs in flight first.
+    expect(toBullPriority(50, 0)).toBeLessThan(toBullPriority(50, 1));
+    expect(toBullPriority(50, 2)).toBeLessThan(toBullPriority(50, 7));
+    expect(toBullPriority(0, FAIR_SHARE_SPAN * 10)).toBeLessThanOrEqual(2 ** 21 - 1); // BullMQ's PRIORITY_LIMIT
   });
 });

@@ -48,8 +48,11 @@ export interface PlanInput {
   users: Map<string, UserState>;
 }
 
+/** A job the plan releases, with its owner's jobs released or running just before it (its fair-share place in BullMQ). */
+export type Release = Candidate & { share: number };
+
 export interface Plan {
-  release: Candidate[];
+  release: Release[];
   /** Batches whose next job can never fit their budget: stop them. */
   budgetExhausted: string[];
   /** Groups (batch ids, or single job ids) whose owner reached the monthly cost limit. */
@@ -65,7 +68,7 @@ export interface Plan {
  * batch, and when nothing of the batch is running it never will fit.
  */
 export function planDispatch(input: PlanInput): Plan {
-  const release: Candidate[] = [];
+  const release: Release[] = [];
   const exhausted = new Set<string>();
   const quotaExhausted = new Set<string>();
   for (const [key, g] of input.groups) {
@@ -101,9 +104,9 @@ export function planDispatch(input: PlanInput): Plan {
     g.state.active++;
     g.state.committedMicros += best.job.estimateMicros;
     const owner = input.users.get(best.job.ownerId)!;
+    release.push({ ...best.job, share: owner.active });
     owner.active++;
     owner.lastReleasedAt = tick++; // later than any stored release: served just now
-    release.push(best.job);
     if (free > 0) free--;
     else overtake--;
   }

@@ -292,7 +292,7 @@ async function dispatchOnce(deps: CoreDeps): Promise<number> {
   if (released.length === 0) return 0;
   // One round trip for the whole release; each add is idempotent (BullMQ job id = row id).
   try {
-    await deps.queue.addMany(released.map((job) => ({ jobId: job.id, priority: job.priority, requestId: job.requestId })));
+    await deps.queue.addMany(released.map((job) => ({ jobId: job.id, priority: job.priority, requestId: job.requestId, share: job.share })));
     deps.logger.debug("jobs released", { count: released.length });
   } catch (err) {
     deps.logger.warn("enqueue failed; the sweep will repair it", { count: released.length, error: String(err) });

@@ -119,6 +119,26 @@ describe("planDispatch", () => {
     expect(ids(busy)).toEqual(["small-0"]);
   });
 
+  it("gives each released job its owner's jobs in flight before it, its fair-share place in BullMQ", () => {
+    const plan = planDispatch(
+      input(
+        5,
+        [
+          { id: "big", owner: "e", n: 100, slots: 100, createdAt: 0 },
+          { id: "small", owner: "p", n: 2, createdAt: 1000 },
+        ],
+        { e: { active: 4 }, p: { active: 1 } },
+      ),
+    );
+    expect(plan.release.map((c) => [c.id, c.share])).toEqual([
+      ["small-0", 1],
+      ["small-1", 2],
+      ["big-0", 4],
+      ["big-1", 5],
+      ["big-2", 6],
+    ]);
+  });
+
   it("with one free slot and no active jobs, serves the user served least recently, not the oldest batch", () => {
     const users = { e: { lastReleasedAt: 5_000 }, p: { lastReleasedAt: 0 } };
     const batches = () => [

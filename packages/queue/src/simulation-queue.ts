@@ -14,6 +14,8 @@ export interface ReleasedJob {
   jobId: string;
   priority: number;
   requestId: string | null;
+  /** Jobs its owner had released or running when it was released (toBullPriority); 0 when unknown (a repair). */
+  share?: number;
 }
 
 const LIVE_STATES = new Set(["active", "waiting", "waiting-children", "delayed", "prioritized"]);
@@ -41,7 +43,7 @@ export class SimulationQueue {
     await this.queue.add(
       RUN_SIMULATION_JOB,
       { jobId: job.jobId, requestId: job.requestId },
-      { ...SIMULATION_JOB_OPTIONS, jobId: job.jobId, priority: toBullPriority(job.priority) },
+      { ...SIMULATION_JOB_OPTIONS, jobId: job.jobId, priority: toBullPriority(job.priority, job.share) },
     );
   }
 
@@ -52,7 +54,7 @@ export class SimulationQueue {
       jobs.map((job) => ({
         name: RUN_SIMULATION_JOB,
         data: { jobId: job.jobId, requestId: job.requestId },
-        opts: { ...SIMULATION_JOB_OPTIONS, jobId: job.jobId, priority: toBullPriority(job.priority) },
+        opts: { ...SIMULATION_JOB_OPTIONS, jobId: job.jobId, priority: toBullPriority(job.priority, job.share) },
       })),
     );
   }
