@@ -42,14 +42,10 @@ describe("live progress streams", () => {
     expect(jobs.length).toBeGreaterThan(0);
     for (const j of jobs) expect(Object.keys(j.data).sort()).toEqual(["cost_usd", "error_message", "job_id", "progress_percent", "status"]);
     expect(new Set(jobs.filter((j) => j.data.status === "COMPLETED").map((j) => j.data.job_id)).size).toBe(4);
-    // Coalescing: events go out in groups (a refresh's job events, then its batch event),
-    // groups at least 250 ms apart, the snapshot's included (the margin is for delivery: a clean-clone CI run under load saw 183 ms between two groups sent 250 ms apart).
-    const batchTimes = c.events.filter((e) => e.event === "batch").map((e) => e.at);
-    for (let i = 1; i < batchTimes.length; i++) expect(batchTimes[i]! - batchTimes[i - 1]!).toBeGreaterThanOrEqual(150);
-    for (let i = 1; i < c.events.length; i++) {
-      const gap = c.events[i]!.at - c.events[i - 1]!.at;
-      if (c.events[i - 1]!.event === "batch") expect(gap).toBeGreaterThanOrEqual(150);
-    }
+    // At most one event per 250 ms, every event, the snapshot's included (the margin is for delivery: a
+    // clean-clone CI run under load saw 183 ms between two events sent 250 ms apart).
+    for (let i = 1; i < c.events.length; i++) expect(c.events[i]!.at - c.events[i - 1]!.at).toBeGreaterThanOrEqual(150);
+
     // Progress moved between snapshot and end.
     expect(c.events.filter((e) => e.event === "batch").length).toBeGreaterThan(2);
   });
@@ -145,7 +141,9 @@ describe("live progress streams", () => {
     });
 
     it("serves streams on either replica for work submitted and paused through the other", async () => {
-      const res = await stack.submitBatch(u.key, { simulations: Array.from({ length: 3 }, () => scripted({ steps: 8, step_ms: 25 })), parallel_jobs: 1 });
+      // Long enough (3 x 1 s, one at a time) that the pause lands while jobs still wait, though a stream shows a change
+      // up to a few events (250 ms each) after it happened.
+      const res = await stack.submitBatch(u.key, { simulations: Array.from({ length: 3 }, () => scripted({ steps: 40, step_ms: 25 })), parallel_jobs: 1 });
       const id = res.body.batch_id;
       const onB = await sse(`/simulations/batch/${id}/events`, {}, baseB);
       const onA = await sse(`/simulations/batch/${id}/events`);

@@ -25,6 +25,9 @@ export interface LiveHubOptions {
   refreshMs?: number;
 }
 
+/** The key of a batch stream's batch events (a job's are `job:<id>`). */
+const BATCH_KEY = "batch";
+
 /** An event for a stream; a later event with the same key replaces one not yet sent. */
 interface StreamEvent {
   key: string;
@@ -33,15 +36,18 @@ interface StreamEvent {
 }
 
 /**
- * One open SSE response. Events go out in groups (the snapshot, or what one
- * refresh found), at most one group per minIntervalMs: a group that comes sooner
- * waits, and what arrives while it waits joins it, an event replacing an unsent
- * one of the same job or batch (each group then carries the latest state).
+ * One open SSE response: at most one event per minIntervalMs (contract: "at most one per
+ * 250 ms per stream"). Events wait in a queue of the latest state per job and for the
+ * batch: an event replaces an unsent one of the same key and goes to the back. Turns
+ * alternate between the batch and its jobs, so a batch with many changing jobs still sees
+ * its own progress every other event; once the stream is ending, its jobs go first and
+ * the batch's terminal state last.
  */
 class Stream {
   closed = false;
   private pending = new Map<string, StreamEvent>();
   private lastSentAt = -Infinity;
+  private lastWasBatch = false;
   private timer: NodeJS.Timeout | null = null;
   private ending = false;
 
@@ -60,21 +66,48 @@ class Stream {
       this.pending.delete(e.key);
       this.pending.set(e.key, e);
     }
-    if (this.timer) return;
-    const wait = this.lastSentAt + this.minIntervalMs - Date.now();
-    if (wait <= 0) return this.flush();
+    this.schedule();
+  }
+
+  /**
+   * The next turn, never in the caller's own tick: a refresh that finds a terminal state
+   * sends it and then ends the stream, and the end must be known before anything goes out.
+   */
+  private schedule(): void {
+    if (this.timer || this.pending.size === 0) return;
+    const wait = Math.max(0, this.lastSentAt + this.minIntervalMs - Date.now());
     this.timer = setTimeout(() => {
       this.timer = null;
-      this.flush();
-      if (this.ending) this.finish();
+      this.sendNext();
+      if (this.pending.size > 0) this.schedule();
+      else if (this.ending) this.finish();
     }, wait);
   }
 
-  private flush(): void {
-    if (this.closed || this.pending.size === 0) return;
+  private next(): StreamEvent | undefined {
+    const batch = this.pending.get(BATCH_KEY);
+    let job: StreamEvent | undefined;
+    for (const e of this.pending.values()) {
+      if (e.key !== BATCH_KEY) {
+        job = e;
+        break;
+      }
+    }
+    if (batch && (!job || (!this.ending && !this.lastWasBatch))) return batch;
+    return job;
+  }
+
+  private sendNext(): void {
+    const e = this.next();
+    if (this.closed || !e) return;
+    this.pending.delete(e.key);
+    this.write([e]);
+    this.lastWasBatch = e.key === BATCH_KEY;
+  }
+
+  private write(events: StreamEvent[]): void {
     let text = "";
-    for (const e of this.pending.values()) text += `id: ${this.nextId++}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`;
-    this.pending.clear();
+    for (const e of events) text += `id: ${this.nextId++}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`;
     this.lastSentAt = Date.now();
     if (!this.res.destroyed) this.res.write(text);
   }
@@ -83,16 +116,21 @@ class Stream {
     if (!this.closed && !this.res.destroyed) this.res.write(`: ${text}\n\n`);
   }
 
-  /** Ends the response after the events still waiting for their turn; `now` sends them at once (shutdown, a gone client). */
+  /**
+   * Ends the response once the events still waiting have had their turns; `now` sends them
+   * at once (shutdown, a gone client).
+   */
   end(now = false): void {
     if (this.closed) return;
-    if (this.timer && !now) {
+    if (!now && this.pending.size > 0) {
       this.ending = true;
+      this.schedule();
       return;
     }
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    this.flush();
+    if (this.pending.size > 0) this.write([...this.pending.values()]);
+    this.pending.clear();
     this.finish();
   }
 
@@ -210,13 +248,13 @@ export class LiveHub {
     const watch = this.watch(this.batches, id, stream);
     const view = batchViewOf(batch);
     if (batchFinished(batch)) {
-      stream.send([{ key: "batch", event: "batch", data: view }]);
+      stream.send([{ key: BATCH_KEY, event: "batch", data: view }]);
       return this.closeStream(this.batches, id, stream);
     }
     if (!watch.jobs) {
       watch.jobs = new Map((await batchJobSummaries(this.opts.db, id)).map((j) => [j.id, JSON.stringify(batchStreamJobView(j))]));
     }
-    stream.send([{ key: "batch", event: "batch", data: view }]);
+    stream.send([{ key: BATCH_KEY, event: "batch", data: view }]);
     watch.lastBatch ??= stableOf(view);
   }
 
@@ -302,7 +340,7 @@ export class LiveHub {
     watch.lastBatch = stable;
     if (changed.length === 0 && !batchChanged && !batchFinished(batch)) return;
     const events: StreamEvent[] = changed.map((j) => ({ key: `job:${j.id}`, event: "job", data: batchStreamJobView(j) }));
-    events.push({ key: "batch", event: "batch", data: view });
+    events.push({ key: BATCH_KEY, event: "batch", data: view });
     for (const s of watch.streams) s.send(events);
     if (batchFinished(batch)) this.endAll(this.batches, id, watch);
   }
