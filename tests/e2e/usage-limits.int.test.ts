@@ -57,6 +57,16 @@ describe("usage limits", () => {
     expect(retryAfter).toBeGreaterThanOrEqual(secondsToNextPeriod(answered));
     expect(retryAfter).toBeLessThanOrEqual(secondsToNextPeriod(sent));
     expect(typeof cost.body.request_id).toBe("string");
+    // A budget cap does not lower what the batch counts against the quota: its whole estimate (1.1 USD > 1).
+    const capped = await batch(u.key, { simulations: [scripted({ estimate_usd: 0.7 }), scripted({ estimate_usd: 0.4 })], budget_cap_usd: 0.8 });
+    expect(capped.status).toBe(429);
+    expect(capped.body).toMatchObject({ error: "CostQuotaExceeded" });
+    const dry = await stack
+      .http()
+      .post("/simulations/batch?dry_run=true")
+      .set("X-API-Key", u.key)
+      .send({ simulations: [scripted({ estimate_usd: 0.7 }), scripted({ estimate_usd: 0.4 })], budget_cap_usd: 0.8 });
+    expect(dry.status).toBe(429);
     // Nothing was written by the refusals.
     expect(await stack.env.core.db.batch.count({ where: { ownerId: u.id } })).toBe(0);
   });

@@ -64,11 +64,11 @@ export function singleRefusal(q: QuotaState, l: TierLimits, estimateMicros: numb
   return concurrencyRefusal(q, l) ?? simulationQuotaRefusal(q, l, 1, now) ?? costQuotaRefusal(q, l, estimateMicros, now);
 }
 
-/** What a batch reserves of the cost quota: its estimate, bounded by its cap. */
-export const batchReserveMicros = (estimatesMicros: number[], budgetCapMicros: number | null): number => {
-  const total = estimatesMicros.reduce((a, e) => a + e, 0);
-  return budgetCapMicros === null ? total : Math.min(total, budgetCapMicros);
-};
+/**
+ * What a batch reserves of the cost quota: its whole estimate, capped or not (contract:
+ * "the new estimate"), as its unfinished jobs' estimates reserve it once admitted.
+ */
+export const batchReserveMicros = (estimatesMicros: number[]): number => estimatesMicros.reduce((a, e) => a + e, 0);
 
 /**
  * POST /simulations/batch, in order: batch size → simulation quota → budget (the
@@ -91,7 +91,7 @@ export function batchRefusal(tier: Tier, q: QuotaState, l: TierLimits, estimates
       fields: { estimated_cost_usd: usd(total) },
     });
   }
-  return costQuotaRefusal(q, l, batchReserveMicros(estimatesMicros, budgetCapMicros), now);
+  return costQuotaRefusal(q, l, batchReserveMicros(estimatesMicros), now);
 }
 
 function jobRow(
@@ -176,7 +176,7 @@ export async function dryRunBatch(deps: CoreDeps, userId: string, sims: Resolved
     const { tier, limits: l, quota: q } = await lockUserWithQuota(tx, userId, periodOf(now), deps.limits, "batch", tierHint);
     const refusal = batchRefusal(tier, q, l, estimates, opts.budgetCapMicros, now);
     if (refusal) throw refusal;
-    const reserve = BigInt(batchReserveMicros(estimates, opts.budgetCapMicros));
+    const reserve = BigInt(batchReserveMicros(estimates));
     return {
       totalJobs: sims.length,
       estimatedMicros: estimates.reduce((a, e) => a + e, 0),

@@ -1,14 +1,6 @@
 import type { TierLimits } from "@simbatch/config";
 import { AppError } from "@simbatch/errors";
-import {
-  batchRefusal,
-  batchReserveMicros,
-  concurrencyRefusal,
-  costQuotaRefusal,
-  countsMatter,
-  simulationQuotaRefusal,
-  singleRefusal,
-} from "../src/admission.ts";
+import { batchRefusal, concurrencyRefusal, costQuotaRefusal, countsMatter, simulationQuotaRefusal, singleRefusal } from "../src/admission.ts";
 import type { QuotaState } from "../src/usage-queries.ts";
 
 const NOW = new Date("2026-03-31T23:59:00Z"); // 60 s before the period ends
@@ -107,11 +99,12 @@ describe("batchRefusal", () => {
     expect(e.fields).toEqual({ estimated_cost_usd: 2.5 });
   });
 
-  it("checks the cost quota against the reserve (the estimate bounded by the cap)", () => {
+  it("checks the cost quota against the batch's whole estimate, capped or not (contract: the new estimate)", () => {
     const l = limits({ costMicros: 1_000_000 });
-    // Estimate 3 USD, cap 1 USD: reserves 1 USD, which fits exactly.
-    expect(batchRefusal("pro", quota(), l, [1_000_000, 1_000_000, 1_000_000], 1_000_000, NOW)).toBeNull();
+    // Estimate 3 USD: refused whatever its 1 USD cap; 1 USD fits exactly.
+    expect(refused(batchRefusal("pro", quota(), l, [1_000_000, 1_000_000, 1_000_000], 1_000_000, NOW)).code).toBe("CostQuotaExceeded");
     expect(refused(batchRefusal("pro", quota(), l, [1_000_000, 1_000_000, 1_000_000], null, NOW)).code).toBe("CostQuotaExceeded");
+    expect(batchRefusal("pro", quota(), l, [1_000_000], 1_000_000, NOW)).toBeNull();
     expect(refused(batchRefusal("pro", quota({ reservedMicros: 1n }), l, [1_000_000], 1_000_000, NOW)).code).toBe("CostQuotaExceeded");
   });
 
@@ -121,14 +114,6 @@ describe("batchRefusal", () => {
     expect(refused(batchRefusal("free", quota({ simulationsUsed: 2 }), l, [5, 5], 1, NOW)).code).toBe("SimulationQuotaExceeded");
     expect(refused(batchRefusal("free", quota(), l, [5, 5], 1, NOW)).code).toBe("BudgetTooLow");
     expect(refused(batchRefusal("free", quota(), l, [5, 5], 5, NOW)).code).toBe("CostQuotaExceeded");
-  });
-});
-
-describe("batchReserveMicros", () => {
-  it("is the estimate, bounded by the cap", () => {
-    expect(batchReserveMicros([100, 200], null)).toBe(300);
-    expect(batchReserveMicros([100, 200], 250)).toBe(250);
-    expect(batchReserveMicros([100, 200], 1000)).toBe(300);
   });
 });
 
