@@ -81,6 +81,9 @@ describe("batch API routes", () => {
     const high = await stack.submitBatch(alice.key, { simulations: sims, priority: "HIGH", parallel_jobs: null, fail_fast: null, budget_cap_usd: null });
     expect(high.status).toBe(202);
     expect(high.body).toMatchObject({ priority: 75, parallel_jobs: 3, fail_fast: false });
+    // A null config.seed is no seed (a run that is not reproducible), as if absent; a wrong one is still refused.
+    expect((await stack.submitBatch(alice.key, { simulations: [{ template_id: "board_meeting", config: { seed: null } }] })).status).toBe(202);
+    expect((await stack.submitBatch(alice.key, { simulations: [{ template_id: "board_meeting", config: { seed: "7" } }] })).status).toBe(422);
     expect((await stack.submitBatch(alice.key, { simulations: sims, priority: "low" })).body.priority).toBe(25);
     expect((await stack.submitBatch(alice.key, { simulations: sims, priority: "normal" })).body.priority).toBe(50);
     const bad: [object, string][] = [

@@ -2,13 +2,13 @@ import { z } from "zod";
 
 /** Keys every template understands; unknown keys are ignored (kept as given). */
 export const BaseRunConfigSchema = z.looseObject({
-  seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullish(),
 });
 
 /** `test/scripted`: the whole run is driven by these keys (see spec/templates.md). */
 export const ScriptedRunConfigSchema = z
   .looseObject({
-    seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullish(),
     steps: z.number().int().min(1).max(10_000).default(1),
     step_ms: z.number().int().min(0).max(600_000).default(0),
     cost_usd_per_step: z.number().min(0).max(1_000).default(0.01),
