@@ -66,6 +66,15 @@ describe("service processes", () => {
     expect(bad.code).toBe(2);
     expect(bad.out).toContain("--tier");
     expect((await cli("keys", "create", "--user", "nobody")).out).toContain("NotFound");
+    // --help prints the usage; an unknown option says which, with the usage, and no stack trace.
+    const help = await cli("--help");
+    expect(help).toMatchObject({ code: 0 });
+    expect(help.out).toContain("admin keys create --user USER_ID");
+    const unknown = await cli("users", "create", "--idd", "x");
+    expect(unknown.code).toBe(2);
+    expect(unknown.out).toContain("Unknown option '--idd'");
+    expect(unknown.out).toContain("usage:");
+    expect(unknown.out).not.toContain("    at ");
   }, 60_000);
 
   it("npm start creates and migrates a missing database, serves, and stops on SIGTERM", async () => {

@@ -29,11 +29,22 @@ function tierOf(value: string): Tier {
 }
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: process.argv.slice(2),
-    options: { id: { type: "string" }, tier: { type: "string" }, user: { type: "string" }, name: { type: "string" } },
-    allowPositionals: true,
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: process.argv.slice(2),
+      options: { id: { type: "string" }, tier: { type: "string" }, user: { type: "string" }, name: { type: "string" }, help: { type: "boolean", short: "h" } },
+      allowPositionals: true,
+    });
+  } catch (err) {
+    // An unknown option or a missing value: what was wrong, then how it is used (no stack trace).
+    fail(`${(err as Error).message.split(". ")[0]}\n${USAGE}`);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
   const [noun, verb, arg] = positionals;
   const env = loadEnvOrExit(CommonEnvSchema, "admin");
   const db = wireAdminCli(env);
