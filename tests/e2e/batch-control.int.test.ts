@@ -69,6 +69,10 @@ describe("batch control", () => {
         expect(res.body.detail[0].path).toBe("Idempotency-Key");
       }
       expect((await create(pro.key, { simulations: [quick()] }, "A.b_c:d-9")).status).toBe(202);
+      // Checked before the body's fields, on both creates.
+      const batchBoth = await create(pro.key, { simulations: [{ template_id: "nope" }] }, "has space");
+      const single = await stack.http().post("/simulations").set("X-API-Key", pro.key).set("Idempotency-Key", "has space").send({ template_id: "nope" });
+      for (const res of [batchBoth, single]) expect(res.body.detail[0].path).toBe("Idempotency-Key");
     });
 
     it("creates at most one batch however many concurrent requests share a key; the others replay or get 409", async () => {

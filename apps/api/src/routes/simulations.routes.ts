@@ -19,9 +19,10 @@ export function kickDispatch(deps: ApiDeps, log = deps.logger): void {
 export function simulationHandlers(deps: ApiDeps) {
   const create: RequestHandler = async (req, res) => {
     const u = user(res);
+    // The Idempotency-Key header is checked before the body's fields, as on POST /simulations/batch.
+    const idemRequest = idempotentRequest(req, u.id, "POST /simulations");
     const resolved = resolveSimulation(deps.catalog, req.body);
     if (!resolved.ok) throw validationError(resolved.issues);
-    const idemRequest = idempotentRequest(req, u.id, "POST /simulations");
     const respond = (job: SimulationJob) => ({ status: 202, body: jobView(job) });
     const admitted = await admitSingle(deps, u.id, resolved.value, locals(res).requestId, u.tier, idemRequest ? { request: idemRequest, respond } : undefined);
     if (admitted.replay) return sendReplay(res, admitted.replay);
