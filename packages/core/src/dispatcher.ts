@@ -236,8 +236,8 @@ async function dispatchOnce(deps: CoreDeps): Promise<number> {
     // and with sequential scans off too, see `inPreparedTransaction`): planning the
     // candidate read took 0.9 ms a pass against 0.16 ms to run it.
     //
-    // A pass that only releases commits without waiting for its WAL flush (see RELEASE_COMMIT
-    // below); one that stops a batch or cancels jobs sets it back before it writes.
+    // A pass that only releases commits without waiting for its WAL flush (RELEASE_COMMIT);
+    // one that stops a batch or cancels jobs sets it back before it writes.
     await tx.$executeRaw`SELECT pg_advisory_xact_lock(${DISPATCH_LOCK}), set_config('enable_bitmapscan', 'off', true), set_config('synchronous_commit', ${RELEASE_COMMIT}, true)`;
     // Busy slots: jobs released or running, counted on their partial index (at most capacity + look-ahead rows).
     const [busy] = await tx.$queryRaw<{ n: number; queued_priority: number | null }[]>(
