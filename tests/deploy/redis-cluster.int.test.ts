@@ -1,5 +1,5 @@
 import { TestEnv, waitFor } from "@simbatch/testing";
-import { complaints, freePort, run, stopAll, waitListening, type Proc } from "../support/processes.ts";
+import { complaints, freePort, run, stopAll, waitHttp, waitListening, type Proc } from "../support/processes.ts";
 import { startRedisCluster, type LocalRedisCluster } from "../support/redis-cluster.ts";
 
 const ADMIN_TOKEN = "cluster-test-admin-token-0123456789abcdef";
@@ -38,6 +38,8 @@ describe("Redis Cluster", () => {
     procs.push(run("apps/worker/src/main.ts", { ...base, WORKER_CONCURRENCY: "3" }));
     await waitListening(api, port);
     url = `http://127.0.0.1:${port}`;
+    // Listening is not ready: a loaded CI machine once took over 2 s for the API's first Postgres query.
+    await waitHttp(`${url}/ready`, 60_000);
     const alice = await env.user("alice", "pro");
     headers = { "X-API-Key": alice.key, "Content-Type": "application/json" };
   }, 180_000);
