@@ -41,9 +41,9 @@ interface StreamEvent {
  * batch: an event replaces an unsent one of the same key and goes to the back. Turns
  * alternate between the batch and its jobs, so a batch with many changing jobs still sees
  * its own progress every other event; once the stream is ending, its jobs go first and
- * the batch's terminal state last.
+ * the batch's terminal state last. Exported for its unit test (apps/api/test/live-stream.test.ts).
  */
-class Stream {
+export class Stream {
   closed = false;
   private pending = new Map<string, StreamEvent>();
   private lastSentAt = -Infinity;
@@ -398,8 +398,6 @@ export class LiveHub {
     }
   }
 }
-
-export type { Stream };
 
 /** The hub of an API process, on its clients and config (one subscription per process, made on the first stream). */
 export function liveHub(deps: {
