@@ -207,6 +207,28 @@ describe("odd input never yields a 500", () => {
       "simulations.1.template_id",
       "simulations.2.description",
     ]);
+    // Within one simulation too: a wrong count does not hide an unknown template or a wrong config key.
+    const within = await stack
+      .http()
+      .post("/simulations/batch")
+      .set("X-API-Key", key)
+      .send({
+        simulations: [
+          { template_id: "board_meeting" },
+          { entity_count: 0, template_id: "nope" },
+          { timepoint_count: 99, template_id: "board_meeting", config: { seed: -1 } },
+        ],
+      });
+    expect(within.status).toBe(422);
+    expect(within.body.detail.map((d: { path: string }) => d.path).sort()).toEqual([
+      "simulations.1.entity_count",
+      "simulations.1.template_id",
+      "simulations.2.config.seed",
+      "simulations.2.timepoint_count",
+    ]);
+    const single = await stack.http().post("/simulations").set("X-API-Key", key).send({ entity_count: 0, template_id: "nope" });
+    expect(single.status).toBe(422);
+    expect(single.body.detail.map((d: { path: string }) => d.path).sort()).toEqual(["entity_count", "template_id"]);
   });
 
   it("refuses numbers past a double's range (1e400) with 422 where they are, rather than storing null", async () => {

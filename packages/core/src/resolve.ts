@@ -23,19 +23,19 @@ export function resolveSimulation(
 ): { ok: true; value: ResolvedSimulation } | { ok: false; issues: FieldIssue[] } {
   const parsed = SimulationRequestSchema.safeParse(raw);
   if (!parsed.success) {
-    return { ok: false, issues: parsed.error.issues.map((i) => ({ path: prefixed(pathPrefix, i.path), message: i.message })) };
+    // One 422 names every wrong field: the template and the config are checked too when
+    // the schema let them through, whatever else failed.
+    const issues = parsed.error.issues.map((i) => ({ path: prefixed(pathPrefix, i.path), message: i.message }));
+    const fields = (raw !== null && typeof raw === "object" ? raw : {}) as { template_id?: unknown; config?: unknown };
+    const failed = new Set(parsed.error.issues.map((i) => String(i.path[0])));
+    const key = !failed.has("template_id") && typeof fields.template_id === "string" ? fields.template_id.trim() || null : null;
+    const config = !failed.has("config") && fields.config != null ? (fields.config as Record<string, unknown>) : {};
+    issues.push(...catalogIssues(catalog, key, config, pathPrefix).issues);
+    return { ok: false, issues };
   }
   const req: SimulationRequest = parsed.data;
-  const templateKey = req.template_id?.trim() || null;
-  const template = templateKey ? catalog.resolve(templateKey) : undefined;
-  if (templateKey && !template) {
-    return { ok: false, issues: [{ path: prefixed(pathPrefix, "template_id"), message: `unknown template '${templateKey}'` }] };
-  }
-  const config = req.config ?? {};
-  const configIssues = validateRunConfig(template?.template_id ?? null, config);
-  if (configIssues.length > 0) {
-    return { ok: false, issues: configIssues.map((i) => ({ path: prefixed(pathPrefix, `config${i.path ? `.${i.path}` : ""}`), message: i.message })) };
-  }
+  const { template, config, issues } = catalogIssues(catalog, req.template_id?.trim() || null, req.config ?? {}, pathPrefix);
+  if (issues.length > 0) return { ok: false, issues };
   const entityCount = req.entity_count ?? template?.default_entity_count ?? 4;
   const timepointCount = req.timepoint_count ?? template?.default_timepoint_count ?? 5;
   return {
@@ -53,4 +53,17 @@ export function resolveSimulation(
       estimatedCostMicros: estimateCostMicros(template ?? null, entityCount, timepointCount, config),
     },
   };
+}
+
+/** The template a request names (an unknown one is an issue) and its config's issues against it. */
+function catalogIssues(catalog: Catalog, templateKey: string | null, config: Record<string, unknown>, pathPrefix: string) {
+  const template = templateKey ? catalog.resolve(templateKey) : undefined;
+  if (templateKey && !template) {
+    return { template, config, issues: [{ path: prefixed(pathPrefix, "template_id"), message: `unknown template '${templateKey}'` }] };
+  }
+  const issues = validateRunConfig(template?.template_id ?? null, config).map((i) => ({
+    path: prefixed(pathPrefix, `config${i.path ? `.${i.path}` : ""}`),
+    message: i.message,
+  }));
+  return { template, config, issues };
 }
