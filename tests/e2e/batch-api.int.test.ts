@@ -294,7 +294,7 @@ describe("batch API routes", () => {
       total_jobs: jobs,
       total_cost_usd: 2.25,
       total_tokens: 360,
-      avg_jobs_per_batch: Math.round((jobs / 3000) * 100) / 100,
+      avg_jobs_per_batch: jobs / 3000,
       avg_duration_seconds: Math.round((durations / finished) * 1000) / 1000,
     });
     const page = await get(dave.key, "/simulations/batch?status=partial&page=3&page_size=100");

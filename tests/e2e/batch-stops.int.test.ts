@@ -173,6 +173,9 @@ describe("batch stops: fail-fast, budget, cancel", () => {
     const res = await stack.submitBatch(u.key, { simulations: [ok(3, 20), ok(3, 20), ok(3, 20)], parallel_jobs: 1 });
     const c = await stack.http().post(`/simulations/${res.body.job_ids[2]}/cancel`).set("X-API-Key", u.key).send({});
     expect(c.body.status).toBe("CANCELLED");
+    // A third or two thirds of the batch has ended now: progress_percent is the contract's formula, unrounded.
+    const mid = (await stack.http().get(`/simulations/batch/${res.body.batch_id}`).set("X-API-Key", u.key)).body.progress;
+    expect(mid.progress_percent).toBe(((mid.completed_jobs + mid.failed_jobs + mid.cancelled_jobs) / mid.total_jobs) * 100);
     const b = await finished(res.body.batch_id);
     expect(b).toMatchObject({ status: "PARTIAL", stop_reason: null });
     expect(b.progress).toMatchObject({ completed_jobs: 2, cancelled_jobs: 1 });

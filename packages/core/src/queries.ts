@@ -154,7 +154,7 @@ export async function batchStats(db: DbOrTx, userId: string) {
     total_jobs: num(b?.jobs),
     total_cost_usd: usdOf(c?.cost),
     total_tokens: num(c?.tokens),
-    avg_jobs_per_batch: total === 0 ? 0 : Math.round((num(b?.jobs) / total) * 100) / 100,
+    avg_jobs_per_batch: total === 0 ? 0 : num(b?.jobs) / total,
     avg_duration_seconds: avgSeconds(b?.avg_s),
   };
 }

@@ -47,7 +47,8 @@ export function batchView(batch: Batch, agg: BatchAggregate, now: Date = new Dat
       completed_jobs: agg.completed,
       failed_jobs: agg.failed,
       cancelled_jobs: agg.cancelled,
-      progress_percent: batch.totalJobs === 0 ? 0 : Math.round((done / batch.totalJobs) * 10_000) / 100,
+      // The contract's formula as it is, unrounded: (completed + failed + cancelled) / total × 100.
+      progress_percent: batch.totalJobs === 0 ? 0 : (done / batch.totalJobs) * 100,
     },
     cost: {
       estimated_cost_usd: usd(batch.estimatedCostMicros),
