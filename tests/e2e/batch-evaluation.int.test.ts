@@ -55,7 +55,7 @@ describe("batch evaluation locks only batches that move", () => {
     const ids = res.body.job_ids as string[];
     await db().$executeRaw`UPDATE simulation_jobs SET released_at = now() WHERE id = ANY(${ids}::text[])`;
     await claimJobs(db(), ids);
-    expect((await end(ids.slice(0, 1))).size).toBe(1);
+    expect((await end(ids.slice(0, 1))).ended.size).toBe(1);
 
     // Another transaction holds the batch row (as a worker's end statement or a release would).
     await holder.query("BEGIN");

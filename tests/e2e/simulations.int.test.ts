@@ -138,6 +138,21 @@ describe("single simulations end to end", () => {
     expect(again.body.message).toContain("CANCELLED");
   });
 
+  it("a cancel that lands while a job runs its last step still ends it CANCELLED, charged for that step", async () => {
+    // One step of 1.5 s: the step in flight is the last one, and its end is the boundary where the cancel applies.
+    const res = await submit(alice.key, scripted({ steps: 1, step_ms: 1_500, cost_usd_per_step: 0.03 }));
+    await stack.waitJob(alice.key, res.body.job_id, (j) => j.status === "RUNNING");
+    const c = await stack.http().post(`/simulations/${res.body.job_id}/cancel`).set("X-API-Key", alice.key).send({ reason: "too late?" });
+    expect(c.status).toBe(200);
+    expect(c.body.status).toBe("RUNNING");
+    const job = await stack.waitJob(alice.key, res.body.job_id, (j) => FINAL_JOB.has(j.status));
+    expect(job).toMatchObject({ status: "CANCELLED", cancel_reason: "too late?", cost_usd: 0.03, tokens_used: 100, current_step: "step 1/1" });
+    const result = await stack.http().get(`/simulations/${job.job_id}/result`).set("X-API-Key", alice.key);
+    expect(result.status).toBe(400);
+    const usage = await stack.http().get("/simulations/stats").set("X-API-Key", alice.key);
+    expect(usage.body.cancelled_jobs).toBeGreaterThanOrEqual(1);
+  });
+
   it("answers 401, 403, 404 and 422 as the contract says", async () => {
     const own = await submit(alice.key, scripted({ steps: 1 }));
     expect((await stack.http().get(`/simulations/${own.body.job_id}`)).status).toBe(401);

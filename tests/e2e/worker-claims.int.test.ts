@@ -196,7 +196,7 @@ describe("claims and results", () => {
       writer.store({ jobId: other, attempt: 1, result: { tag: "other" }, exports: exportsOf("other"), costMicros: 30_000, tokens: 12, at }),
     ]);
     expect(c.statements()).toBe(1);
-    expect([stale, fresh]).toEqual([false, true]);
+    expect([stale, fresh]).toEqual(["stale", "ended"]);
     expect(ends).toEqual([{ jobId: other, attempt: 1, batchId, templateId: "test/scripted", durationSeconds: expect.any(Number) }]);
     expect(await db().simulationResult.findUnique({ where: { jobId: id } })).toBeNull();
     expect(await db().simulationExport.count({ where: { jobId: id } })).toBe(0);

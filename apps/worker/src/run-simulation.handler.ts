@@ -1,5 +1,5 @@
 import { RunSimulationPayloadSchema, type JobEvent } from "@simbatch/contracts";
-import { STORED_EXPORT_FORMATS, type ClaimedJob, type ClaimResult, type OutcomeToRecord, type ResultToStore } from "@simbatch/core";
+import { STORED_EXPORT_FORMATS, type ClaimedJob, type ClaimResult, type EndVerdict, type OutcomeToRecord, type ResultToStore } from "@simbatch/core";
 import type { Db } from "@simbatch/db";
 import { renderExport, type ExportFormat, type RunOutcome, type SimulationEngine, type SimulationSpec, type TemporalMode } from "@simbatch/engine";
 import type { Logger } from "@simbatch/logger";
@@ -9,8 +9,12 @@ export interface HandlerDeps {
   db: Db;
   /** Claims a job for a new attempt; the runtime shares one statement between the claims of a tick (ClaimBatcher). */
   claim: (jobId: string) => Promise<ClaimResult>;
-  /** Ends a completed run with its result and charge; false when the attempt is stale. The runtime batches these (ResultWriter). */
-  storeResult: (item: ResultToStore) => Promise<boolean>;
+  /**
+   * Ends a completed run with its result and charge; `stop-requested` when a stop came while its
+   * last step ran (it then ends CANCELLED), `stale` when another attempt owns the job. The runtime
+   * batches these (ResultWriter).
+   */
+  storeResult: (item: ResultToStore) => Promise<EndVerdict>;
   /**
    * Records a failed or interrupted attempt's outcome in Postgres before its
    * event is published; false when the attempt is stale. The runtime batches
@@ -119,7 +123,7 @@ export function createRunSimulationHandler(deps: HandlerDeps) {
 
     const run = await runWithReporting(deps, job, event);
     if (run === "shutdown") throw new ShutdownInterrupt(job.id);
-    const { outcome, verdict } = run;
+    const { outcome, verdict, lastProgress } = run;
     // Every end is made durable first (guarded on this attempt), then published:
     // a finished attempt is never run again, whatever the reconciler's lag. A
     // completed attempt is ended and charged with its result, in one statement.
@@ -139,17 +143,23 @@ export function createRunSimulationHandler(deps: HandlerDeps) {
           at,
         }),
       );
-      if (!stored) {
+      if (stored === "stale") {
         // Another attempt owns the job now (this worker's lock lapsed and it was re-claimed) or it has ended.
         log.warn("simulation result refused: attempt is stale", { steps: outcome.steps });
         return { outcome: "stale" };
       }
-      await event({ type: "completed", costMicros: outcome.costMicros, tokens: outcome.tokens, ended: true, batchId: job.batchId }, at);
-      log.info("simulation completed", { steps: outcome.steps, cost_micros: outcome.costMicros, tokens: outcome.tokens });
-      return { outcome: "completed" };
+      if (stored === "ended") {
+        await event({ type: "completed", costMicros: outcome.costMicros, tokens: outcome.tokens, ended: true, batchId: job.batchId }, at);
+        log.info("simulation completed", { steps: outcome.steps, cost_micros: outcome.costMicros, tokens: outcome.tokens });
+        return { outcome: "completed" };
+      }
+      // A stop (cancel, fail-fast, budget) was requested while the last step ran: the run
+      // reached its step boundary, where a stopped run is interrupted and ends CANCELLED with
+      // what it spent, as if the stop had been read there. Its last step's progress goes first.
+      if (lastProgress) await event(lastProgress);
     }
     const base = { jobId: job.id, attempt: job.attempt, costMicros: outcome.costMicros, tokens: outcome.tokens, at };
-    if (outcome.kind === "interrupted") {
+    if (outcome.kind === "interrupted" || outcome.kind === "completed") {
       if (!(await record({ ...base, status: "CANCELLED", errorMessage: null }))) {
         log.warn("interrupted attempt is stale; nothing published", { steps: outcome.steps });
         return { outcome: "stale" };
@@ -173,7 +183,7 @@ async function runWithReporting(
   deps: HandlerDeps,
   job: ClaimedJob,
   event: (e: EventBody) => Promise<void>,
-): Promise<{ outcome: RunOutcome; verdict: StopVerdict } | "shutdown"> {
+): Promise<{ outcome: RunOutcome; verdict: StopVerdict; lastProgress: EventBody | null } | "shutdown"> {
   let verdict: StopVerdict = "continue";
   let lastCost = 0;
   let lastSent = 0;
@@ -211,5 +221,5 @@ async function runWithReporting(
   });
   if (unsent && outcome.kind !== "completed") await event(unsent);
   if (outcome.kind === "interrupted" && verdict === "continue" && deps.shuttingDown()) return "shutdown";
-  return { outcome, verdict };
+  return { outcome, verdict, lastProgress: outcome.kind === "completed" ? unsent : null };
 }

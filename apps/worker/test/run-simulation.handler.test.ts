@@ -1,5 +1,5 @@
 import type { JobEvent } from "@simbatch/contracts";
-import type { ClaimedJob, ClaimResult, ResultToStore } from "@simbatch/core";
+import type { ClaimedJob, ClaimResult, EndVerdict, ResultToStore } from "@simbatch/core";
 import type { Db } from "@simbatch/db";
 import { ScriptedEngine } from "@simbatch/engine";
 import { createLogger } from "@simbatch/logger";
@@ -24,7 +24,7 @@ const claimed = (attempt: number, config: Record<string, unknown>): ClaimedJob =
   requestId: "req-1",
 });
 
-function harness(opts: { claim: ClaimResult; stored?: boolean; verdicts?: StopVerdict[]; shuttingDown?: () => boolean }) {
+function harness(opts: { claim: ClaimResult; stored?: EndVerdict; verdicts?: StopVerdict[]; shuttingDown?: () => boolean }) {
   const events: JobEvent[] = [];
   const stores: ResultToStore[] = [];
   const verdicts = [...(opts.verdicts ?? [])];
@@ -38,7 +38,7 @@ function harness(opts: { claim: ClaimResult; stored?: boolean; verdicts?: StopVe
     claim: async () => opts.claim,
     storeResult: async (item) => {
       stores.push(item);
-      return opts.stored ?? true;
+      return opts.stored ?? "ended";
     },
     events: { publish: async (e: JobEvent) => void events.push(e) } as unknown as EventStream,
     signals: {
@@ -103,10 +103,18 @@ describe("run-simulation handler", () => {
   });
 
   it("a stale attempt's result is refused: no completed event, outcome stale, a warning", async () => {
-    const h = harness({ claim: { kind: "claimed", job: claimed(1, { steps: 2 }) }, stored: false });
+    const h = harness({ claim: { kind: "claimed", job: claimed(1, { steps: 2 }) }, stored: "stale" });
     expect(await h.run()).toEqual({ outcome: "stale" });
     expect(h.events.map((e) => e.type)).toEqual(["progress"]);
     expect(h.lines).toContainEqual({ level: "warn", message: "simulation result refused: attempt is stale" });
+  });
+
+  it("a stop requested while the last step ran ends the run cancelled, charged in full, after the last step's progress", async () => {
+    const h = harness({ claim: { kind: "claimed", job: claimed(1, { steps: 2 }) }, stored: "stop-requested" });
+    expect(await h.run()).toEqual({ outcome: "cancelled" });
+    expect(h.events.map((e) => e.type)).toEqual(["progress", "progress", "cancelled"]);
+    expect(h.events[1]).toMatchObject({ type: "progress", step: "step 2/2" });
+    expect(h.events[2]).toMatchObject({ type: "cancelled", costMicros: h.stores[0]!.costMicros, tokens: h.stores[0]!.tokens });
   });
 
   it("a stop ends the run as cancelled after that step's progress", async () => {

@@ -407,26 +407,36 @@ export interface CompletedEnd {
  * it, is ended (its row is locked, so a concurrent re-claim waits for the end
  * or, having won, makes it refuse), and a result never replaces a later
  * attempt's. The counters' triggers count the end and the charge in the same
- * statement, as they do for the reconciler's ends. Returns the attempts ended.
+ * statement, as they do for the reconciler's ends. A job whose stop was requested
+ * (a cancel, a fail-fast or budget stop) while its last step ran is not ended
+ * here: its run reached the step boundary where it is interrupted, so it ends
+ * CANCELLED like any interrupted run (the caller records that outcome).
+ * Returns the attempts ended and, apart, those whose stop was requested.
  */
-async function writeResults(db: Db, items: PreparedResult[]): Promise<CompletedEnd[]> {
+async function writeResults(db: Db, items: PreparedResult[]): Promise<{ ended: CompletedEnd[]; stopRequested: string[] }> {
   const exports = items.flatMap((it) => it.exports.map((e) => ({ ...e, jobId: it.jobId, attempt: it.attempt })));
   // One statement text whatever the number of rows (arrays, not VALUES lists), so that it is
   // prepared once per connection and planned once (planning was a tenth of its time).
-  const ended = await inPreparedTransaction(db, (tx) =>
-    tx.$queryRaw<{ id: string; attempt: number; batch_id: string | null; template_id: string | null; duration_s: number | null }[]>(
+  const rows = await inPreparedTransaction(db, (tx) =>
+    tx.$queryRaw<{ id: string; attempt: number; batch_id: string | null; template_id: string | null; duration_s: number | null; stop: boolean }[]>(
       prepared(
         "end_completed_runs",
         Prisma.sql`
-    WITH live AS (
+    WITH input AS (
       SELECT v.job_id, v.attempt, v.result, v.cost, v.tokens, v.at, v.period
       FROM unnest(${items.map((it) => it.jobId)}::text[], ${items.map((it) => it.attempt)}::int[], ${items.map((it) => it.json)}::jsonb[],
         ${items.map((it) => String(it.costMicros))}::bigint[], ${items.map((it) => String(it.tokens))}::bigint[],
         ${items.map((it) => it.at.toISOString())}::timestamp[], ${items.map((it) => periodOf(it.at))}::text[])
         AS v(job_id, attempt, result, cost, tokens, at, period)
-      JOIN simulation_jobs j ON j.id = v.job_id AND j.status = 'RUNNING' AND j.attempts = v.attempt
+    ), live AS (
+      SELECT v.job_id, v.attempt, v.result, v.cost, v.tokens, v.at, v.period
+      FROM input v JOIN simulation_jobs j ON j.id = v.job_id AND j.status = 'RUNNING' AND j.attempts = v.attempt AND NOT j.cancel_requested
       WHERE NOT EXISTS (SELECT 1 FROM job_attempt_outcomes o WHERE o.job_id = v.job_id AND o.attempt = v.attempt)
       FOR UPDATE OF j
+    ), stopping AS (
+      SELECT v.job_id, v.attempt
+      FROM input v JOIN simulation_jobs j ON j.id = v.job_id AND j.status = 'RUNNING' AND j.attempts = v.attempt AND j.cancel_requested
+      WHERE NOT EXISTS (SELECT 1 FROM job_attempt_outcomes o WHERE o.job_id = v.job_id AND o.attempt = v.attempt)
     ), ended AS (
       UPDATE simulation_jobs j SET status = 'COMPLETED', completed_at = l.at,
         ${reportedSpending("l")},
@@ -448,17 +458,17 @@ async function writeResults(db: Db, items: PreparedResult[]): Promise<CompletedE
       JOIN ended ON ended.id = e.job_id AND ended.attempt = e.attempt
       ON CONFLICT (job_id, format) DO UPDATE SET content_type = EXCLUDED.content_type, content = EXCLUDED.content, created_at = now()
     )
-    SELECT id, attempt, batch_id, template_id, duration_s FROM ended`,
+    SELECT id, attempt, batch_id, template_id, duration_s, false AS stop FROM ended
+    UNION ALL SELECT job_id, attempt, NULL, NULL, NULL, true FROM stopping`,
       ),
     ),
   );
-  return ended.map((r) => ({
-    jobId: r.id,
-    attempt: r.attempt,
-    batchId: r.batch_id,
-    templateId: r.template_id,
-    durationSeconds: Number(r.duration_s ?? 0),
-  }));
+  return {
+    ended: rows
+      .filter((r) => !r.stop)
+      .map((r) => ({ jobId: r.id, attempt: r.attempt, batchId: r.batch_id, templateId: r.template_id, durationSeconds: Number(r.duration_s ?? 0) })),
+    stopRequested: rows.filter((r) => r.stop).map((r) => `${r.id}:${r.attempt}`),
+  };
 }
 
 /** Largest statement the result writer builds from several results (one result alone may exceed it). */
@@ -468,16 +478,20 @@ const MAX_WRITE_BYTES = 8 * 1024 * 1024;
  * Ends completed runs with what they produced, before their completion events
  * are published: as few statements as possible (one unless the results are
  * large or one job appears twice). Returns the attempts ended, by
- * `${jobId}:${attempt}`; an attempt missing from it was refused as stale (the
- * job was re-claimed, or has ended) and must not report completion.
+ * `${jobId}:${attempt}`, and apart those whose stop was requested (they are to
+ * end CANCELLED, see writeResults); an attempt in neither was refused as stale
+ * (the job was re-claimed, or has ended) and must not report completion.
  */
-export async function storeResults(db: Db, items: ResultToStore[]): Promise<Map<string, CompletedEnd>> {
+export async function storeResults(db: Db, items: ResultToStore[]): Promise<{ ended: Map<string, CompletedEnd>; stopRequested: Set<string> }> {
   const stored = new Map<string, CompletedEnd>();
+  const stopRequested = new Set<string>();
   let chunk: PreparedResult[] = [];
   let bytes = 0;
   const flush = async () => {
     if (chunk.length === 0) return;
-    for (const e of await writeResults(db, chunk)) stored.set(`${e.jobId}:${e.attempt}`, e);
+    const written = await writeResults(db, chunk);
+    for (const e of written.ended) stored.set(`${e.jobId}:${e.attempt}`, e);
+    for (const k of written.stopRequested) stopRequested.add(k);
     chunk = [];
     bytes = 0;
   };
@@ -487,10 +501,10 @@ export async function storeResults(db: Db, items: ResultToStore[]): Promise<Map<
     bytes += it.bytes;
   }
   await flush();
-  return stored;
+  return { ended: stored, stopRequested };
 }
 
-/** Ends one completed run with its result (see storeResults); false when the write was refused as stale. */
+/** Ends one completed run with its result (see storeResults); false when it was not ended (stale, or its stop requested). */
 export async function storeResult(
   db: Db,
   jobId: string,
@@ -499,27 +513,36 @@ export async function storeResult(
   exports: { format: string; contentType: string; content: Buffer }[],
   spending: { costMicros: number; tokens: number } = { costMicros: 0, tokens: 0 },
 ): Promise<boolean> {
-  return (await storeResults(db, [{ jobId, attempt, result, exports, ...spending }])).has(`${jobId}:${attempt}`);
+  return (await storeResults(db, [{ jobId, attempt, result, exports, ...spending }])).ended.has(`${jobId}:${attempt}`);
 }
 
 /**
+ * What became of a completed run's end: `ended` with its result, `stop-requested` (a
+ * stop came while its last step ran: it is to end CANCELLED), or `stale`.
+ */
+export type EndVerdict = "ended" | "stop-requested" | "stale";
+
+/**
  * Runs completed within the same tick (or while the previous write runs) are
- * ended together (see storeResults). `store` resolves true when the attempt was
- * ended with its result, false when it is stale. `onEnded` hears of each
- * statement's ends after it committed (the worker counts them in the job metrics).
+ * ended together (see storeResults); `store` resolves with each one's EndVerdict.
+ * `onEnded` hears of each statement's ends after it committed (the worker counts
+ * them in the job metrics).
  */
 export class ResultWriter {
-  private readonly batcher: TickBatcher<ResultToStore, boolean>;
+  private readonly batcher: TickBatcher<ResultToStore, EndVerdict>;
 
   constructor(db: Db, onEnded: (ends: CompletedEnd[]) => void = () => undefined) {
     this.batcher = new TickBatcher(async (items) => {
-      const stored = await storeResults(db, items);
-      if (stored.size > 0) onEnded([...stored.values()]);
-      return items.map((it) => stored.has(`${it.jobId}:${it.attempt}`));
+      const { ended, stopRequested } = await storeResults(db, items);
+      if (ended.size > 0) onEnded([...ended.values()]);
+      return items.map((it) => {
+        const key = `${it.jobId}:${it.attempt}`;
+        return ended.has(key) ? "ended" : stopRequested.has(key) ? "stop-requested" : "stale";
+      });
     }, 100);
   }
 
-  store(item: ResultToStore): Promise<boolean> {
+  store(item: ResultToStore): Promise<EndVerdict> {
     return this.batcher.submit(item);
   }
 }
