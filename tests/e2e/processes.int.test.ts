@@ -75,6 +75,42 @@ describe("service processes", () => {
     expect(unknown.out).toContain("Unknown option '--idd'");
     expect(unknown.out).toContain("usage:");
     expect(unknown.out).not.toContain("    at ");
+    // The admin API's rules: a user id it would refuse is refused here too, naming the flag.
+    for (const id of ["bad id", "", "q".repeat(65)]) {
+      const refused = await cli("users", "create", "--id", id);
+      expect({ id, code: refused.code }).toEqual({ id, code: 2 });
+      expect(refused.out).toContain("--id: must be 1-64 characters");
+    }
+    expect(await env.core.db.user.count({ where: { id: { in: ["bad id", ""] } } })).toBe(0);
+  }, 60_000);
+
+  it("adjusts usage with the admin CLI, as the admin API does: the ledger entry and the live API-call count", async () => {
+    const cli = async (...args: string[]) => {
+      const p = run("apps/api/src/cli/admin.ts", base, args);
+      const { code } = await p.exited;
+      return { code, out: p.output() };
+    };
+    expect((await cli("users", "create", "--id", "cli-usage")).code).toBe(0);
+    const period = new Date().toISOString().slice(0, 7);
+    // The quota gate's live count of the period, as an API process would have seeded it.
+    const live = `${env.prefix}:usage:api:${period}:cli-usage`;
+    await env.redis().set(live, "40");
+    const adj = await cli("usage", "adjust", "--user", "cli-usage", "--simulations=-2", "--api-calls", "5", "--cost-usd", "1.5", "--reason", "goodwill");
+    expect(adj.code).toBe(0);
+    expect(JSON.parse(adj.out)).toMatchObject({ user_id: "cli-usage", period, api_calls: 5, simulations: -2, cost_usd: 1.5, tokens: 0, reason: "goodwill" });
+    expect(await env.redis().get(live)).toBe("45");
+    const entries = await env.core.db.ledgerEntry.findMany({ where: { userId: "cli-usage", kind: "ADJUSTMENT" } });
+    expect(entries.map((e) => [e.period, Number(e.apiCalls), e.simulations, Number(e.costMicros)])).toEqual([[period, 5, -2, 1_500_000]]);
+    // Wrong input as the API's 422 would name it; nothing written.
+    const zero = await cli("usage", "adjust", "--user", "cli-usage", "--tokens", "0", "--reason", "nothing");
+    expect(zero.code).toBe(2);
+    expect(zero.out).toContain("at least one of api_calls, simulations, cost_usd, tokens must be non-zero");
+    const badPeriod = await cli("usage", "adjust", "--user", "cli-usage", "--simulations", "1", "--period", "2026-13x", "--reason", "x");
+    expect(badPeriod.code).toBe(2);
+    expect(badPeriod.out).toContain("--period: must be YYYY-MM");
+    expect((await cli("usage", "adjust", "--user", "cli-usage", "--simulations", "many", "--reason", "x")).out).toContain("--simulations: must be a number");
+    expect((await cli("usage", "adjust", "--user", "nobody", "--simulations", "1", "--reason", "x")).out).toContain("NotFound");
+    expect(await env.core.db.ledgerEntry.count({ where: { kind: "ADJUSTMENT", userId: { in: ["cli-usage", "nobody"] } } })).toBe(1);
   }, 60_000);
 
   it("npm start creates and migrates a missing database, serves, and stops on SIGTERM", async () => {

@@ -41,3 +41,4 @@ export const UsageAdjustmentSchema = z
   .refine((b) => [b.api_calls, b.simulations, b.cost_usd, b.tokens].some((n) => n != null && n !== 0), {
     message: "at least one of api_calls, simulations, cost_usd, tokens must be non-zero",
   });
+export type UsageAdjustmentRequest = z.infer<typeof UsageAdjustmentSchema>;

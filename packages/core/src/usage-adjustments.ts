@@ -1,3 +1,4 @@
+import { periodOf, usdToMicros, type UsageAdjustmentRequest } from "@simbatch/contracts";
 import type { Db } from "@simbatch/db";
 import { notFound } from "@simbatch/errors";
 import { usd } from "./deps.ts";
@@ -54,4 +55,28 @@ export async function createUsageAdjustment(db: Db, userId: string, input: Adjus
     reason: input.reason,
     created_at: row.createdAt.toISOString(),
   };
+}
+
+/**
+ * `POST /admin/users/{user_id}/usage-adjustments` and the admin CLI's `usage adjust`:
+ * the request's defaults (the current period, zeros), the ledger entry, then the live
+ * API-call count moved by `applyLive` when the entry counts API calls.
+ */
+export async function applyUsageAdjustment(
+  db: Db,
+  userId: string,
+  body: UsageAdjustmentRequest,
+  now: Date,
+  applyLive?: (userId: string, period: string, apiCalls: number) => Promise<void>,
+): Promise<AdjustmentView> {
+  const adj = await createUsageAdjustment(db, userId, {
+    period: body.period ?? periodOf(now),
+    apiCalls: body.api_calls ?? 0,
+    simulations: body.simulations ?? 0,
+    costMicros: usdToMicros(body.cost_usd ?? 0),
+    tokens: body.tokens ?? 0,
+    reason: body.reason,
+  });
+  if (adj.api_calls !== 0 && applyLive) await applyLive(userId, adj.period, adj.api_calls);
+  return adj;
 }

@@ -41,6 +41,16 @@ const ADJUST = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end
 return false`;
 
+/**
+ * Moves a user's live API-call count of a period by an operator adjustment already
+ * written to Postgres (the quota gate reads the live count); a count not in Redis
+ * yet is seeded later from Postgres, adjustment included. The admin CLI calls it
+ * without a counter.
+ */
+export async function adjustLiveApiCalls(redis: Redis, prefix: string, userId: string, period: string, delta: number): Promise<void> {
+  await redis.eval(ADJUST, 1, redisKeys(prefix).apiCalls(userId, period), String(delta));
+}
+
 export interface PendingCalls {
   userId: string;
   period: string;
@@ -93,7 +103,7 @@ export class ApiCallCounter {
 
   /** Applies an operator adjustment to the live count (call after it is in Postgres). */
   async adjust(userId: string, period: string, delta: number): Promise<void> {
-    await this.opts.redis.eval(ADJUST, 1, this.keys.apiCalls(userId, period), String(delta));
+    await adjustLiveApiCalls(this.opts.redis, this.opts.prefix, userId, period, delta);
   }
 
   /** Moves pending deltas to Postgres; on failure they are put back for the next flush. */

@@ -4,6 +4,7 @@ import { createDb, type Db } from "@simbatch/db";
 import { createCatalog, createEngine, type SimulationEngine } from "@simbatch/engine";
 import { createLogger, type Logger } from "@simbatch/logger";
 import {
+  adjustLiveApiCalls,
   createRedis,
   JobMetrics,
   ProgressChannel,
@@ -12,6 +13,7 @@ import {
   StopSignals,
   WebhookQueue,
   WorkerRegistry,
+  waitReady,
   type Redis,
   type RedisNode,
   type RedisTarget,
@@ -170,12 +172,32 @@ export function redisTargetOf(env: CommonEnv): RedisTarget {
   return { url: env.REDIS_URL, clusterNodes: env.REDIS_CLUSTER_NODES ?? null };
 }
 
-/** The admin CLI's Postgres client (a small pool: one command, then exit). */
-export function wireAdminCli(env: CommonEnv): Db {
-  return createDb({
+export interface WiredAdminCli {
+  db: Db;
+  /** Moves a user's live API-call count by an adjustment (Redis is reached only by commands that call this). */
+  adjustLiveApiCalls(userId: string, period: string, delta: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The admin CLI's clients: a small Postgres pool (one command, then exit) and, when needed, Redis. */
+export function wireAdminCli(env: CommonEnv): WiredAdminCli {
+  const db = createDb({
     url: env.DATABASE_URL,
     poolSize: 2,
     preparedStatements: env.DATABASE_PREPARED_STATEMENTS,
     idleInTransactionTimeoutMs: env.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
   });
+  let redis: Redis | null = null;
+  return {
+    db,
+    async adjustLiveApiCalls(userId, period, delta) {
+      redis ??= createRedis(redisTargetOf(env), "producer");
+      await waitReady(redis);
+      await adjustLiveApiCalls(redis, env.REDIS_PREFIX, userId, period, delta);
+    },
+    async close() {
+      redis?.disconnect();
+      await db.$disconnect();
+    },
+  };
 }

@@ -1,5 +1,5 @@
-import { CreateKeySchema, CreateUserSchema, periodOf, UpdateUserSchema, UsageAdjustmentSchema, usdToMicros } from "@simbatch/contracts";
-import { createApiKey, createUsageAdjustment, revokeApiKey, updateUserTier, upsertUser } from "@simbatch/core";
+import { CreateKeySchema, CreateUserSchema, UpdateUserSchema, UsageAdjustmentSchema } from "@simbatch/contracts";
+import { applyUsageAdjustment, createApiKey, revokeApiKey, updateUserTier, upsertUser } from "@simbatch/core";
 import type { RequestHandler } from "express";
 import type { ApiDeps } from "../deps.ts";
 import { locals } from "../http/request-context.ts";
@@ -34,18 +34,10 @@ export function adminHandlers(deps: ApiDeps) {
   const adjustUsage: RequestHandler = async (req, res) => {
     const body = parse(UsageAdjustmentSchema, req.body);
     const userId = String(req.params.user_id);
-    const period = body.period ?? periodOf(deps.clock.now());
-    const adj = await createUsageAdjustment(deps.db, userId, {
-      period,
-      apiCalls: body.api_calls ?? 0,
-      simulations: body.simulations ?? 0,
-      costMicros: usdToMicros(body.cost_usd ?? 0),
-      tokens: body.tokens ?? 0,
-      reason: body.reason,
-    });
     // The quota gate reads the live Redis count; Postgres alone would only show it after a re-seed.
-    if (adj.api_calls !== 0) await deps.apiCalls?.adjust(userId, period, adj.api_calls);
-    locals(res).log.info("usage adjusted", { user_id: userId, adjustment_id: adj.adjustment_id, period });
+    const counter = deps.apiCalls;
+    const adj = await applyUsageAdjustment(deps.db, userId, body, deps.clock.now(), counter ? (u, p, n) => counter.adjust(u, p, n) : undefined);
+    locals(res).log.info("usage adjusted", { user_id: userId, adjustment_id: adj.adjustment_id, period: adj.period });
     res.status(201).json(adj);
   };
 
