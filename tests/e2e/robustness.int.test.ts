@@ -151,6 +151,13 @@ describe("odd input never yields a 500", () => {
       .set("X-API-Key", key)
       .send({ simulations: [{ template_id: "board_meeting" }] });
     expect({ status: dry.status, detail: dry.body.detail }).toEqual({ status: 422, detail: [{ path: "dry_run", message: "must be given once" }] });
+    // status_filter is status's alias: naming two statuses through both is refused too; the same one twice is fine.
+    const both = await stack.http().get("/simulations?status=completed&status_filter=cancelled").set("X-API-Key", key);
+    expect({ status: both.status, detail: both.body.detail }).toEqual({
+      status: 422,
+      detail: [{ path: "status_filter", message: "is an alias of status and names another status: give one of them" }],
+    });
+    expect((await stack.http().get("/simulations?status=completed&status_filter=COMPLETED").set("X-API-Key", key)).status).toBe(200);
     const one = await stack.http().get("/simulations/templates?category=%20Persona%20").set("X-API-Key", key);
     expect(one.status).toBe(200);
     expect(new Set(one.body.templates.map((t: { category: string }) => t.category))).toEqual(new Set(["persona"]));

@@ -146,11 +146,17 @@ export const ListTemplatesQuerySchema = z.object({
   category: z.preprocess(emptyAsUndefined, z.string(onceOnly).trim().toLowerCase().optional()),
 });
 
-export const ListJobsQuerySchema = z.object({
-  status: statusQuery(JOB_STATUSES),
-  status_filter: statusQuery(JOB_STATUSES),
-  ...pageQuery,
-});
+export const ListJobsQuerySchema = z
+  .object({
+    status: statusQuery(JOB_STATUSES),
+    status_filter: statusQuery(JOB_STATUSES),
+    ...pageQuery,
+  })
+  // An alias naming another status than `status` would silently drop one filter.
+  .refine((q) => q.status == null || q.status_filter == null || q.status === q.status_filter, {
+    path: ["status_filter"],
+    message: "is an alias of status and names another status: give one of them",
+  });
 /** `Idempotency-Key` header: 1-255 characters of [A-Za-z0-9._:-]. */
 export const IdempotencyKeySchema = z
   .string()
