@@ -165,7 +165,11 @@ export function createRunSimulationHandler(deps: HandlerDeps) {
         return { outcome: "stale" };
       }
       await event({ type: "cancelled", costMicros: outcome.costMicros, tokens: outcome.tokens, ...(verdict === "budget" ? { stoppedBy: "budget" } : {}) }, at);
-      log.info("simulation interrupted", { steps: outcome.steps, cost_micros: outcome.costMicros, stopped_by: verdict });
+      log.info("simulation interrupted", {
+        steps: outcome.steps,
+        cost_micros: outcome.costMicros,
+        stopped_by: outcome.kind === "completed" ? "a stop requested during its last step" : verdict,
+      });
       return { outcome: "cancelled" };
     }
     if (!(await record({ ...base, status: "FAILED", errorMessage: outcome.errorMessage }))) {

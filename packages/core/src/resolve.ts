@@ -34,7 +34,8 @@ export function resolveSimulation(
     return { ok: false, issues };
   }
   const req: SimulationRequest = parsed.data;
-  const { template, config, issues } = catalogIssues(catalog, req.template_id?.trim() || null, req.config ?? {}, pathPrefix);
+  const config = req.config ?? {};
+  const { template, issues } = catalogIssues(catalog, req.template_id?.trim() || null, config, pathPrefix);
   if (issues.length > 0) return { ok: false, issues };
   const entityCount = req.entity_count ?? template?.default_entity_count ?? 4;
   const timepointCount = req.timepoint_count ?? template?.default_timepoint_count ?? 5;
@@ -59,11 +60,11 @@ export function resolveSimulation(
 function catalogIssues(catalog: Catalog, templateKey: string | null, config: Record<string, unknown>, pathPrefix: string) {
   const template = templateKey ? catalog.resolve(templateKey) : undefined;
   if (templateKey && !template) {
-    return { template, config, issues: [{ path: prefixed(pathPrefix, "template_id"), message: `unknown template '${templateKey}'` }] };
+    return { template, issues: [{ path: prefixed(pathPrefix, "template_id"), message: `unknown template '${templateKey}'` }] };
   }
   const issues = validateRunConfig(template?.template_id ?? null, config).map((i) => ({
     path: prefixed(pathPrefix, `config${i.path ? `.${i.path}` : ""}`),
     message: i.message,
   }));
-  return { template, config, issues };
+  return { template, issues };
 }
